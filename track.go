@@ -1,0 +1,83 @@
+package litefs
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// A Tracker hears what the driver did on behalf of one context: the first
+// write it refused and whether a write was committed. net/http middleware
+// (package httpbridge) attaches one to each request context, so a handler
+// that passes r.Context() to its database calls needs no other wiring.
+//
+// The zero value is ready to use; a Tracker is safe for concurrent use.
+type Tracker struct {
+	mu        sync.Mutex
+	refusal   error
+	committed bool
+	posPath   string // <db>-pos of the database last committed to; "" if none
+}
+
+type trackerKey struct{}
+
+// WithTracker returns a copy of ctx that carries t.
+func WithTracker(ctx context.Context, t *Tracker) context.Context {
+	return context.WithValue(ctx, trackerKey{}, t)
+}
+
+// TrackerFrom returns the Tracker carried by ctx, or nil.
+func TrackerFrom(ctx context.Context) *Tracker {
+	t, _ := ctx.Value(trackerKey{}).(*Tracker)
+	return t
+}
+
+// ReportRefusal records err if it is a refusal (errors.Is(err,
+// [ErrNotPrimary])) and none was recorded before; other errors are ignored.
+// The driver calls it for every write it refuses; code that refuses writes by
+// other means may call it too.
+func (t *Tracker) ReportRefusal(err error) {
+	if t == nil || !errors.Is(err, ErrNotPrimary) {
+		return
+	}
+	t.mu.Lock()
+	if t.refusal == nil {
+		t.refusal = err
+	}
+	t.mu.Unlock()
+}
+
+// Refusal returns the first refusal recorded, or nil.
+func (t *Tracker) Refusal() error {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.refusal
+}
+
+// Committed reports whether a write was committed through the driver with
+// this tracker's context.
+func (t *Tracker) Committed() bool {
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.committed
+}
+
+// reportCommit records a committed write to the database whose position file
+// is posPath ("" for a database outside LiteFS).
+func (t *Tracker) reportCommit(posPath string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.committed = true
+	if posPath != "" {
+		t.posPath = posPath
+	}
+	t.mu.Unlock()
+}
