@@ -49,6 +49,7 @@ func (e *NotPrimaryError) Is(target error) bool { return target == ErrNotPrimary
 type noPrimaryError struct {
 	reason string
 	err    error
+	probe  *prober // lets WaitPrimary watch the node that refused
 }
 
 func (e *noPrimaryError) Error() string {
