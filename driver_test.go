@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
 )
 
@@ -805,5 +806,99 @@ func TestConnectHookAndRaw(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestWaitPrimary(t *testing.T) {
+	t.Parallel()
+	m := newTestMount(t)
+	db := openDB(t, m, "")
+	noPrimary := func() error {
+		t.Helper()
+		m.SetNoPrimary()
+		_, err := db.Exec("INSERT INTO t(v) VALUES ('w')")
+		if !errors.Is(err, ErrNoPrimary) {
+			t.Fatalf("got %v, want ErrNoPrimary", err)
+		}
+		return err
+	}
+	wait := func(refusal error) <-chan [2]any {
+		ch := make(chan [2]any, 1)
+		go func() {
+			id, err := WaitPrimary(t.Context(), refusal)
+			ch <- [2]any{id, err}
+		}()
+		return ch
+	}
+
+	refusal := noPrimary()
+	got := wait(refusal)
+	m.SetReplica("node-n")
+	if r := <-got; r[0] != "node-n" || r[1] != nil {
+		t.Fatalf("got %v, want node-n", r)
+	}
+
+	refusal = noPrimary()
+	got = wait(refusal)
+	m.SetPrimary()
+	if r := <-got; r[0] != "" || r[1] != nil {
+		t.Fatalf("got %v, want this node (\"\")", r)
+	}
+
+	refusal = noPrimary()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := WaitPrimary(ctx, refusal); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled: got %v, want context.Canceled", err)
+	}
+	if id, err := WaitPrimary(t.Context(), &NotPrimaryError{PrimaryID: "node-k"}); id != "node-k" || err != nil {
+		t.Fatalf("known primary: got %q, %v", id, err)
+	}
+	if _, err := WaitPrimary(t.Context(), ErrNoPrimary); err == nil {
+		t.Fatal("a bare ErrNoPrimary: got no error, want one (nothing to watch)")
+	}
+}
+
+func TestSQLX(t *testing.T) {
+	t.Parallel()
+	m := newTestMount(t)
+	openDB(t, m, "").Close()
+	db, err := sqlx.Open(DriverName, m.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	type row struct {
+		ID int64  `db:"id"`
+		V  string `db:"v"`
+	}
+	if _, err := db.NamedExec("INSERT INTO t(v) VALUES (:v)", row{V: "named"}); err != nil {
+		t.Fatal(err)
+	}
+	var rows []row
+	if err := db.Select(&rows, "SELECT id, v FROM t ORDER BY id"); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[1].V != "named" {
+		t.Fatalf("got %+v, want the seed row and the named one", rows)
+	}
+	var one row
+	if err := db.Get(&one, "SELECT id, v FROM t WHERE v = ?", "named"); err != nil || one.ID != rows[1].ID {
+		t.Fatalf("Get: got %+v, %v", one, err)
+	}
+
+	m.SetReplica("node-x")
+	_, err = db.NamedExecContext(t.Context(), "UPDATE t SET v = :v", row{V: "no"})
+	wantNotPrimary(t, err, "node-x")
+	if err := db.Get(&one, "SELECT id, v FROM t WHERE id = ?", rows[0].ID); err != nil {
+		t.Fatalf("Get on a replica: %v", err)
+	}
+	tx, err := db.BeginTxx(t.Context(), &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := tx.Select(&rows, "SELECT id, v FROM t"); err != nil {
+		t.Fatalf("Select in a read-only transaction on a replica: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ module github.com/litefs-sql/litefs
 go 1.26
 
 require (
-	github.com/jmoiron/sqlx v1.4.0 // indirect
-	github.com/mattn/go-sqlite3 v1.14.53 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
+	github.com/jmoiron/sqlx v1.4.0
+	github.com/mattn/go-sqlite3 v1.14.53
 )

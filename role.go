@@ -3,14 +3,10 @@ package litefs
 import (
 	"context"
 	"errors"
-	"io"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -49,7 +45,8 @@ func newProber(dir string, log *slog.Logger) *prober {
 
 // check returns nil when this node may write, a *NotPrimaryError when a
 // primary elsewhere is known, and an error matching ErrNoPrimary otherwise.
-// It touches the mount (one or two stats), so it runs for writes only.
+// It touches the mount (an open of .primary, and a stat of .lag when
+// .primary is absent), so it runs for writes only.
 //
 // A missing .primary is not proof of primacy under LiteFS (a replica without
 // a primary has none either), so a LiteFS mount (.lag present) also needs
@@ -62,12 +59,19 @@ func (p *prober) check() error {
 	}
 	p.checks.Add(1)
 	start := time.Now()
-	exists, _, err := statMtime(p.primaryPath)
+	var buf [maxPrimaryID + 3]byte // room for CR, LF and one byte too many
+	n, exists, err := readSmall(p.primaryPath, buf[:])
 	if err != nil {
-		return p.noPrimary("cannot stat "+primaryFile, err)
+		return p.noPrimary("cannot read "+primaryFile, err)
 	}
 	if exists {
-		return p.replica()
+		id, ok := parsePrimaryID(buf[:n])
+		if !ok {
+			p.log.Warn("litefs: invalid primary ID; refusing writes", "file", p.primaryPath,
+				"bytes", n, "start", strconv.Quote(string(buf[:min(n, 32)])))
+			return p.noPrimary(primaryFile+" holds no valid hostname", nil)
+		}
+		return &NotPrimaryError{PrimaryID: id}
 	}
 	exists, mtime, err := statMtime(p.lagPath)
 	switch {
@@ -80,36 +84,6 @@ func (p *prober) check() error {
 	default:
 		return p.noPrimary("LiteFS reports no primary", nil)
 	}
-}
-
-// replica reads .primary and returns the refusal it implies.
-func (p *prober) replica() error {
-	// O_NONBLOCK: a FIFO planted as .primary must not hang every write.
-	f, err := os.OpenFile(p.primaryPath, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		// Gone since the stat: the primary was lost or this node took over;
-		// either way, not a write to let through without a fresh look.
-		return p.noPrimary(primaryFile+" vanished during the check", nil)
-	}
-	if err != nil {
-		return p.noPrimary("cannot open "+primaryFile, err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return p.noPrimary(primaryFile+" is not a regular file", err)
-	}
-	var buf [maxPrimaryID + 3]byte // room for CR, LF and one byte too many
-	n, err := io.ReadFull(f, buf[:])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return p.noPrimary("cannot read "+primaryFile, err)
-	}
-	id, ok := parsePrimaryID(buf[:n])
-	if !ok {
-		p.log.Warn("litefs: invalid primary ID; refusing writes", "file", p.primaryPath,
-			"bytes", n, "start", strconv.Quote(string(buf[:min(n, 32)])))
-		return p.noPrimary(primaryFile+" holds no valid hostname", nil)
-	}
-	return &NotPrimaryError{PrimaryID: id}
 }
 
 func (p *prober) noPrimary(reason string, err error) error {
@@ -177,3 +151,5 @@ func WaitPrimary(ctx context.Context, refusal error) (string, error) {
 		delay = min(2*delay, 50*time.Millisecond)
 	}
 }
+
+var errNotRegular = errors.New("not a regular file")

@@ -4,8 +4,10 @@ package litefs
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -19,4 +21,26 @@ func statMtime(path string) (exists bool, mtime time.Time, err error) {
 		return false, time.Time{}, err
 	}
 	return true, fi.ModTime(), nil
+}
+
+// readSmall reads up to len(buf) bytes of the regular file at path.
+func readSmall(path string, buf []byte) (n int, exists bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, true, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return 0, true, err
+	} else if !fi.Mode().IsRegular() {
+		return 0, true, &fs.PathError{Op: "read", Path: path, Err: errNotRegular}
+	}
+	n, err = io.ReadFull(f, buf)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = nil
+	}
+	return n, true, err
 }
