@@ -1,4 +1,116 @@
 // Package litefs is a database/sql driver for SQLite databases replicated by
-// LiteFS. It wraps github.com/mattn/go-sqlite3 and refuses writes on a replica
-// before they touch the database, with an error that names the primary.
+// [LiteFS]. It wraps [github.com/mattn/go-sqlite3] and knows which node it
+// runs on: on the primary it behaves as go-sqlite3; on a replica it refuses
+// every write before the write touches the database or takes a lock, with an
+// error that names the primary, so the request can be sent there (package
+// httpbridge does that with Fly.io's fly-replay).
+//
+// # Opening
+//
+// Importing the package registers the driver "litefs". Its DSNs are
+// go-sqlite3's: a path or a file: URI, with go-sqlite3's parameters.
+//
+//	db, err := sql.Open("litefs", "/litefs/app.db?_journal_mode=WAL&_busy_timeout=5000")
+//
+// sql.Open reports a malformed DSN at once. For options a DSN cannot carry
+// (the mount directory, a go-sqlite3 driver with a ConnectHook or
+// extensions, a logger) use [NewConnector] with sql.OpenDB. sqlx works
+// unchanged: sqlx.Open("litefs", dsn) binds "?" placeholders.
+//
+// An in-memory or temporary database (":memory:", "file::memory:",
+// mode=memory, "") is not replicated: it is always writable unless
+// [WithMountDir] names a mount to take the role from.
+//
+// The go-sqlite3 connection beneath is reachable through (*sql.Conn).Raw and
+// [Conn.SQLite]; statements run on it directly bypass the driver's checks.
+//
+// # How the role is detected
+//
+// The driver reads the files LiteFS shows in its mount directory, by default
+// the directory of the database file:
+//
+//   - .primary exists: this node is a replica of the primary it names (its
+//     hostname; on Fly.io the machine ID). Contents that are not a hostname-
+//     like token (letters, digits, '-', '_', '.', at most 255 bytes, after
+//     trimming white space) refuse writes with [ErrNoPrimary] and are logged.
+//   - .primary and .lag are both absent: the directory is not a LiteFS mount,
+//     so a plain local file works as a single primary with no setup.
+//   - .primary is absent but .lag exists: LiteFS, with no primary elsewhere.
+//     That alone does not prove this node is primary (a replica that lost its
+//     primary looks the same), so the driver also requires .lag to be stamped
+//     no earlier than the check began: LiteFS stamps it with the current time
+//     on the primary, and with the last heartbeat or the Unix epoch elsewhere.
+//     Otherwise writes are refused with [ErrNoPrimary].
+//
+// The role is read for every statement that may write (an open of .primary,
+// plus a stat of .lag on a primary), so a role change is seen by the very
+// next write. Reads never touch the mount.
+//
+// # What counts as a write
+//
+// SQLite decides. The driver asks it through sqlite3_stmt_readonly the first
+// time a connection sees a SQL string, and remembers the verdict for that
+// string (see [WithClassCacheSize]). That covers INSERT, UPDATE, DELETE,
+// REPLACE and upserts, writes inside WITH, RETURNING through Query, DDL,
+// PRAGMA name = value, VACUUM, ANALYZE and REINDEX. The driver corrects
+// SQLite where its verdict is known to be wrong for this purpose: EXPLAIN is
+// a read; PRAGMA optimize, wal_checkpoint and incremental_vacuum are writes.
+//
+// Some strings may or may not write, and only running them tells: several
+// statements in one string (go-sqlite3 runs them all, in Exec and in Query),
+// CREATE ... IF NOT EXISTS, DROP ... IF EXISTS and PRAGMA journal_mode. On a
+// replica these run under SQLite's PRAGMA query_only, which refuses the first
+// statement that would write before it takes a lock; the refusal comes back
+// as a [*NotPrimaryError]. So "CREATE TABLE IF NOT EXISTS" at start-up
+// succeeds on a replica once the primary has created the table.
+//
+// A prepared statement keeps the verdict on its (first) statement and checks
+// the role each time it runs, so one prepared on the primary is refused
+// after a demotion.
+//
+// If a write still reaches LiteFS on a replica (it raced a demotion), LiteFS
+// refuses it: SQLITE_IOERR_WRITE with EACCES in WAL mode,
+// SQLITE_READONLY_DIRECTORY in rollback-journal mode. The driver turns those
+// into the same refusal errors instead of "disk I/O error".
+//
+// # Transactions
+//
+// BeginTx with sql.TxOptions{ReadOnly: true} issues a plain BEGIN, whatever
+// the DSN's _txlock, and runs under query_only: it works on a replica, and a
+// write in it fails with [ErrReadOnlyTx]. Otherwise, when _txlock=immediate
+// or exclusive takes the write lock at BEGIN, a replica refuses at BeginTx;
+// with the default deferred BEGIN it refuses at the first write. No write
+// lock is ever taken on a replica: an open write transaction there would
+// stall replication, since applying a transaction needs that lock.
+//
+// # Errors
+//
+// Every refusal matches [ErrNotPrimary] with errors.Is, through database/sql,
+// sqlx and fmt.Errorf("%w"). When the primary is known, errors.As finds a
+// [*NotPrimaryError] with its PrimaryID; when it is not, the error matches
+// [ErrNoPrimary], and [WaitPrimary] waits for one. A refusal is never
+// driver.ErrBadConn, so database/sql does not retry it.
+//
+// # Requests
+//
+// A [Tracker] in the context passed to ExecContext, QueryContext or BeginTx
+// hears the first refusal and whether a write committed. net/http middleware
+// attaches one per request, so a handler that swallows the error still gets
+// its request replayed. [CheckPrimary] asks before a side effect that must
+// not happen on a replica.
+//
+// # Limits
+//
+//   - A replica cannot write temporary tables: SQLite counts them as writes
+//     and query_only refuses them too.
+//   - The driver sets a commit hook on every connection, replacing one set by
+//     a ConnectHook.
+//   - Do not change PRAGMA query_only yourself; the driver manages it (a DSN
+//     with _query_only=1 is left alone and stays read-only).
+//   - TxOptions.Isolation is ignored, as go-sqlite3 does: SQLite
+//     transactions are serializable.
+//   - LiteFS's write forwarding (the HALT lock) is not used: writes go to the
+//     primary, not through it.
+//
+// [LiteFS]: https://fly.io/docs/litefs/
 package litefs
