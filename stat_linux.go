@@ -38,8 +38,14 @@ func readSmall(path string, buf []byte) (n int, exists bool, err error) {
 		return 0, true, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer syscall.Close(fd)
+	// The kernel may keep a dentry for a file LiteFS has since removed
+	// (LiteFS does not invalidate .primary's), so ENOENT can come late.
 	var st syscall.Stat_t
-	if err := retry(func() error { return syscall.Fstat(fd, &st) }); err != nil {
+	err = retry(func() error { return syscall.Fstat(fd, &st) })
+	if err == syscall.ENOENT {
+		return 0, false, nil
+	}
+	if err != nil {
 		return 0, true, &fs.PathError{Op: "stat", Path: path, Err: err}
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
@@ -51,6 +57,9 @@ func readSmall(path string, buf []byte) (n int, exists bool, err error) {
 			m, err = syscall.Read(fd, buf[n:])
 			return err
 		})
+		if err == syscall.ENOENT {
+			return 0, false, nil
+		}
 		if err != nil {
 			return n, true, &fs.PathError{Op: "read", Path: path, Err: err}
 		}
