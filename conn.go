@@ -302,21 +302,8 @@ func (c *Conn) Close() error { return c.sc.Close() }
 // a write would get, which it also reports to ctx's [Tracker]. Call it before
 // a side effect that must not happen on a replica (an e-mail, a payment).
 func CheckPrimary(ctx context.Context, db *sql.DB) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 	var refusal error
-	err = conn.Raw(func(dc any) error {
-		c, ok := dc.(*Conn)
-		if !ok {
-			return fmt.Errorf("litefs: CheckPrimary: %T is not a litefs connection", dc)
-		}
-		refusal = c.CheckPrimary()
-		return nil
-	})
-	if err != nil {
+	if err := withConn(ctx, db, func(c *Conn) error { refusal = c.CheckPrimary(); return nil }); err != nil {
 		return err
 	}
 	TrackerFrom(ctx).ReportRefusal(refusal)

@@ -99,6 +99,13 @@
 // its request replayed. [CheckPrimary] asks before a side effect that must
 // not happen on a replica.
 //
+// # Read-your-writes
+//
+// LiteFS numbers transactions; [CurrentTXID] reads the last one applied on
+// this node and [WaitTXID] waits for one. After a request that committed a
+// write, [Tracker.TXID] gives the TXID to hand the client, so that a later
+// read on a replica can wait until the replica has caught up.
+//
 // # Limits
 //
 //   - A replica cannot write temporary tables: SQLite counts them as writes

@@ -56,3 +56,9 @@ func (m *testMount) SetNoPrimary() {
 		m.tb.Fatal(err)
 	}
 }
+
+// SetTXID writes <db>-pos as LiteFS does.
+func (m *testMount) SetTXID(id TXID) {
+	m.tb.Helper()
+	m.write("app.db-pos", []byte(id.String()+"/a2fc350ac7362d33\n"))
+}

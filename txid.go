@@ -1,0 +1,162 @@
+package litefs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// TXID is the ID of a LiteFS transaction: it grows by one with every
+// transaction the primary commits, on every node that applies it.
+type TXID uint64
+
+// String returns id as 16 lower-case hex digits, the form LiteFS uses in
+// <db>-pos and its proxy uses in the __txid cookie.
+func (id TXID) String() string {
+	const hex = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hex[id&0xf]
+		id >>= 4
+	}
+	return string(b[:])
+}
+
+// ParseTXID parses the 16 hex digits of [TXID.String].
+func ParseTXID(s string) (TXID, error) {
+	if len(s) != 16 {
+		return 0, fmt.Errorf("litefs: TXID %q: want 16 hex digits", truncate(s))
+	}
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("litefs: TXID %q: want 16 hex digits", truncate(s))
+	}
+	return TXID(v), nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// ErrNoPosition reports a database whose <db>-pos file does not exist: it
+// is not in a LiteFS mount, or LiteFS has not created it yet.
+var ErrNoPosition = errors.New("litefs: no position file")
+
+// posSize is the length of <db>-pos: "%016x/%016x\n".
+const posSize = 34
+
+// parsePos parses the contents of <db>-pos: TXID, '/', checksum, newline.
+func parsePos(b []byte) (TXID, error) {
+	if len(b) != posSize || b[16] != '/' || b[33] != '\n' {
+		return 0, fmt.Errorf("litefs: position %q: want %%016x/%%016x and a newline", truncate(string(b)))
+	}
+	id, err := ParseTXID(string(b[:16]))
+	if err != nil {
+		return 0, err
+	}
+	if _, err := strconv.ParseUint(string(b[17:33]), 16, 64); err != nil {
+		return 0, fmt.Errorf("litefs: position %q: bad checksum", truncate(string(b)))
+	}
+	return id, nil
+}
+
+// readPos reads the TXID from the position file at path.
+func readPos(path string) (TXID, error) {
+	if path == "" {
+		return 0, ErrNoPosition
+	}
+	var buf [posSize + 1]byte
+	n, exists, err := readSmall(path, buf[:])
+	if err != nil {
+		return 0, fmt.Errorf("litefs: %w", err)
+	}
+	if !exists {
+		return 0, ErrNoPosition
+	}
+	return parsePos(buf[:n])
+}
+
+// CurrentTXID returns the TXID of the last transaction applied to db's
+// database on this node, from LiteFS's <db>-pos file (one read of the mount:
+// about 200 µs over FUSE). It returns [ErrNoPosition] outside LiteFS.
+func CurrentTXID(ctx context.Context, db *sql.DB) (TXID, error) {
+	var path string
+	if err := withConn(ctx, db, func(c *Conn) error { path = c.posPath; return nil }); err != nil {
+		return 0, err
+	}
+	return readPos(path)
+}
+
+// WaitTXID waits until db's database on this node has applied transaction
+// want, and returns the TXID reached. It polls <db>-pos with backoff (1 ms
+// doubling to 25 ms) and returns context.Cause(ctx) when ctx ends first.
+func WaitTXID(ctx context.Context, db *sql.DB, want TXID) (TXID, error) {
+	var path string
+	if err := withConn(ctx, db, func(c *Conn) error { path = c.posPath; return nil }); err != nil {
+		return 0, err
+	}
+	delay := time.Millisecond
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		case <-t.C:
+		}
+		got, err := readPos(path)
+		if err != nil {
+			return 0, err
+		}
+		if got >= want {
+			return got, nil
+		}
+		t.Reset(delay)
+		delay = min(2*delay, 25*time.Millisecond)
+	}
+}
+
+// TXID returns the TXID of the database last committed to with this
+// tracker's context, read from <db>-pos once per call; ok is false when no
+// write committed or the database has no position file.
+func (t *Tracker) TXID() (id TXID, ok bool, err error) {
+	if t == nil {
+		return 0, false, nil
+	}
+	t.mu.Lock()
+	path, committed := t.posPath, t.committed
+	t.mu.Unlock()
+	if !committed || path == "" {
+		return 0, false, nil
+	}
+	id, err = readPos(path)
+	if errors.Is(err, ErrNoPosition) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return id, true, nil
+}
+
+// withConn runs fn on a litefs connection of db.
+func withConn(ctx context.Context, db *sql.DB, fn func(*Conn) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*Conn)
+		if !ok {
+			return fmt.Errorf("litefs: %T is not a litefs connection", dc)
+		}
+		return fn(c)
+	})
+}
