@@ -29,7 +29,7 @@ func newBridge(tb testing.TB, c Config) *Bridge {
 		c.InstanceID = "self"
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = discardLogger()
 	}
 	if c.WaitPrimary == nil {
 		c.WaitPrimary = func(ctx context.Context, refusal error) (string, error) {
@@ -42,6 +42,8 @@ func newBridge(tb testing.TB, c Config) *Bridge {
 	}
 	return b
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // refuse reports a refused write to r's Tracker, as the driver does.
 func refuse(tb testing.TB, r *http.Request, err error) {
