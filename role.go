@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -33,6 +35,7 @@ type prober struct {
 	primaryPath string
 	lagPath     string
 	log         *slog.Logger
+	checks      atomic.Uint64 // mount lookups made, for tests of the read path
 }
 
 func newProber(dir string, log *slog.Logger) *prober {
@@ -57,6 +60,7 @@ func (p *prober) check() error {
 	if p == nil {
 		return nil
 	}
+	p.checks.Add(1)
 	start := time.Now()
 	exists, _, err := statMtime(p.primaryPath)
 	if err != nil {
@@ -80,7 +84,8 @@ func (p *prober) check() error {
 
 // replica reads .primary and returns the refusal it implies.
 func (p *prober) replica() error {
-	f, err := os.Open(p.primaryPath)
+	// O_NONBLOCK: a FIFO planted as .primary must not hang every write.
+	f, err := os.OpenFile(p.primaryPath, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Gone since the stat: the primary was lost or this node took over;
 		// either way, not a write to let through without a fresh look.
@@ -90,6 +95,9 @@ func (p *prober) replica() error {
 		return p.noPrimary("cannot open "+primaryFile, err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return p.noPrimary(primaryFile+" is not a regular file", err)
+	}
 	var buf [maxPrimaryID + 3]byte // room for CR, LF and one byte too many
 	n, err := io.ReadFull(f, buf[:])
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {

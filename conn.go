@@ -1,0 +1,324 @@
+package litefs
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"syscall"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// Conn is a connection of the litefs driver. Reach it, and the go-sqlite3
+// connection beneath, through (*sql.Conn).Raw:
+//
+//	err := conn.Raw(func(dc any) error {
+//		sc := dc.(*litefs.Conn).SQLite()
+//		return sc.RegisterFunc("slugify", slugify, true)
+//	})
+//
+// Like every driver.Conn it is used by one goroutine at a time.
+type Conn struct {
+	sc      *sqlite3.SQLiteConn
+	probe   *prober // nil: no mount, always primary
+	posPath string  // <db>-pos, where LiteFS shows the TXID
+	info    dsnInfo
+
+	classes   map[string]class
+	cacheSize int
+
+	queryOnly bool // PRAGMA query_only as the driver last set it
+	roTx      bool // inside a transaction begun with TxOptions.ReadOnly
+	committed bool // set by the commit hook, cleared once reported
+}
+
+// The optional interfaces are exactly those *sqlite3.SQLiteConn has, less the
+// context-free Execer and Queryer that database/sql no longer needs.
+var (
+	_ driver.Conn               = (*Conn)(nil)
+	_ driver.ConnBeginTx        = (*Conn)(nil)
+	_ driver.ConnPrepareContext = (*Conn)(nil)
+	_ driver.ExecerContext      = (*Conn)(nil)
+	_ driver.QueryerContext     = (*Conn)(nil)
+	_ driver.Pinger             = (*Conn)(nil)
+)
+
+func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
+	c := &Conn{
+		sc:        sc,
+		info:      ctr.info,
+		queryOnly: ctr.info.queryOnly,
+		cacheSize: ctr.cfg.classCacheSize,
+	}
+	file := sc.GetFilename("main")
+	switch {
+	case ctr.cfg.mountDirSet:
+		c.probe = newProber(ctr.cfg.mountDir, ctr.cfg.log)
+	case file != "" && !ctr.info.memory:
+		c.probe = newProber(filepath.Dir(file), ctr.cfg.log)
+	}
+	if file != "" && c.probe != nil {
+		c.posPath = filepath.Join(c.probe.dir, filepath.Base(file)+"-pos")
+	}
+	// SQLite calls the hook on this goroutine, inside the statement that
+	// commits, and only for transactions that wrote.
+	sc.RegisterCommitHook(func() int {
+		c.committed = true
+		return 0
+	})
+	return c
+}
+
+// SQLite returns the go-sqlite3 connection beneath. Statements run on it
+// directly bypass the driver's checks: on a replica, write only through c.
+func (c *Conn) SQLite() *sqlite3.SQLiteConn { return c.sc }
+
+// CheckPrimary returns nil when this node may write, else the refusal a write
+// would get. It touches the mount.
+func (c *Conn) CheckPrimary() error { return c.probe.check() }
+
+// classify returns the verdict on query, asking SQLite on a cache miss.
+func (c *Conn) classify(ctx context.Context, query string) (class, error) {
+	if cl, ok := c.classes[query]; ok {
+		return cl, nil
+	}
+	var cl class
+	if isMulti(query) {
+		cl = classMaybe
+	} else {
+		ds, err := c.sc.PrepareContext(ctx, query)
+		if err != nil {
+			return 0, err
+		}
+		cl = refine(query, ds.(*sqlite3.SQLiteStmt).Readonly())
+		ds.Close()
+	}
+	c.remember(query, cl)
+	return cl, nil
+}
+
+func (c *Conn) remember(query string, cl class) {
+	if c.classes == nil || len(c.classes) >= c.cacheSize {
+		c.classes = make(map[string]class, min(c.cacheSize, 64))
+	}
+	c.classes[query] = cl
+}
+
+// beforeWrite decides whether a statement of class cl may run, touching the
+// mount once. It returns the refusal (already reported to ctx's Tracker), or
+// nil with query_only set for the statement to run.
+func (c *Conn) beforeWrite(ctx context.Context, cl class) error {
+	if c.roTx {
+		if cl == classWrite {
+			return ErrReadOnlyTx
+		}
+		return nil // query_only is on for the whole transaction
+	}
+	refusal := c.probe.check()
+	if refusal == nil {
+		return c.setQueryOnly(false)
+	}
+	if cl == classMaybe {
+		// Let SQLite find the first statement that writes, if any.
+		return c.setQueryOnly(true)
+	}
+	TrackerFrom(ctx).ReportRefusal(refusal)
+	return refusal
+}
+
+// setQueryOnly sets PRAGMA query_only unless the DSN set it.
+func (c *Conn) setQueryOnly(on bool) error {
+	if c.info.queryOnly || c.queryOnly == on {
+		return nil
+	}
+	q := "PRAGMA query_only = 0"
+	if on {
+		q = "PRAGMA query_only = 1"
+	}
+	if _, err := c.sc.ExecContext(context.Background(), q, nil); err != nil {
+		return fmt.Errorf("litefs: %s: %w", q, err)
+	}
+	c.queryOnly = on
+	return nil
+}
+
+// afterRun reports a commit the statement just made to ctx's Tracker.
+func (c *Conn) afterRun(ctx context.Context, t *Tracker) {
+	if !c.committed {
+		return
+	}
+	c.committed = false
+	if t == nil {
+		t = TrackerFrom(ctx)
+	}
+	t.reportCommit(c.posPath)
+}
+
+// failed turns err from SQLite into a refusal when it is one: LiteFS
+// refusing a write on a replica (EACCES on the WAL, or on the journal's
+// directory), or query_only that the driver set. Other errors pass unchanged.
+func (c *Conn) failed(ctx context.Context, err error) error {
+	c.committed = false // the statement failed, so did any commit it began
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch {
+	case se.Code == sqlite3.ErrReadonly && c.roTx:
+		return fmt.Errorf("%w: %w", ErrReadOnlyTx, err)
+	case se.ExtendedCode == sqlite3.ErrIoErrWrite && deniedErrno(se.SystemErrno):
+	case se.ExtendedCode == errReadonlyDirectory:
+	case se.Code == sqlite3.ErrReadonly && c.queryOnly && !c.info.queryOnly:
+	default:
+		return err
+	}
+	refusal := c.probe.check()
+	if refusal == nil {
+		return err // this node may write: the failure is something else
+	}
+	var np *NotPrimaryError
+	if errors.As(refusal, &np) {
+		refusal = &NotPrimaryError{PrimaryID: np.PrimaryID, Err: err}
+	} else if nope, ok := refusal.(*noPrimaryError); ok {
+		refusal = &noPrimaryError{reason: nope.reason, err: err, probe: nope.probe}
+	}
+	TrackerFrom(ctx).ReportRefusal(refusal)
+	return refusal
+}
+
+// errReadonlyDirectory is SQLITE_READONLY_DIRECTORY, which go-sqlite3 does
+// not name: SQLite could not create a journal beside the database.
+var errReadonlyDirectory = sqlite3.ErrReadonly.Extend(6)
+
+func deniedErrno(e syscall.Errno) bool {
+	return e == syscall.EACCES || e == syscall.EPERM || e == syscall.EROFS
+}
+
+// ExecContext runs query, refusing it first if it writes and this node may
+// not. Reads never touch the mount.
+func (c *Conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	cl, err := c.classify(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if cl != classRead {
+		if err := c.beforeWrite(ctx, cl); err != nil {
+			return nil, err
+		}
+	}
+	res, err := c.sc.ExecContext(ctx, query, args)
+	if err != nil {
+		return nil, c.failed(ctx, err)
+	}
+	c.afterRun(ctx, nil)
+	return res, nil
+}
+
+// QueryContext is ExecContext for statements that return rows; a write in
+// it (RETURNING) is checked the same way, since go-sqlite3 runs the first
+// step before returning.
+func (c *Conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	cl, err := c.classify(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if cl != classRead {
+		if err := c.beforeWrite(ctx, cl); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := c.sc.QueryContext(ctx, query, args)
+	if err != nil {
+		return nil, c.failed(ctx, err)
+	}
+	c.afterRun(ctx, nil)
+	return rows, nil
+}
+
+// PrepareContext prepares the first statement of query, as go-sqlite3 does;
+// its verdict is kept, and a write is checked each time it runs.
+func (c *Conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	ds, err := c.sc.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	ss := ds.(*sqlite3.SQLiteStmt)
+	return &Stmt{ss: ss, c: c, cl: refine(query, ss.Readonly())}, nil
+}
+
+// Prepare is PrepareContext without a context.
+func (c *Conn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+// BeginTx begins a transaction. A read-only one (TxOptions.ReadOnly) issues a
+// plain BEGIN, whatever the DSN's _txlock, and runs under query_only, so it
+// works on a replica. Otherwise, when _txlock takes the write lock at BEGIN
+// (immediate, exclusive), a replica refuses at Begin; with the default
+// deferred BEGIN it refuses at the first write.
+func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if opts.ReadOnly {
+		return c.beginReadOnly(ctx)
+	}
+	if c.info.txlockWrites {
+		if err := c.beforeWrite(ctx, classWrite); err != nil {
+			return nil, err
+		}
+	}
+	dtx, err := c.sc.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, c.failed(ctx, err)
+	}
+	return &Tx{c: c, parent: dtx, tracker: TrackerFrom(ctx)}, nil
+}
+
+func (c *Conn) beginReadOnly(ctx context.Context) (driver.Tx, error) {
+	if _, err := c.sc.ExecContext(ctx, "BEGIN", nil); err != nil {
+		return nil, err
+	}
+	if err := c.setQueryOnly(true); err != nil {
+		c.sc.ExecContext(context.Background(), "ROLLBACK", nil)
+		return nil, err
+	}
+	c.roTx = true
+	return &Tx{c: c, readOnly: true}, nil
+}
+
+// Begin is BeginTx with default options.
+func (c *Conn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+// Ping reports whether the connection is open.
+func (c *Conn) Ping(ctx context.Context) error { return c.sc.Ping(ctx) }
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.sc.Close() }
+
+// CheckPrimary returns nil when this node may write to db, else the refusal
+// a write would get, which it also reports to ctx's [Tracker]. Call it before
+// a side effect that must not happen on a replica (an e-mail, a payment).
+func CheckPrimary(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var refusal error
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*Conn)
+		if !ok {
+			return fmt.Errorf("litefs: CheckPrimary: %T is not a litefs connection", dc)
+		}
+		refusal = c.CheckPrimary()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	TrackerFrom(ctx).ReportRefusal(refusal)
+	return refusal
+}

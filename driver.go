@@ -1,0 +1,167 @@
+package litefs
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// DriverName is the name the package registers with database/sql.
+const DriverName = "litefs"
+
+// DefaultClassCacheSize is how many SQL strings each connection remembers the
+// read/write verdict of before it forgets them all and starts over.
+const DefaultClassCacheSize = 512
+
+func init() {
+	sql.Register(DriverName, &Driver{})
+}
+
+// Driver is the database/sql driver registered as "litefs". Its DSNs are
+// go-sqlite3's; see [NewConnector] for the options a DSN cannot carry.
+type Driver struct{}
+
+var (
+	_ driver.Driver        = (*Driver)(nil)
+	_ driver.DriverContext = (*Driver)(nil)
+)
+
+// Open opens a connection with the default options.
+func (d *Driver) Open(dsn string) (driver.Conn, error) {
+	c, err := NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return c.Connect(context.Background())
+}
+
+// OpenConnector parses dsn once for every connection of a sql.DB, so that
+// sql.Open reports a malformed DSN at once.
+func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
+	return NewConnector(dsn)
+}
+
+// An Option configures a [Connector].
+type Option func(*config)
+
+type config struct {
+	mountDir       string
+	mountDirSet    bool
+	sqlite         *sqlite3.SQLiteDriver
+	log            *slog.Logger
+	classCacheSize int
+}
+
+// WithMountDir sets the LiteFS mount directory the node's role is read from.
+// The default is the directory of the database file.
+func WithMountDir(dir string) Option {
+	return func(c *config) { c.mountDir, c.mountDirSet = dir, true }
+}
+
+// WithSQLiteDriver makes connections with d, for its ConnectHook and
+// Extensions. The driver registers a commit hook on every connection (to
+// learn which writes committed), so a commit hook set by ConnectHook is
+// replaced.
+func WithSQLiteDriver(d *sqlite3.SQLiteDriver) Option {
+	return func(c *config) { c.sqlite = d }
+}
+
+// WithLogger sets the logger for events an operator should see, such as an
+// invalid .primary file. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.log = l }
+}
+
+// WithClassCacheSize sets how many SQL strings each connection remembers the
+// read/write verdict of; the default is [DefaultClassCacheSize].
+func WithClassCacheSize(n int) Option {
+	return func(c *config) { c.classCacheSize = n }
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{
+		sqlite:         &sqlite3.SQLiteDriver{},
+		log:            slog.Default(),
+		classCacheSize: DefaultClassCacheSize,
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			return c, errors.New("litefs: nil Option")
+		}
+		opt(&c)
+	}
+	switch {
+	case c.mountDirSet && c.mountDir == "":
+		return c, errors.New("litefs: WithMountDir needs a directory")
+	case c.sqlite == nil:
+		return c, errors.New("litefs: WithSQLiteDriver needs a driver")
+	case c.log == nil:
+		return c, errors.New("litefs: WithLogger needs a logger")
+	case c.classCacheSize < 1:
+		return c, fmt.Errorf("litefs: WithClassCacheSize(%d): want at least 1", c.classCacheSize)
+	}
+	if c.mountDirSet {
+		dir, err := filepath.Abs(c.mountDir)
+		if err != nil {
+			return c, fmt.Errorf("litefs: mount directory: %w", err)
+		}
+		c.mountDir = dir
+	}
+	return c, nil
+}
+
+// Connector opens connections to one database; use it with sql.OpenDB when
+// options are needed:
+//
+//	c, err := litefs.NewConnector("/litefs/app.db?_journal_mode=WAL", litefs.WithLogger(log))
+//	db := sql.OpenDB(c)
+type Connector struct {
+	dsn  string
+	info dsnInfo
+	cfg  config
+}
+
+var _ driver.Connector = (*Connector)(nil)
+
+// NewConnector validates dsn (any go-sqlite3 DSN) and opts. An in-memory or
+// temporary database has no mount and is always writable, unless
+// [WithMountDir] names one.
+func NewConnector(dsn string, opts ...Option) (*Connector, error) {
+	info, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Connector{dsn: dsn, info: info, cfg: cfg}, nil
+}
+
+// Connect opens a connection. go-sqlite3 cannot be interrupted while it
+// opens a file, so ctx is only checked before.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dc, err := c.cfg.sqlite.Open(c.dsn)
+	if err != nil {
+		// The DSN may hold credentials (_auth_pass): name the file only.
+		return nil, fmt.Errorf("litefs: open %q: %w", c.info.path, err)
+	}
+	sc, ok := dc.(*sqlite3.SQLiteConn)
+	if !ok {
+		dc.Close()
+		return nil, fmt.Errorf("litefs: go-sqlite3 returned %T, want *sqlite3.SQLiteConn", dc)
+	}
+	return newConn(sc, c), nil
+}
+
+// Driver returns the registered [Driver].
+func (c *Connector) Driver() driver.Driver { return &Driver{} }

@@ -1,0 +1,809 @@
+package litefs
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// openDB opens the mount's database with the litefs driver and creates the
+// schema the tests use, while the node is primary.
+func openDB(tb testing.TB, m *testMount, dsnSuffix string) *sql.DB {
+	tb.Helper()
+	c, err := NewConnector(m.DSN()+dsnSuffix, WithLogger(discard))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	tb.Cleanup(func() { db.Close() })
+	for _, q := range []string{
+		"CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)",
+		"CREATE INDEX IF NOT EXISTS t_v ON t(v)",
+		"INSERT INTO t(v) VALUES ('seed')",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			tb.Fatalf("%s: %v", q, err)
+		}
+	}
+	return db
+}
+
+// fingerprint hashes the database and WAL files: any write changes it.
+func fingerprint(tb testing.TB, m *testMount) [32]byte {
+	tb.Helper()
+	h := sha256.New()
+	for _, name := range []string{m.DBPath(), m.DBPath() + "-wal"} {
+		b, err := os.ReadFile(name)
+		if err != nil && !os.IsNotExist(err) {
+			tb.Fatal(err)
+		}
+		h.Write(b)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
+}
+
+// assertNoWriteLock fails if some connection holds the database's write lock.
+func assertNoWriteLock(tb testing.TB, m *testMount) {
+	tb.Helper()
+	raw, err := sql.Open("sqlite3", m.DBPath()+"?_busy_timeout=0&_txlock=immediate")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer raw.Close()
+	tx, err := raw.Begin()
+	if err != nil {
+		tb.Fatalf("BEGIN IMMEDIATE from another connection: %v (a write lock is held)", err)
+	}
+	tx.Rollback()
+}
+
+func wantNotPrimary(tb testing.TB, err error, id string) {
+	tb.Helper()
+	var np *NotPrimaryError
+	if !errors.As(err, &np) {
+		tb.Fatalf("got error %v, want a *NotPrimaryError", err)
+	}
+	if np.PrimaryID != id {
+		tb.Fatalf("got PrimaryID %q, want %q", np.PrimaryID, id)
+	}
+	if !errors.Is(err, ErrNotPrimary) {
+		tb.Fatalf("errors.Is(%v, ErrNotPrimary) = false", err)
+	}
+}
+
+// run executes q with Exec, or with Query when query is set, draining rows.
+func run(ctx context.Context, db *sql.DB, q string, query bool) error {
+	if !query {
+		_, err := db.ExecContext(ctx, q)
+		return err
+	}
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return err
+	}
+	return rows.Close()
+}
+
+func TestReplicaRefusesWrites(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		sql     string
+		query   bool // run with Query instead of Exec
+		refused bool
+	}{
+		{"insert", "INSERT INTO t(v) VALUES ('x')", false, true},
+		{"update", "UPDATE t SET v = 'y'", false, true},
+		{"delete", "DELETE FROM t", false, true},
+		{"replace", "REPLACE INTO t(id, v) VALUES (1, 'r')", false, true},
+		{"upsert", "INSERT INTO t(id, v) VALUES (1, 'u') ON CONFLICT(id) DO UPDATE SET v = excluded.v", false, true},
+		{"cte insert", "WITH n(v) AS (SELECT 'c') INSERT INTO t(v) SELECT v FROM n", false, true},
+		{"insert returning via Query", "INSERT INTO t(v) VALUES ('q') RETURNING id", true, true},
+		{"delete returning via Query", "DELETE FROM t RETURNING id", true, true},
+		{"create table", "CREATE TABLE u(x)", false, true},
+		{"create table if not exists, new", "CREATE TABLE IF NOT EXISTS u(x)", false, true},
+		{"create index", "CREATE INDEX t_id_v ON t(id, v)", false, true},
+		{"create trigger", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'z'; END", false, true},
+		{"drop table", "DROP TABLE t", false, true},
+		{"alter table", "ALTER TABLE t ADD COLUMN w TEXT", false, true},
+		{"pragma set", "PRAGMA user_version = 7", false, true},
+		{"pragma optimize", "PRAGMA optimize", false, true},
+		{"pragma wal_checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)", false, true},
+		{"vacuum", "VACUUM", false, true},
+		{"analyze", "ANALYZE", false, true},
+		{"reindex", "REINDEX", false, true},
+		{"begin immediate", "BEGIN IMMEDIATE", false, true},
+		{"begin exclusive", "BEGIN EXCLUSIVE", false, true},
+		{"temp table", "CREATE TEMP TABLE tt(x)", false, true},
+		{"multi exec, write second", "SELECT 1; INSERT INTO t(v) VALUES ('m')", false, true},
+		{"multi query, write second", "SELECT 1; INSERT INTO t(v) VALUES ('m') RETURNING id", true, true},
+		{"multi exec, write first", "INSERT INTO t(v) VALUES ('m'); SELECT 1", false, true},
+		{"multi query, write first", "INSERT INTO t(v) VALUES ('m'); SELECT 1", true, true},
+		{"multi exec, write in the middle", "SELECT 1; DELETE FROM t; SELECT 2", false, true},
+
+		{"select", "SELECT * FROM t", true, false},
+		{"select via Exec", "SELECT count(*) FROM t", false, false},
+		{"read cte", "WITH n(x) AS (SELECT 1) SELECT x FROM n", true, false},
+		{"pragma read", "PRAGMA user_version", true, false},
+		{"multi read", "SELECT 1; SELECT 2", true, false},
+		{"multi read via Exec", "SELECT 1; SELECT 2;", false, false},
+		{"explain insert", "EXPLAIN INSERT INTO t(v) VALUES ('e')", true, false},
+		{"create table if not exists, present", "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)", false, false},
+		{"create index if not exists, present", "CREATE INDEX IF NOT EXISTS t_v ON t(v)", false, false},
+		{"drop if exists, absent", "DROP TABLE IF EXISTS nothere", false, false},
+		{"journal_mode read", "PRAGMA journal_mode", true, false},
+		{"journal_mode unchanged", "PRAGMA journal_mode = WAL", true, false},
+		{"semicolon in a literal", "SELECT ';INSERT INTO t VALUES(1)' FROM t", true, false},
+		{"trailing comment", "SELECT 1; -- INSERT INTO t VALUES(1)", true, false},
+		{"deferred begin and commit", "BEGIN; SELECT 1; COMMIT", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := newTestMount(t)
+			db := openDB(t, m, "")
+			before := fingerprint(t, m)
+			m.SetReplica("node-a")
+
+			err := run(t.Context(), db, tc.sql, tc.query)
+			if tc.refused {
+				wantNotPrimary(t, err, "node-a")
+			} else if err != nil {
+				t.Fatalf("got %v, want no error on a replica", err)
+			}
+			if got := fingerprint(t, m); got != before {
+				t.Fatal("the database or WAL changed on a replica")
+			}
+			assertNoWriteLock(t, m)
+
+			if tc.refused {
+				m.SetPrimary()
+				if err := run(t.Context(), db, tc.sql, tc.query); err != nil {
+					t.Fatalf("on the primary: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestPreparedStatementAfterDemotion(t *testing.T) {
+	t.Parallel()
+	m := newTestMount(t)
+	db := openDB(t, m, "")
+	ins, err := db.Prepare("INSERT INTO t(v) VALUES (?)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ins.Close()
+	sel, err := db.Prepare("SELECT count(*) FROM t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sel.Close()
+	if _, err := ins.Exec("p1"); err != nil {
+		t.Fatal(err)
+	}
+
+	m.SetReplica("node-b")
+	_, err = ins.Exec("p2")
+	wantNotPrimary(t, err, "node-b")
+	var n int
+	if err := sel.QueryRow().Scan(&n); err != nil {
+		t.Fatalf("prepared read on a replica: %v", err)
+	}
+	if n != 2 {
+		t.Fatalf("got %d rows, want 2", n)
+	}
+
+	m.SetPrimary()
+	if _, err := ins.Exec("p3"); err != nil {
+		t.Fatalf("after promotion: %v", err)
+	}
+}
+
+func TestRoleChangeSeenByNextWrite(t *testing.T) {
+	t.Parallel()
+	m := newTestMount(t)
+	db := openDB(t, m, "")
+	db.SetMaxOpenConns(1) // one connection, so no fresh state hides a stale one
+	steps := []struct {
+		set  func()
+		want string // "" for success, else the primary named by the refusal; "-" for no primary
+	}{
+		{func() {}, ""},
+		{func() { m.SetReplica("node-a") }, "node-a"},
+		{func() { m.SetReplica("node-c") }, "node-c"},
+		{m.SetNoPrimary, "-"},
+		{m.SetPrimary, ""},
+		{func() { m.SetReplica("node-a") }, "node-a"},
+		{m.SetPrimary, ""},
+	}
+	for i, s := range steps {
+		s.set()
+		_, err := db.Exec("INSERT INTO t(v) VALUES ('f')")
+		switch s.want {
+		case "":
+			if err != nil {
+				t.Fatalf("step %d: got %v, want success", i, err)
+			}
+		case "-":
+			if !errors.Is(err, ErrNoPrimary) || !errors.Is(err, ErrNotPrimary) {
+				t.Fatalf("step %d: got %v, want ErrNoPrimary", i, err)
+			}
+		default:
+			wantNotPrimary(t, err, s.want)
+		}
+	}
+}
+
+func TestReadsDoNotTouchTheMount(t *testing.T) {
+	t.Parallel()
+	m := newTestMount(t)
+	db := openDB(t, m, "")
+	ctx := t.Context()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	checks := func() uint64 {
+		var n uint64
+		conn.Raw(func(dc any) error { n = dc.(*Conn).probe.checks.Load(); return nil })
+		return n
+	}
+	m.SetReplica("node-a")
+	start := checks()
+	for range 50 {
+		var n int
+		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM t WHERE v = ?", "seed").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := checks(); got != start {
+		t.Fatalf("100 reads looked at the mount %d times, want 0", got-start)
+	}
+	_, err = conn.ExecContext(ctx, "INSERT INTO t(v) VALUES ('w')")
+	wantNotPrimary(t, err, "node-a")
+	if got := checks(); got != start+1 {
+		t.Fatalf("a write looked at the mount %d times, want 1", got-start)
+	}
+}
+
+func TestTransactions(t *testing.T) {
+	t.Parallel()
+	t.Run("read-only on a replica with _txlock=immediate", func(t *testing.T) {
+		t.Parallel()
+		m := newTestMount(t)
+		db := openDB(t, m, "&_txlock=immediate")
+		m.SetReplica("node-a")
+		tx, err := db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatalf("BeginTx(ReadOnly): %v", err)
+		}
+		var n int
+		if err := tx.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("got %d, %v; want 1 row", n, err)
+		}
+		assertNoWriteLock(t, m)
+		if _, err := tx.Exec("INSERT INTO t(v) VALUES ('x')"); !errors.Is(err, ErrReadOnlyTx) {
+			t.Fatalf("got %v, want ErrReadOnlyTx", err)
+		}
+		if _, err := tx.Exec("SELECT 1; DELETE FROM t"); !errors.Is(err, ErrReadOnlyTx) {
+			t.Fatalf("multi-statement write: got %v, want ErrReadOnlyTx", err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("write transaction with _txlock=immediate refused at Begin", func(t *testing.T) {
+		t.Parallel()
+		m := newTestMount(t)
+		db := openDB(t, m, "&_txlock=immediate")
+		m.SetReplica("node-a")
+		_, err := db.BeginTx(t.Context(), nil)
+		wantNotPrimary(t, err, "node-a")
+		assertNoWriteLock(t, m)
+	})
+	t.Run("deferred transaction refused at its first write", func(t *testing.T) {
+		t.Parallel()
+		m := newTestMount(t)
+		db := openDB(t, m, "")
+		m.SetReplica("node-a")
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		var n int
+		if err := tx.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		_, err = tx.Exec("UPDATE t SET v = 'x'")
+		wantNotPrimary(t, err, "node-a")
+		assertNoWriteLock(t, m)
+	})
+	t.Run("read-only on the primary", func(t *testing.T) {
+		t.Parallel()
+		m := newTestMount(t)
+		db := openDB(t, m, "")
+		db.SetMaxOpenConns(1)
+		tx, err := db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec("DELETE FROM t"); !errors.Is(err, ErrReadOnlyTx) {
+			t.Fatalf("got %v, want ErrReadOnlyTx", err)
+		}
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("INSERT INTO t(v) VALUES ('after')"); err != nil {
+			t.Fatalf("write after a read-only transaction: %v", err)
+		}
+	})
+	t.Run("demoted inside a write transaction", func(t *testing.T) {
+		t.Parallel()
+		m := newTestMount(t)
+		db := openDB(t, m, "")
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec("INSERT INTO t(v) VALUES ('in')"); err != nil {
+			t.Fatal(err)
+		}
+		m.SetReplica("node-d")
+		_, err = tx.Exec("INSERT INTO t(v) VALUES ('late')")
+		wantNotPrimary(t, err, "node-d")
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestInvalidPrimaryFailsClosed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		content []byte
+		wantID  string // "" when the write must get ErrNoPrimary
+	}{
+		{"hostname", []byte("node-a\n"), "node-a"},
+		{"fly machine id", []byte("3d8d9930b32038\n"), "3d8d9930b32038"},
+		{"dotted", []byte("node-a.vm.app.internal\n"), "node-a.vm.app.internal"},
+		{"surrounding space", []byte("  node_a \r\n"), "node_a"},
+		{"255 bytes", []byte(strings.Repeat("a", 255) + "\n"), strings.Repeat("a", 255)},
+		{"empty", nil, ""},
+		{"only newline", []byte("\n"), ""},
+		{"only spaces", []byte("    "), ""},
+		{"inner space", []byte("node a\n"), ""},
+		{"CR LF inside", []byte("node-a\r\nX-Evil: 1\n"), ""},
+		{"header injection", []byte("node-a;app=evil\n"), ""},
+		{"256 bytes", []byte(strings.Repeat("a", 256)), ""},
+		{"1 MiB", []byte(strings.Repeat("b", 1<<20)), ""},
+		{"binary", []byte{0, 0xff, 0xfe, 'x', '\n'}, ""},
+		{"utf-8", []byte("nöde\n"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := newTestMount(t)
+			db := openDB(t, m, "")
+			m.WritePrimaryFile(tc.content)
+			_, err := db.Exec("INSERT INTO t(v) VALUES ('x')")
+			if tc.wantID != "" {
+				wantNotPrimary(t, err, tc.wantID)
+				return
+			}
+			if !errors.Is(err, ErrNoPrimary) {
+				t.Fatalf("got %v, want ErrNoPrimary", err)
+			}
+			if len(err.Error()) > 200 || strings.ContainsAny(err.Error(), "\r\n\x00") {
+				t.Fatalf("error message carries the file's content: %q", err.Error())
+			}
+		})
+	}
+}
+
+func TestOddMountEntriesFailClosed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, m *testMount)
+	}{
+		{"directory as .primary", func(t *testing.T, m *testMount) {
+			if err := os.Mkdir(m.dir+"/"+primaryFile, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"fifo as .primary", func(t *testing.T, m *testMount) {
+			if err := mkfifo(m.dir + "/" + primaryFile); err != nil {
+				t.Skip("no FIFOs here:", err)
+			}
+		}},
+		{"symlink loop as .primary", func(t *testing.T, m *testMount) {
+			if err := os.Symlink(primaryFile, m.dir+"/"+primaryFile); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := newTestMount(t)
+			db := openDB(t, m, "")
+			tc.setup(t, m)
+			if _, err := db.Exec("INSERT INTO t(v) VALUES ('x')"); !errors.Is(err, ErrNoPrimary) {
+				t.Fatalf("got %v, want ErrNoPrimary", err)
+			}
+			var n int
+			if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+				t.Fatalf("reads must not depend on the mount: %v", err)
+			}
+		})
+	}
+}
+
+func TestLiteFSRefusalBackstop(t *testing.T) {
+	t.Parallel()
+	m := newTestMount(t)
+	db := openDB(t, m, "")
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	liteFSErrors := []struct {
+		name string
+		err  error
+	}{
+		{"WAL write denied", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite, SystemErrno: 13}},
+		{"journal directory read-only", sqlite3.Error{Code: sqlite3.ErrReadonly, ExtendedCode: errReadonlyDirectory}},
+	}
+	for _, tc := range liteFSErrors {
+		conn.Raw(func(dc any) error {
+			c := dc.(*Conn)
+			m.SetReplica("node-a")
+			tr := &Tracker{}
+			got := c.failed(WithTracker(t.Context(), tr), tc.err)
+			wantNotPrimary(t, got, "node-a")
+			if !errors.Is(got, tc.err) {
+				t.Errorf("%s: the refusal does not wrap SQLite's error", tc.name)
+			}
+			if tr.Refusal() == nil {
+				t.Errorf("%s: the refusal was not reported to the tracker", tc.name)
+			}
+			m.SetNoPrimary()
+			if got := c.failed(t.Context(), tc.err); !errors.Is(got, ErrNoPrimary) {
+				t.Errorf("%s, no primary: got %v, want ErrNoPrimary", tc.name, got)
+			}
+			m.SetPrimary()
+			if got := c.failed(t.Context(), tc.err); got != tc.err {
+				t.Errorf("%s on a primary: got %v, want SQLite's error unchanged", tc.name, got)
+			}
+			return nil
+		})
+	}
+}
+
+func TestTracker(t *testing.T) {
+	t.Parallel()
+	m := newTestMount(t)
+	db := openDB(t, m, "")
+	tests := []struct {
+		name      string
+		do        func(ctx context.Context) error
+		committed bool
+	}{
+		{"read", func(ctx context.Context) error {
+			return run(ctx, db, "SELECT * FROM t", true)
+		}, false},
+		{"autocommit insert", func(ctx context.Context) error {
+			_, err := db.ExecContext(ctx, "INSERT INTO t(v) VALUES ('a')")
+			return err
+		}, true},
+		{"tx commit", func(ctx context.Context) error {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec("INSERT INTO t(v) VALUES ('b')"); err != nil {
+				return err
+			}
+			return tx.Commit()
+		}, true},
+		{"tx rollback", func(ctx context.Context) error {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec("INSERT INTO t(v) VALUES ('c')"); err != nil {
+				return err
+			}
+			return tx.Rollback()
+		}, false},
+		{"read-only tx", func(ctx context.Context) error {
+			tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+			if err != nil {
+				return err
+			}
+			return tx.Commit()
+		}, false},
+		{"raw BEGIN and COMMIT", func(ctx context.Context) error {
+			_, err := db.ExecContext(ctx, "BEGIN; INSERT INTO t(v) VALUES ('d'); COMMIT")
+			return err
+		}, true},
+		{"prepared insert", func(ctx context.Context) error {
+			s, err := db.PrepareContext(ctx, "INSERT INTO t(v) VALUES (?)")
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			_, err = s.ExecContext(ctx, "e")
+			return err
+		}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &Tracker{}
+			if err := tc.do(WithTracker(t.Context(), tr)); err != nil {
+				t.Fatal(err)
+			}
+			if got := tr.Committed(); got != tc.committed {
+				t.Fatalf("Committed() = %v, want %v", got, tc.committed)
+			}
+			if tr.Refusal() != nil {
+				t.Fatalf("Refusal() = %v, want nil", tr.Refusal())
+			}
+		})
+	}
+	t.Run("refusal", func(t *testing.T) {
+		m.SetReplica("node-a")
+		defer m.SetPrimary()
+		tr := &Tracker{}
+		_, err := db.ExecContext(WithTracker(t.Context(), tr), "DELETE FROM t")
+		wantNotPrimary(t, tr.Refusal(), "node-a")
+		if tr.Refusal() != err {
+			t.Fatalf("Refusal() = %v, want the error Exec returned (%v)", tr.Refusal(), err)
+		}
+	})
+}
+
+func TestCheckPrimary(t *testing.T) {
+	t.Parallel()
+	m := newTestMount(t)
+	db := openDB(t, m, "")
+	if err := CheckPrimary(t.Context(), db); err != nil {
+		t.Fatalf("on the primary: %v", err)
+	}
+	m.SetReplica("node-a")
+	tr := &Tracker{}
+	err := CheckPrimary(WithTracker(t.Context(), tr), db)
+	wantNotPrimary(t, err, "node-a")
+	wantNotPrimary(t, tr.Refusal(), "node-a")
+
+	plain, err := sql.Open("sqlite3", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if err := CheckPrimary(t.Context(), plain); err == nil || errors.Is(err, ErrNotPrimary) {
+		t.Fatalf("with another driver: got %v, want a plain error", err)
+	}
+}
+
+func TestConcurrentWritersAcrossRoleFlips(t *testing.T) {
+	t.Parallel()
+	m := newTestMount(t)
+	db := openDB(t, m, "")
+	var seed int
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&seed); err != nil {
+		t.Fatal(err)
+	}
+	const writers, perWriter = 4, 60
+	type result struct {
+		acked int
+		err   error
+	}
+	results := make(chan result, writers)
+	for w := range writers {
+		go func() {
+			n := 0
+			for i := range perWriter {
+				_, err := db.Exec("INSERT INTO t(v) VALUES (?)", w*1000+i)
+				switch {
+				case err == nil:
+					n++
+				case errors.Is(err, ErrNotPrimary):
+				default:
+					results <- result{n, err}
+					return
+				}
+			}
+			results <- result{acked: n}
+		}()
+	}
+	stop := make(chan struct{})
+	flipped := make(chan struct{})
+	go func() {
+		defer close(flipped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			switch i % 3 {
+			case 0:
+				m.SetReplica("node-a")
+			case 1:
+				m.SetNoPrimary()
+			default:
+				m.SetPrimary()
+			}
+		}
+	}()
+	total := 0
+	var errs []error
+	for range writers {
+		r := <-results
+		total += r.acked
+		if r.err != nil {
+			errs = append(errs, r.err)
+		}
+	}
+	close(stop)
+	<-flipped
+	if len(errs) > 0 {
+		t.Fatalf("writers got errors that are not refusals: %v", errs)
+	}
+	m.SetPrimary()
+	var rows int
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows-seed != total {
+		t.Fatalf("got %d rows written, want %d (the writes acknowledged)", rows-seed, total)
+	}
+	t.Logf("%d of %d writes acknowledged across role flips", total, writers*perWriter)
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		dsn     string
+		wantErr string // substring; "" for success
+	}{
+		{"plain path", dir + "/a.db", ""},
+		{"file uri", "file:" + dir + "/b.db?_journal_mode=WAL&_busy_timeout=100", ""},
+		{"memory", ":memory:", ""},
+		{"file memory", "file::memory:?cache=shared", ""},
+		{"temporary", "", ""},
+		{"bad parameters", dir + "/c.db?_txlock=%zz", "invalid DSN parameters"},
+		{"bad txlock", dir + "/c.db?_txlock=sometimes", "_txlock"},
+		{"bad query_only", dir + "/c.db?_query_only=maybe", "_query_only"},
+		{"NUL byte", dir + "/c\x00.db", "NUL"},
+		{"missing directory", dir + "/no/such/dir/d.db", "unable to open"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, err := sql.Open(DriverName, tc.dsn)
+			if err == nil {
+				defer db.Close()
+				_, err = db.Exec("CREATE TABLE IF NOT EXISTS x(y); INSERT INTO x VALUES (1)")
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("got %v, want success", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestNewConnectorOptions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		opts    []Option
+		wantErr string
+	}{
+		{"defaults", nil, ""},
+		{"all set", []Option{WithMountDir(t.TempDir()), WithLogger(discard), WithSQLiteDriver(&sqlite3.SQLiteDriver{}), WithClassCacheSize(8)}, ""},
+		{"empty mount dir", []Option{WithMountDir("")}, "WithMountDir"},
+		{"nil driver", []Option{WithSQLiteDriver(nil)}, "WithSQLiteDriver"},
+		{"nil logger", []Option{WithLogger(nil)}, "WithLogger"},
+		{"zero cache", []Option{WithClassCacheSize(0)}, "WithClassCacheSize"},
+		{"nil option", []Option{nil}, "nil Option"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := NewConnector(":memory:", tc.opts...)
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("got %v, want success", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestMemoryWithMountDir(t *testing.T) {
+	t.Parallel()
+	m := newTestMount(t)
+	c, err := NewConnector(":memory:", WithMountDir(m.dir), WithLogger(discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	m.SetReplica("node-m")
+	_, err = db.Exec("CREATE TABLE x(y)")
+	wantNotPrimary(t, err, "node-m")
+}
+
+func TestConnectHookAndRaw(t *testing.T) {
+	t.Parallel()
+	hooked := false
+	d := &sqlite3.SQLiteDriver{ConnectHook: func(sc *sqlite3.SQLiteConn) error {
+		hooked = true
+		return sc.RegisterFunc("twice", func(x int) int { return 2 * x }, true)
+	}}
+	c, err := NewConnector(t.TempDir()+"/h.db", WithSQLiteDriver(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT twice(21)").Scan(&n); err != nil || n != 42 {
+		t.Fatalf("got %d, %v; want 42", n, err)
+	}
+	if !hooked {
+		t.Fatal("ConnectHook did not run")
+	}
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		if dc.(*Conn).SQLite().GetFilename("") == "" {
+			return errors.New("no file name from the raw connection")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,66 @@
+package litefs
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// dsnInfo is what the driver needs to know of a go-sqlite3 DSN. The DSN
+// itself is passed to go-sqlite3 unchanged.
+type dsnInfo struct {
+	path         string // the file name, without "file:" and parameters
+	memory       bool   // an in-memory or temporary database: nothing to replicate
+	txlockWrites bool   // _txlock takes the write lock at BEGIN
+	queryOnly    bool   // _query_only is set: the driver leaves the pragma alone
+}
+
+// parseDSN reads a DSN the way go-sqlite3 does: parameters follow the first
+// '?' when it is not the first byte.
+func parseDSN(dsn string) (dsnInfo, error) {
+	var info dsnInfo
+	if strings.IndexByte(dsn, 0) >= 0 {
+		return info, fmt.Errorf("litefs: invalid DSN: it contains a NUL byte")
+	}
+	path, query := dsn, ""
+	if pos := strings.IndexByte(dsn, '?'); pos >= 1 {
+		path, query = dsn[:pos], dsn[pos+1:]
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return info, fmt.Errorf("litefs: invalid DSN parameters: %w", err)
+	}
+	if rest, ok := strings.CutPrefix(path, "file:"); ok {
+		path = rest
+	}
+	info.path = path
+	info.memory = path == "" || path == ":memory:" || strings.HasPrefix(path, ":memory:") ||
+		params.Get("mode") == "memory"
+
+	switch v := strings.ToLower(params.Get("_txlock")); v {
+	case "", "deferred":
+	case "immediate", "exclusive":
+		info.txlockWrites = true
+	default:
+		return info, fmt.Errorf("litefs: invalid DSN: _txlock=%q (want deferred, immediate or exclusive)", v)
+	}
+	if v := params.Get("_query_only"); v != "" {
+		on, ok := parseBool(v)
+		if !ok {
+			return info, fmt.Errorf("litefs: invalid DSN: _query_only=%q (want a boolean)", v)
+		}
+		info.queryOnly = on
+	}
+	return info, nil
+}
+
+// parseBool accepts go-sqlite3's spellings of a boolean parameter.
+func parseBool(s string) (value, ok bool) {
+	switch strings.ToLower(s) {
+	case "1", "yes", "true", "on":
+		return true, true
+	case "0", "no", "false", "off":
+		return false, true
+	}
+	return false, false
+}
