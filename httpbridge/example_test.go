@@ -2,8 +2,11 @@ package httpbridge_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -151,4 +154,23 @@ func ExampleNewForwarder() {
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/posts", strings.NewReader("title=hi")))
 	fmt.Println(w.Code, w.Body)
 	// Output: 201 primary saved "title=hi" (instance=node-b;state=litefs-hops:1)
+}
+
+// A handler about to do something that must happen on the primary only, and
+// once, asks first.
+func ExampleRequirePrimary() {
+	db, err := sql.Open(litefs.DriverName, "file:/litefs/app.db")
+	if err != nil {
+		log.Fatal(err)
+	}
+	http.Handle("POST /orders", httpbridge.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := httpbridge.RequirePrimary(r, db); err != nil {
+			if !errors.Is(err, litefs.ErrNotPrimary) {
+				http.Error(w, "database unavailable", http.StatusInternalServerError)
+			}
+			return // the bridge sends the request to the primary
+		}
+		// chargeCard(r); db.ExecContext(r.Context(), "INSERT INTO orders ...")
+		w.WriteHeader(http.StatusCreated)
+	})))
 }
