@@ -200,7 +200,10 @@ func New(c Config) (*Bridge, error) {
 	if b.replayMax < 0 {
 		b.replayMax = math.MaxInt64
 	}
-	if f, ok := b.replay.(*Forwarder); ok && f != nil {
+	if f, ok := b.replay.(*Forwarder); ok {
+		if f == nil {
+			return nil, errors.New("httpbridge: invalid Config: Replay is a nil *Forwarder")
+		}
 		b.replayForwards, b.keepMax = true, f.maxBody
 	} else if b.forward != nil {
 		if b.forward.maxBody <= b.replayMax {
@@ -342,7 +345,7 @@ func (b *Bridge) handleRefusal(w http.ResponseWriter, r *http.Request, x *exchan
 		primary, err := b.cfg.WaitPrimary(ctx, refusal)
 		cancel()
 		waited = time.Since(start)
-		if err == nil && primary != "" {
+		if err == nil && isID(primary) {
 			d = b.decide(r, refusal, primary, size, kept)
 		}
 	}
@@ -364,10 +367,10 @@ func (b *Bridge) report(e Event) {
 	b.counts[e.Reason].Add(1)
 	if l := b.cfg.Logger; l != nil {
 		level := slog.LevelWarn
-		switch e.Reason {
-		case ReasonRefused:
+		switch e.Verdict {
+		case Replay, Forward:
 			level = slog.LevelDebug
-		case ReasonTooLate:
+		case Keep:
 			level = slog.LevelError
 		}
 		ctx := e.Request.Context()

@@ -381,6 +381,9 @@ func TestNoPrimary(t *testing.T) {
 		{"the new primary is this node's ID", func(ctx context.Context, refusal error) (string, error) {
 			return "self", nil
 		}, 0, http.StatusServiceUnavailable, "", ReasonLoop},
+		{"WaitPrimary returns an invalid ID", func(ctx context.Context, refusal error) (string, error) {
+			return "node-b;fallback=force_self", nil
+		}, 0, http.StatusServiceUnavailable, "", ReasonNoPrimary},
 		{"waiting disabled", func(ctx context.Context, refusal error) (string, error) {
 			return "", errors.New("WaitPrimary must not be called")
 		}, -1, http.StatusServiceUnavailable, "", ReasonNoPrimary},
@@ -513,6 +516,7 @@ func TestNewValidates(t *testing.T) {
 		{"fly-replay without a limit", Config{InstanceID: "m1", MaxReplayBody: -1}, "MaxReplayBody"},
 		{"Forward bound under the replay limit", Config{InstanceID: "m1", Forward: fwd}, "Forward's MaxBody"},
 		{"Forwarder as Replay", Config{InstanceID: "m1", Replay: fwd}, ""},
+		{"nil Forwarder as Replay", Config{InstanceID: "m1", Replay: (*Forwarder)(nil)}, "nil *Forwarder"},
 		{"two errors at once", Config{InstanceID: "m1", MaxHops: -1, ReplayStatus: 1000}, "ReplayStatus"},
 	}
 	for _, tc := range tests {

@@ -107,10 +107,10 @@ type Decision struct {
 // started. It is pure: it reads r's headers and ContentLength, never its
 // body, and does not wait. A Decision with ReasonNoPrimary is final only when
 // waiting for a primary is disabled; the Handler waits, then decides again.
-// Decide panics if refusal is not a refusal.
+// For an error that is not a refusal, Decide returns the zero Decision.
 func (b *Bridge) Decide(r *http.Request, refusal error) Decision {
 	if !errors.Is(refusal, litefs.ErrNotPrimary) {
-		panic("httpbridge: Decide called with an error that is not a refusal: " + errString(refusal))
+		return Decision{}
 	}
 	return b.decide(r, refusal, primaryOf(refusal), r.ContentLength, true)
 }
@@ -161,11 +161,4 @@ func (b *Bridge) decide(r *http.Request, refusal error, primary string, size int
 		d.Verdict, d.Reason, d.MaxBody = Reject, ReasonTooLarge, b.replayMax
 	}
 	return d
-}
-
-func errString(err error) string {
-	if err == nil {
-		return "<nil>"
-	}
-	return err.Error()
 }

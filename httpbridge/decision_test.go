@@ -1,6 +1,7 @@
 package httpbridge
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,15 +79,14 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestDecidePanicsOnNonRefusal(t *testing.T) {
+func TestDecideNonRefusal(t *testing.T) {
 	t.Parallel()
 	b := newBridge(t, Config{})
-	defer func() {
-		if recover() == nil {
-			t.Error("Decide(nil): got no panic, want one")
+	for _, err := range []error{nil, errors.New("disk I/O error"), litefs.ErrNoPrimary} {
+		if got := b.Decide(httptest.NewRequest(http.MethodPost, "/", nil), err); got != (Decision{}) {
+			t.Errorf("Decide(%v): got %+v, want the zero Decision", err, got)
 		}
-	}()
-	b.Decide(httptest.NewRequest(http.MethodGet, "/", nil), nil)
+	}
 }
 
 func TestReplayValue(t *testing.T) {
