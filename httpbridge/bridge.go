@@ -217,9 +217,9 @@ func New(c Config) (*Bridge, error) {
 	return b, nil
 }
 
-// Middleware wraps next in a Bridge with the default Config. It panics if
-// the defaults cannot be set up (the host name is unknown); use [New] to get
-// an error instead.
+// Middleware wraps next in a new Bridge with the default Config; call it
+// once, when building the handler chain. It panics if the defaults cannot be
+// set up (the host name is unknown); use [New] to get an error instead.
 func Middleware(next http.Handler) http.Handler {
 	b, err := New(Config{})
 	if err != nil {

@@ -16,7 +16,12 @@
 //	r := chi.NewRouter()
 //	r.Use(httpbridge.Middleware)
 //
-// With Echo: e.Use(echo.WrapMiddleware(httpbridge.Middleware)).
+// Echo's WrapMiddleware calls the middleware it wraps on every request, so
+// build the Bridge once and pass its Handler method:
+//
+//	b, err := httpbridge.New(httpbridge.Config{})
+//	...
+//	e.Use(echo.WrapMiddleware(b.Handler))
 //
 // [New] takes a [Config] for everything else; [Bridge.Handler] is then the
 // middleware, and [Bridge.Decide] the decision it applies, on its own.
@@ -68,7 +73,9 @@
 // it for complete.
 //
 // The wrapped ResponseWriter has Flush and Hijack where the underlying one
-// has them, and Unwrap, so http.ResponseController works through it.
+// (or one it unwraps to) has them, and Unwrap, so http.ResponseController
+// works through it; io.Copy and io.WriteString into it keep their fast
+// paths.
 //
 // # Loops and hops
 //
