@@ -607,3 +607,48 @@ func TestTrackerContext(t *testing.T) {
 		t.Errorf("cause through the bridge's context: got %v, want %v", got, cause)
 	}
 }
+
+// TestErrorWrittenAfterReturn mimics echo.WrapMiddleware: the handler returns
+// its error, and the framework writes the error response after the bridge
+// has returned, through the writer the handler was given.
+func TestErrorWrittenAfterReturn(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantReplay string
+	}{
+		{"refusal", notPrimary("node-a"), http.StatusConflict, "instance=node-a;state=litefs-hops:1"},
+		{"other error", errors.New("constraint failed"), http.StatusInternalServerError, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBridge(t, Config{})
+			var inner http.ResponseWriter
+			var herr error
+			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				inner = w
+				refuse(t, r, tc.err) // ignored unless a refusal
+				herr = tc.err
+			}))
+			framework := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.ServeHTTP(w, r)
+				if herr != nil {
+					http.Error(inner, "internal error", http.StatusInternalServerError)
+				}
+			})
+			w := serve(framework, httptest.NewRequest(http.MethodPost, "/", nil))
+			if got, want := w.Code, tc.wantStatus; got != want {
+				t.Errorf("status: got %v, want %v", got, want)
+			}
+			if got, want := w.Header().Get("Fly-Replay"), tc.wantReplay; got != want {
+				t.Errorf("Fly-Replay: got %q, want %q", got, want)
+			}
+			if tc.wantReplay != "" && w.Body.Len() != 0 {
+				t.Errorf("body: got %q, want empty", w.Body)
+			}
+		})
+	}
+}
