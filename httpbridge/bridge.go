@@ -246,20 +246,20 @@ func (b *Bridge) Count(reason Reason) uint64 {
 
 // exchange is the bridge's state for one request, in one allocation.
 type exchange struct {
-	tracker litefs.Tracker
-	ctx     trackerContext
-	writer  writer
-	body    *body // nil unless the body is watched
+	ctx    trackerContext // holds the request's Tracker
+	writer writer
+	body   *body // nil unless the body is watched
 }
 
 func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	x := &exchange{}
+	tracker := &x.ctx.tracker
 	var ctx context.Context
 	if b.trackerKey != nil {
-		x.ctx = trackerContext{Context: r.Context(), key: b.trackerKey, tracker: &x.tracker}
+		x.ctx.Context, x.ctx.key = r.Context(), b.trackerKey
 		ctx = &x.ctx
 	} else {
-		ctx = litefs.WithTracker(r.Context(), &x.tracker)
+		ctx = litefs.WithTracker(r.Context(), tracker)
 	}
 	r = r.WithContext(ctx)
 	// The body is watched only when its size is unknown or a Forwarder may
@@ -268,14 +268,14 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 		x.body = &body{rc: r.Body, keep: b.keepMax > 0, keepMax: b.keepMax}
 		r.Body = x.body
 	}
-	x.writer = writer{w: w, tracker: &x.tracker}
+	x.writer = writer{w: w, tracker: tracker}
 
 	// Steps that must run before the handler (read-your-writes: wait for a
 	// __txid cookie's transaction, or replay) belong here.
 
-	panicked := b.run(next, x.writer.wrap(), r, &x.tracker)
+	panicked := b.run(next, x.writer.wrap(), r, tracker)
 
-	refusal := x.tracker.Refusal()
+	refusal := tracker.Refusal()
 	if refusal == nil {
 		x.writer.finish()
 		return

@@ -586,11 +586,10 @@ func TestTrackerContext(t *testing.T) {
 	if !ok {
 		t.Fatal("trackerKey: litefs.TrackerFrom does not find the bridge's context")
 	}
-	var tr litefs.Tracker
 	parent, cancel := context.WithCancelCause(context.WithValue(context.Background(), otherKey{}, "v"))
-	ctx := &trackerContext{Context: parent, key: key, tracker: &tr}
-	if got := litefs.TrackerFrom(ctx); got != &tr {
-		t.Errorf("TrackerFrom: got %p, want %p", got, &tr)
+	ctx := &trackerContext{Context: parent, key: key}
+	if got := litefs.TrackerFrom(ctx); got != &ctx.tracker {
+		t.Errorf("TrackerFrom: got %p, want %p", got, &ctx.tracker)
 	}
 	if got, want := ctx.Value(otherKey{}), "v"; got != want {
 		t.Errorf("parent value: got %v, want %v", got, want)

@@ -6,18 +6,18 @@ import (
 	"github.com/litefs-sql/litefs"
 )
 
-// trackerContext is a request's context carrying its litefs.Tracker. It
+// trackerContext is a request's context holding its litefs.Tracker. It
 // answers for the Tracker itself, where litefs.WithTracker would allocate a
 // context of its own: one allocation less on every request.
 type trackerContext struct {
 	context.Context
 	key     any // the key litefs.TrackerFrom asks for
-	tracker *litefs.Tracker
+	tracker litefs.Tracker
 }
 
 func (c *trackerContext) Value(key any) any {
 	if key == c.key {
-		return c.tracker
+		return &c.tracker
 	}
 	return c.Context.Value(key)
 }
@@ -43,7 +43,6 @@ func trackerKey() (any, bool) {
 	if s.key == nil {
 		return nil, false
 	}
-	var t litefs.Tracker
-	probe := &trackerContext{Context: context.Background(), key: s.key, tracker: &t}
-	return s.key, litefs.TrackerFrom(probe) == &t
+	probe := &trackerContext{Context: context.Background(), key: s.key}
+	return s.key, litefs.TrackerFrom(probe) == &probe.tracker
 }
