@@ -106,6 +106,12 @@ type ReplayerFunc func(w http.ResponseWriter, r *http.Request, d Decision)
 // Replay calls f(w, r, d).
 func (f ReplayerFunc) Replay(w http.ResponseWriter, r *http.Request, d Decision) { f(w, r, d) }
 
+var (
+	_ Replayer = ReplayerFunc(nil)
+	_ Replayer = flyReplay{}
+	_ Replayer = (*Forwarder)(nil)
+)
+
 // An Event reports a refused write the bridge handled.
 type Event struct {
 	Decision

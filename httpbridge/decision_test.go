@@ -194,3 +194,37 @@ func FuzzDecide(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHandler sends a refused request with arbitrary replay headers and
+// primary ID through the whole Handler: it must answer with a replay to a
+// valid primary, or a rejection, and never panic.
+func FuzzHandler(f *testing.F) {
+	f.Add("instance=node-a;state=litefs-hops:1", "", "node-a", int64(10))
+	f.Add("state=litefs-hops:x", "y", "a;b=c", int64(-1))
+	f.Add("", "", "self", int64(2_000_000))
+	b := newBridge(f, Config{PrimaryWait: -1})
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		litefs.TrackerFrom(r.Context()).ReportRefusal(&litefs.NotPrimaryError{PrimaryID: r.Header.Get("X-Primary")})
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	f.Fuzz(func(t *testing.T, src, failed, primary string, length int64) {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		r.Header["Fly-Replay-Src"] = []string{src}
+		if failed != "" {
+			r.Header["Fly-Replay-Failed"] = []string{failed}
+		}
+		r.Header["X-Primary"] = []string{primary}
+		r.ContentLength = length
+		w := serve(h, r)
+		switch w.Code {
+		case http.StatusConflict:
+			got := parseReplaySource(w.Header().Get("Fly-Replay"))
+			if got.instance != primary || !isID(got.instance) || got.instance == "self" || got.hops < 1 || got.hops > 2 {
+				t.Errorf("replay %q for primary %q", w.Header().Get("Fly-Replay"), primary)
+			}
+		case http.StatusServiceUnavailable, http.StatusRequestEntityTooLarge:
+		default:
+			t.Errorf("status: got %v, want 409, 413 or 503", w.Code)
+		}
+	})
+}

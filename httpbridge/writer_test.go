@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -251,4 +252,30 @@ func TestInvalidStatusPanicsAsWithoutBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
+}
+
+// TestWriteDeadlineReachesConn shows SetWriteDeadline through the wrapper
+// acting on the real connection: a deadline in the past fails the write.
+func TestWriteDeadlineReachesConn(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{})
+	errs := make(chan error, 1)
+	srv := httptest.NewServer(b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if err := rc.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+			errs <- err
+			return
+		}
+		_, err := w.Write(make([]byte, 1<<20))
+		errs <- errors.Join(err, rc.Flush())
+	})))
+	t.Cleanup(srv.Close)
+	res, err := srv.Client().Get(srv.URL)
+	if err == nil {
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	if err := <-errs; !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("write after a past deadline: got %v, want %v", err, os.ErrDeadlineExceeded)
+	}
 }
