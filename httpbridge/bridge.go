@@ -1,0 +1,402 @@
+package httpbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/litefs-sql/litefs"
+)
+
+// Defaults for the zero fields of a Config.
+const (
+	// DefaultMaxHops allows a request a second replay, for a primary that
+	// changed while the first was under way.
+	DefaultMaxHops = 2
+	// DefaultPrimaryWait is how long a request waits for a primary when none
+	// is known, as LiteFS's own proxy does.
+	DefaultPrimaryWait = 5 * time.Second
+	// DefaultRetryAfter is the Retry-After sent with a 503.
+	DefaultRetryAfter = time.Second
+	// DefaultReplayStatus is the status of a fly-replay response. Fly's proxy
+	// ignores it; a client that gets the response anyway (no Fly proxy in
+	// front) must not take it for success, which LiteFS's 200 would suggest.
+	DefaultReplayStatus = http.StatusConflict
+	// DefaultMaxReplayBody is the largest request body fly-replay carries.
+	// Fly documents the limit as "1MB" without saying which; the smaller
+	// reading is the safe one.
+	DefaultMaxReplayBody = 1_000_000
+)
+
+// Config configures a [Bridge]. The zero value of each field selects its
+// default.
+type Config struct {
+	// InstanceID is this node's ID as the primary's ID names it, so the
+	// bridge never replays a request to itself. Default: $FLY_MACHINE_ID,
+	// else the host name (LiteFS's default lease hostname).
+	InstanceID string
+
+	// MaxHops is how many times one request may be replayed; a request that
+	// arrives with that many is rejected (503) instead. Default:
+	// DefaultMaxHops.
+	MaxHops int
+
+	// PrimaryWait bounds the wait for a primary when a write is refused with
+	// no primary known; negative means do not wait. Default:
+	// DefaultPrimaryWait.
+	PrimaryWait time.Duration
+	// WaitPrimary waits for a primary; see litefs.WaitPrimary, the default.
+	WaitPrimary func(ctx context.Context, refusal error) (primaryID string, err error)
+
+	// RetryAfter is the Retry-After of 503 responses, rounded up to whole
+	// seconds. Default: DefaultRetryAfter.
+	RetryAfter time.Duration
+
+	// ReplayStatus is the status of fly-replay responses. Default:
+	// DefaultReplayStatus.
+	ReplayStatus int
+	// ReplayTimeout, if positive, is sent as fly-replay's timeout= field:
+	// how long Fly's proxy tries to reach the primary.
+	ReplayTimeout time.Duration
+	// ReplayFallback, if set, is sent as fly-replay's fallback= field
+	// ("prefer_self" or "force_self"): a failed replay comes back to this
+	// app marked with Fly-Replay-Failed, and the bridge answers it with a
+	// 503 and Retry-After instead of Fly's own error.
+	ReplayFallback string
+
+	// MaxReplayBody is the largest request body Replay may be given; larger
+	// ones go to Forward if set, else get a 413. Negative means no limit.
+	// Ignored when Replay is a *Forwarder, whose own bound applies.
+	// Default: DefaultMaxReplayBody.
+	MaxReplayBody int64
+
+	// Replay sends a refused request to the primary. Default: a fly-replay
+	// response. Use a *Forwarder to forward in-process, or a ReplayerFunc.
+	Replay Replayer
+	// Forward, if set, forwards the requests whose body is over
+	// MaxReplayBody, instead of rejecting them.
+	Forward *Forwarder
+	// Reject answers a refused request that cannot go to the primary.
+	// Default: WriteRejection.
+	Reject func(w http.ResponseWriter, r *http.Request, d Decision)
+
+	// Logger receives the bridge's log records. Default: slog.Default().
+	Logger *slog.Logger
+	// OnEvent, if set, is called after each refused write is handled. It is
+	// called on the request's goroutine and must be safe for concurrent use.
+	OnEvent func(Event)
+}
+
+// A Replayer sends a refused request to the primary named by d.Primary, or
+// answers with a response that makes it go there.
+type Replayer interface {
+	Replay(w http.ResponseWriter, r *http.Request, d Decision)
+}
+
+// ReplayerFunc adapts a function to a [Replayer].
+type ReplayerFunc func(w http.ResponseWriter, r *http.Request, d Decision)
+
+// Replay calls f(w, r, d).
+func (f ReplayerFunc) Replay(w http.ResponseWriter, r *http.Request, d Decision) { f(w, r, d) }
+
+var (
+	_ Replayer = ReplayerFunc(nil)
+	_ Replayer = flyReplay{}
+	_ Replayer = (*Forwarder)(nil)
+)
+
+// An Event reports a refused write the bridge handled.
+type Event struct {
+	Decision
+	// Request is the refused request.
+	Request *http.Request
+	// Waited is how long the request waited for a primary.
+	Waited time.Duration
+}
+
+// A Bridge is net/http middleware that sends requests whose writes were
+// refused on a replica to the primary. It is safe for concurrent use.
+type Bridge struct {
+	cfg            Config
+	replay         Replayer
+	forward        *Forwarder
+	replayForwards bool  // replay is a *Forwarder: its body bound applies
+	replayMax      int64 // body limit of replay, when it does not forward
+	keepMax        int64 // bound of the kept body copy; 0 when nothing forwards
+	trackerKey     any   // nil: bind Trackers with litefs.WithTracker
+	counts         [numReasons]atomic.Uint64
+}
+
+// New validates c, fills in its defaults and returns a Bridge.
+func New(c Config) (*Bridge, error) {
+	if c.InstanceID == "" {
+		c.InstanceID = os.Getenv("FLY_MACHINE_ID")
+	}
+	if c.InstanceID == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("httpbridge: Config.InstanceID is empty and the host name is unknown: %w", err)
+		}
+		c.InstanceID = h
+	}
+	if c.MaxHops == 0 {
+		c.MaxHops = DefaultMaxHops
+	}
+	if c.PrimaryWait == 0 {
+		c.PrimaryWait = DefaultPrimaryWait
+	}
+	if c.WaitPrimary == nil {
+		c.WaitPrimary = litefs.WaitPrimary
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.ReplayStatus == 0 {
+		c.ReplayStatus = DefaultReplayStatus
+	}
+	if c.MaxReplayBody == 0 {
+		c.MaxReplayBody = DefaultMaxReplayBody
+	}
+	if c.Reject == nil {
+		c.Reject = WriteRejection
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+
+	var errs []error
+	if !isID(c.InstanceID) {
+		errs = append(errs, fmt.Errorf("Config.InstanceID %q is not a hostname-like ID", c.InstanceID))
+	}
+	if c.MaxHops < 0 {
+		errs = append(errs, fmt.Errorf("Config.MaxHops is negative (%d)", c.MaxHops))
+	}
+	if c.RetryAfter < 0 {
+		errs = append(errs, fmt.Errorf("Config.RetryAfter is negative (%v)", c.RetryAfter))
+	}
+	if c.ReplayStatus < 100 || c.ReplayStatus > 599 {
+		errs = append(errs, fmt.Errorf("Config.ReplayStatus %d is not an HTTP status", c.ReplayStatus))
+	}
+	if c.ReplayTimeout < 0 {
+		errs = append(errs, fmt.Errorf("Config.ReplayTimeout is negative (%v)", c.ReplayTimeout))
+	}
+	switch c.ReplayFallback {
+	case "", "prefer_self", "force_self":
+	default:
+		errs = append(errs, fmt.Errorf(`Config.ReplayFallback %q is not "prefer_self" or "force_self"`, c.ReplayFallback))
+	}
+	if c.Replay == nil && c.Forward == nil && c.MaxReplayBody < 0 {
+		errs = append(errs, errors.New("Config.MaxReplayBody: fly-replay cannot carry bodies of any size"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("httpbridge: invalid Config: %w", err)
+	}
+
+	b := &Bridge{cfg: c, replay: c.Replay, forward: c.Forward, replayMax: c.MaxReplayBody}
+	if b.replay == nil {
+		b.replay = flyReplay{status: c.ReplayStatus, timeout: c.ReplayTimeout, fallback: c.ReplayFallback}
+	}
+	if b.replayMax < 0 {
+		b.replayMax = math.MaxInt64
+	}
+	if f, ok := b.replay.(*Forwarder); ok {
+		if f == nil {
+			return nil, errors.New("httpbridge: invalid Config: Replay is a nil *Forwarder")
+		}
+		b.replayForwards, b.keepMax = true, f.maxBody
+	} else if b.forward != nil {
+		if b.forward.maxBody <= b.replayMax {
+			return nil, fmt.Errorf("httpbridge: invalid Config: Forward's MaxBody (%d) must exceed MaxReplayBody (%d)", b.forward.maxBody, b.replayMax)
+		}
+		b.keepMax = b.forward.maxBody
+	}
+	if key, ok := trackerKey(); ok {
+		b.trackerKey = key
+	}
+	return b, nil
+}
+
+// Middleware wraps next in a new Bridge with the default Config; call it
+// once, when building the handler chain. It panics if the defaults cannot be
+// set up (the host name is unknown); use [New] to get an error instead.
+func Middleware(next http.Handler) http.Handler {
+	b, err := New(Config{})
+	if err != nil {
+		panic(err)
+	}
+	return b.Handler(next)
+}
+
+// Handler returns next wrapped by the bridge.
+func (b *Bridge) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.serve(w, r, next)
+	})
+}
+
+// Count returns how many refused writes were handled for reason since the
+// Bridge was made.
+func (b *Bridge) Count(reason Reason) uint64 {
+	if int(reason) >= len(b.counts) {
+		return 0
+	}
+	return b.counts[reason].Load()
+}
+
+// exchange is the bridge's state for one request, in one allocation.
+type exchange struct {
+	ctx    trackerContext // holds the request's Tracker
+	writer writer
+	body   *body // nil unless the body is watched
+}
+
+func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	x := &exchange{}
+	tracker := &x.ctx.tracker
+	var ctx context.Context
+	if b.trackerKey != nil {
+		x.ctx.Context, x.ctx.key = r.Context(), b.trackerKey
+		ctx = &x.ctx
+	} else {
+		ctx = litefs.WithTracker(r.Context(), tracker)
+	}
+	r = r.WithContext(ctx)
+	// The body is watched only when its size is unknown or a Forwarder may
+	// re-send it; a plain GET costs nothing here.
+	if r.Body != nil && r.Body != http.NoBody && (r.ContentLength < 0 || b.keepMax > 0) {
+		x.body = &body{rc: r.Body, keep: b.keepMax > 0, keepMax: b.keepMax}
+		r.Body = x.body
+	}
+	x.writer = writer{w: w, tracker: tracker}
+
+	// Steps that must run before the handler (read-your-writes: wait for a
+	// __txid cookie's transaction, or replay) belong here.
+
+	panicked := b.run(next, x.writer.wrap(), r, tracker)
+
+	refusal := tracker.Refusal()
+	if refusal == nil {
+		x.writer.finish()
+		return
+	}
+	if x.writer.started {
+		b.tooLate(r, refusal, panicked)
+		return
+	}
+	b.handleRefusal(w, r, x, refusal)
+}
+
+// run calls next, and recovers a panic whose value is a refusal, reporting
+// whether it did. Every other panic, http.ErrAbortHandler included, goes on.
+func (b *Bridge) run(next http.Handler, w http.ResponseWriter, r *http.Request, t *litefs.Tracker) (panicked bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			err, ok := v.(error)
+			if !ok || err == http.ErrAbortHandler || !errors.Is(err, litefs.ErrNotPrimary) {
+				panic(v)
+			}
+			t.ReportRefusal(err)
+			panicked = true
+		}
+	}()
+	next.ServeHTTP(w, r)
+	return false
+}
+
+// tooLate reports a refusal that came after the response started. A handler
+// that panicked mid-response is aborted, so the client sees a broken
+// response rather than a truncated one that looks complete.
+func (b *Bridge) tooLate(r *http.Request, refusal error, panicked bool) {
+	d := Decision{
+		Verdict:  Keep,
+		Reason:   ReasonTooLate,
+		Primary:  primaryOf(refusal),
+		Self:     b.cfg.InstanceID,
+		BodySize: r.ContentLength,
+		Err:      refusal,
+	}
+	d.Hops, _ = replayOrigin(r.Header, "")
+	b.report(Event{Decision: d, Request: r})
+	if panicked {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (b *Bridge) handleRefusal(w http.ResponseWriter, r *http.Request, x *exchange, refusal error) {
+	size, kept := r.ContentLength, true
+	if x.body != nil {
+		if size < 0 && b.replayMax < math.MaxInt64 && !b.replayForwards {
+			size = x.body.size(b.replayMax)
+		}
+		if b.keepMax > 0 {
+			var rest io.ReadCloser
+			if rest, kept = x.body.replay(); kept {
+				r.Body = rest
+			}
+		}
+	}
+	primary := primaryOf(refusal)
+	d := b.decide(r, refusal, primary, size, kept)
+	var waited time.Duration
+	if d.Reason == ReasonNoPrimary && b.cfg.PrimaryWait > 0 {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(r.Context(), b.cfg.PrimaryWait)
+		primary, err := b.cfg.WaitPrimary(ctx, refusal)
+		cancel()
+		waited = time.Since(start)
+		if err == nil && isID(primary) {
+			d = b.decide(r, refusal, primary, size, kept)
+		}
+	}
+
+	clear(w.Header()) // the handler's headers go with its status and body
+	switch d.Verdict {
+	case Replay:
+		b.replay.Replay(w, r, d)
+	case Forward:
+		b.forward.Replay(w, r, d)
+	default:
+		b.cfg.Reject(w, r, d)
+	}
+	b.report(Event{Decision: d, Request: r, Waited: waited})
+}
+
+// report counts, logs and publishes a handled refusal.
+func (b *Bridge) report(e Event) {
+	b.counts[e.Reason].Add(1)
+	if l := b.cfg.Logger; l != nil {
+		level := slog.LevelWarn
+		switch e.Verdict {
+		case Replay, Forward:
+			level = slog.LevelDebug
+		case Keep:
+			level = slog.LevelError
+		}
+		ctx := e.Request.Context()
+		if l.Enabled(ctx, level) {
+			l.Log(ctx, level, logMessages[e.Reason],
+				"reason", e.Reason.String(), "verdict", e.Verdict.String(),
+				"primary", e.Primary, "hops", e.Hops, "method", e.Request.Method,
+				"path", e.Request.URL.Path, "waited", e.Waited, "error", e.Err)
+		}
+	}
+	if b.cfg.OnEvent != nil {
+		b.cfg.OnEvent(e)
+	}
+}
+
+var logMessages = [numReasons]string{
+	ReasonRefused:      "litefs: write refused on a replica; sending the request to the primary",
+	ReasonNoPrimary:    "litefs: write refused and no primary is known; rejecting the request",
+	ReasonLoop:         "litefs: write refused, but sending the request on would loop; rejecting it",
+	ReasonReplayFailed: "litefs: write refused on a request whose replay already failed; rejecting it",
+	ReasonTooLarge:     "litefs: write refused on a request whose body is too large to replay",
+	ReasonTooLate:      "litefs: write refused after the response had started; it cannot be replayed",
+}

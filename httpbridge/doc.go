@@ -1,0 +1,112 @@
+// Package httpbridge is net/http middleware that sends a request to the
+// LiteFS primary when the litefs driver refused one of its writes on a
+// replica. On Fly.io it answers with a fly-replay response, so Fly's proxy
+// replays the request on the primary; no route needs to be marked as a
+// writer.
+//
+// # Use
+//
+// Wrap the handler, and pass r.Context() to every database call:
+//
+//	http.ListenAndServe(":8080", httpbridge.Middleware(mux))
+//
+// With go-chi/chi, gorilla/mux or any router taking
+// func(http.Handler) http.Handler:
+//
+//	r := chi.NewRouter()
+//	r.Use(httpbridge.Middleware)
+//
+// Echo's WrapMiddleware calls the middleware it wraps on every request, so
+// build the Bridge once and pass its Handler method:
+//
+//	b, err := httpbridge.New(httpbridge.Config{})
+//	...
+//	e.Use(echo.WrapMiddleware(b.Handler))
+//
+// [New] takes a [Config] for everything else; [Bridge.Handler] is then the
+// middleware, and [Bridge.Decide] the decision it applies, on its own.
+//
+// # How a refusal reaches the bridge
+//
+// The bridge attaches a [litefs.Tracker] to each request's context, and the
+// driver reports to it every write it refuses. So a handler may:
+//
+//   - return an error response of its own (a 500, say): the bridge learns of
+//     the refusal from the Tracker and replaces the response;
+//   - panic with the error (errors.Is(err, litefs.ErrNotPrimary)): the bridge
+//     recovers it; every other panic, http.ErrAbortHandler included, goes on
+//     unchanged;
+//   - ask first, before a side effect that must not happen on a replica
+//     (sending mail, charging a card), with [RequirePrimary], and return.
+//
+// # The response
+//
+// A replay is an empty response with status 409 Conflict (Config.ReplayStatus)
+// and the header
+//
+//	Fly-Replay: instance=<primary ID>;state=litefs-hops:<n>
+//
+// Fly's proxy ignores the status; 409 is there for a client that gets the
+// response without a Fly proxy in front, which must not take it for the
+// success LiteFS's proxy's 200 would suggest. Whatever the handler had set,
+// status, headers and body, is dropped, including headers set by middleware
+// outside the bridge.
+//
+// When the request cannot go to the primary, the client gets 503 Service
+// Unavailable with Retry-After, or 413 Content Too Large for a body over
+// fly-replay's limit (Config.Reject changes this).
+//
+// # When the response starts
+//
+// A response can only be replaced before any of it is sent. The bridge holds
+// back the status line and headers until the handler writes a body byte,
+// flushes, hijacks the connection, sends a 1xx response, or returns. If by
+// then a write was refused, the handler's response is dropped (its writes
+// succeed and go nowhere) and the bridge answers instead. So a refusal is
+// replayable whenever it comes before the first body byte.
+//
+// Flushing before any body byte sends the headers: the handler has asked for
+// them to go out (a stream starting), and that commits the response. A
+// refusal after the response started is logged at level Error, counted
+// (ReasonTooLate) and reported to Config.OnEvent, and the response stands; if
+// the refusal was a panic, the response is aborted so the client cannot take
+// it for complete.
+//
+// The wrapped ResponseWriter has Flush and Hijack where the underlying one
+// (or one it unwraps to) has them, and Unwrap, so http.ResponseController
+// works through it; io.Copy and io.WriteString into it keep their fast
+// paths.
+//
+// # Loops and hops
+//
+// A replayed request carries Fly-Replay-Src. The bridge never replays a
+// request to the node it came from, nor to itself (Config.InstanceID,
+// $FLY_MACHINE_ID or the host name by default), and counts replays in the
+// state= field: a request that has made Config.MaxHops replays is rejected.
+// A request that came back with Fly-Replay-Failed is rejected too.
+//
+// # No primary
+//
+// When no primary is known (LiteFS is electing, or lost its primary), the
+// bridge waits up to Config.PrimaryWait (5 s) for one, with
+// litefs.WaitPrimary, then replays the request there, or answers 503.
+//
+// # Large bodies
+//
+// Fly replays requests with bodies up to 1 MB. Above Config.MaxReplayBody the
+// bridge answers 413, unless Config.Forward names a [Forwarder], which sends
+// the request to the primary itself; the bridge then keeps a copy of the
+// body as the handler reads it, so it can be sent again.
+//
+// # Other deployments
+//
+// Config.Replay replaces fly-replay: a [Forwarder] proxies every refused
+// request to the primary in-process, and a [ReplayerFunc] does anything else
+// with the [Decision].
+//
+// # Observing
+//
+// Config.Logger gets a record for each refused write (Debug when replayed,
+// Warn when rejected, Error when too late); Config.OnEvent gets an [Event];
+// [Bridge.Count] counts them by [Reason].
+package httpbridge

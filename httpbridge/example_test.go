@@ -1,0 +1,176 @@
+package httpbridge_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/litefs-sql/litefs"
+	"github.com/litefs-sql/litefs/httpbridge"
+)
+
+// savePost is an ordinary handler: it passes r.Context() to the database
+// and answers a failed write as it would any database error.
+func savePost(w http.ResponseWriter, r *http.Request) {
+	if err := insertPost(r.Context()); err != nil {
+		http.Error(w, "could not save the post", http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+// insertPost stands for db.ExecContext(ctx, "INSERT INTO posts ...") on a
+// replica: the litefs driver refuses it and reports the refusal to the
+// Tracker in ctx.
+func insertPost(ctx context.Context) error {
+	err := &litefs.NotPrimaryError{PrimaryID: "148e21ea7e4089"}
+	litefs.TrackerFrom(ctx).ReportRefusal(err)
+	return err
+}
+
+func Example() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /posts", savePost)
+	mux.HandleFunc("GET /posts", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "[]")
+	})
+	h := httpbridge.Middleware(mux)
+	// http.ListenAndServe(":8080", h)
+
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/posts", strings.NewReader("title=hi")))
+	fmt.Println(w.Code, w.Header().Get("Fly-Replay"), w.Body.Len())
+
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/posts", nil))
+	fmt.Println(w.Code, w.Body)
+	// Output:
+	// 409 instance=148e21ea7e4089;state=litefs-hops:1 0
+	// 200 []
+}
+
+// A handler may also panic with the refusal; the bridge recovers it.
+func Example_panic() {
+	h := httpbridge.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic(fmt.Errorf("saving the post: %w", &litefs.NotPrimaryError{PrimaryID: "node-a"}))
+	}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/posts", nil))
+	fmt.Println(w.Code, w.Header().Get("Fly-Replay"))
+	// Output: 409 instance=node-a;state=litefs-hops:1
+}
+
+// With go-chi/chi (or gorilla/mux, whose Use takes the same type):
+//
+//	r := chi.NewRouter()
+//	r.Use(b.Handler)
+//	r.Post("/posts", savePost)
+func ExampleNew() {
+	b, err := httpbridge.New(httpbridge.Config{
+		InstanceID:  "node-b", // default: $FLY_MACHINE_ID, else the host name
+		PrimaryWait: 2 * time.Second,
+		RetryAfter:  3 * time.Second,
+		OnEvent: func(e httpbridge.Event) {
+			fmt.Printf("event: %s, %s to %q after %d hops\n", e.Reason, e.Verdict, e.Primary, e.Hops)
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	h := b.Handler(http.HandlerFunc(savePost))
+
+	// A request replayed here by node 148e21ea7e4089, the primary named by
+	// the refusal, is not sent back.
+	r := httptest.NewRequest(http.MethodPost, "/posts", nil)
+	r.Header.Set("Fly-Replay-Src", "instance=148e21ea7e4089;region=ams;t=1700000000000000;state=litefs-hops:1")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	fmt.Println(w.Code, w.Header().Get("Retry-After"))
+	// Output:
+	// event: loop, reject to "148e21ea7e4089" after 1 hops
+	// 503 3
+}
+
+func ExampleBridge_Decide() {
+	b, err := httpbridge.New(httpbridge.Config{InstanceID: "node-b"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	refusal := &litefs.NotPrimaryError{PrimaryID: "node-a"}
+	for _, src := range []string{"", "instance=node-c;state=litefs-hops:1", "instance=node-c;state=litefs-hops:2", "instance=node-a"} {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		if src != "" {
+			r.Header.Set("Fly-Replay-Src", src)
+		}
+		d := b.Decide(r, refusal)
+		fmt.Printf("%-36q %s (%s)\n", src, d.Verdict, d.Reason)
+	}
+	// Output:
+	// ""                                   replay (refused)
+	// "instance=node-c;state=litefs-hops:1" replay (refused)
+	// "instance=node-c;state=litefs-hops:2" reject (loop)
+	// "instance=node-a"                    reject (loop)
+}
+
+// Without Fly's proxy, a Forwarder sends refused requests to the primary
+// itself. On Fly.io, a template like "http://{primary}.vm.{app}.internal:8080"
+// reaches a given machine.
+func ExampleNewForwarder() {
+	primary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, "primary saved %q (%s)", body, r.Header.Get("Fly-Replay-Src"))
+	}))
+	defer primary.Close()
+	u, _ := url.Parse(primary.URL)
+
+	fwd, err := httpbridge.NewForwarder(httpbridge.ForwardConfig{URL: "http://{primary}:" + u.Port()})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	b, err := httpbridge.New(httpbridge.Config{InstanceID: "node-b", Replay: fwd})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The handler reads the body, then its write is refused; the
+		// primary (here at 127.0.0.1) still gets the whole body.
+		io.ReadAll(r.Body)
+		panic(&litefs.NotPrimaryError{PrimaryID: u.Hostname()})
+	}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/posts", strings.NewReader("title=hi")))
+	fmt.Println(w.Code, w.Body)
+	// Output: 201 primary saved "title=hi" (instance=node-b;state=litefs-hops:1)
+}
+
+// A handler about to do something that must happen on the primary only, and
+// once, asks first.
+func ExampleRequirePrimary() {
+	db, err := sql.Open(litefs.DriverName, "file:/litefs/app.db")
+	if err != nil {
+		log.Fatal(err)
+	}
+	http.Handle("POST /orders", httpbridge.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := httpbridge.RequirePrimary(r, db); err != nil {
+			if !errors.Is(err, litefs.ErrNotPrimary) {
+				http.Error(w, "database unavailable", http.StatusInternalServerError)
+			}
+			return // the bridge sends the request to the primary
+		}
+		// chargeCard(r); db.ExecContext(r.Context(), "INSERT INTO orders ...")
+		w.WriteHeader(http.StatusCreated)
+	})))
+}

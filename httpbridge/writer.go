@@ -1,0 +1,239 @@
+package httpbridge
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/litefs-sql/litefs"
+)
+
+// errReplaced is returned by Hijack when the handler's response was already
+// replaced by a replay or a rejection.
+var errReplaced = errors.New("litefs: response replaced: a write was refused and the request goes to the primary")
+
+// writer holds back the status line and headers of a handler's response
+// until the handler writes a body byte, flushes, hijacks or returns. Until
+// then the bridge can still swap the response for a replay.
+//
+// At the point where the response would start, writer looks at the request's
+// Tracker once: a refusal seen by then means the handler's response (often
+// its own 500) is dropped, and the bridge answers instead. That point is also
+// where a step that adds headers to committed writes (a __txid cookie) fits.
+type writer struct {
+	w       http.ResponseWriter
+	tracker *litefs.Tracker
+	status  int // status held back; 0 if none yet
+
+	started    bool // the response went out (or the connection was hijacked)
+	hijacked   bool
+	suppressed bool // a refusal came first: the handler's output is dropped
+}
+
+// start commits the response: it sends the held status, unless a refusal was
+// already seen, in which case it reports false and the response is dropped.
+func (w *writer) start() bool {
+	if w.started {
+		return true
+	}
+	if w.suppressed || w.tracker.Refusal() != nil {
+		w.suppressed = true
+		return false
+	}
+	w.started = true
+	if w.status != 0 {
+		w.w.WriteHeader(w.status)
+	}
+	return true
+}
+
+// finish sends a status the handler set but never followed with a body.
+func (w *writer) finish() {
+	if !w.started && !w.suppressed && w.status != 0 {
+		w.started = true
+		w.w.WriteHeader(w.status)
+	}
+}
+
+func (w *writer) Header() http.Header { return w.w.Header() }
+
+func (w *writer) WriteHeader(code int) {
+	switch {
+	case w.started:
+		w.w.WriteHeader(code) // let net/http report a superfluous call
+	case w.suppressed:
+	case code < 100 || code > 999:
+		w.w.WriteHeader(code) // let net/http panic as it would without the bridge
+	case code < 200 && code != http.StatusSwitchingProtocols:
+		// An informational response goes out now, so the response has
+		// started: fly-replay can no longer be trusted to apply.
+		if w.start() {
+			w.w.WriteHeader(code)
+		}
+	case w.status == 0:
+		w.status = code
+	}
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	if !w.started {
+		if len(p) == 0 {
+			if w.status == 0 && !w.suppressed {
+				w.status = http.StatusOK
+			}
+			return 0, nil
+		}
+		if !w.start() {
+			return len(p), nil
+		}
+	}
+	return w.w.Write(p)
+}
+
+func (w *writer) WriteString(s string) (int, error) {
+	if !w.started {
+		if len(s) == 0 {
+			return w.Write(nil)
+		}
+		if !w.start() {
+			return len(s), nil
+		}
+	}
+	return io.WriteString(w.w, s)
+}
+
+// ReadFrom keeps the underlying writer's ReadFrom (sendfile) for all but the
+// first chunk, which goes through Write so that an empty source does not
+// start the response.
+func (w *writer) ReadFrom(src io.Reader) (int64, error) {
+	var n int64
+	if !w.started {
+		buf := make([]byte, 512)
+		for !w.started {
+			m, err := src.Read(buf)
+			if m > 0 {
+				if _, werr := w.Write(buf[:m]); werr != nil {
+					return n, werr
+				}
+				n += int64(m)
+			}
+			if err == io.EOF {
+				return n, nil
+			}
+			if err != nil {
+				return n, err
+			}
+			if w.suppressed {
+				m, err := io.Copy(io.Discard, src)
+				return n + m, err
+			}
+		}
+	}
+	m, err := io.Copy(w.w, src)
+	return n + m, err
+}
+
+// Unwrap returns the underlying ResponseWriter, for http.ResponseController.
+func (w *writer) Unwrap() http.ResponseWriter { return w.w }
+
+func (w *writer) flush() error {
+	if !w.start() {
+		return nil
+	}
+	return http.NewResponseController(w.w).Flush()
+}
+
+func (w *writer) hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.started {
+		if w.hijacked {
+			return nil, nil, http.ErrHijacked
+		}
+	} else if w.suppressed || w.tracker.Refusal() != nil {
+		w.suppressed = true
+		return nil, nil, errReplaced
+	}
+	conn, rw, err := http.NewResponseController(w.w).Hijack()
+	if err == nil {
+		// The held status is never sent: the handler owns the connection.
+		w.started, w.hijacked = true, true
+	}
+	return conn, rw, err
+}
+
+// The variants below advertise Flush and Hijack only where the underlying
+// writer (or one it unwraps to) supports them. Each is a single pointer, so
+// storing one in an http.ResponseWriter does not allocate.
+type (
+	flushWriter        struct{ *writer }
+	hijackWriter       struct{ *writer }
+	flushHijackWriter  struct{ *writer }
+	flushErrorer       interface{ FlushError() error }
+	responseUnwrapper  interface{ Unwrap() http.ResponseWriter }
+	hijackFlushWriters interface {
+		http.Flusher
+		http.Hijacker
+	}
+)
+
+func (w flushWriter) Flush()            { w.flush() }
+func (w flushWriter) FlushError() error { return w.flush() }
+func (w hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return w.hijack()
+}
+func (w flushHijackWriter) Flush()            { w.flush() }
+func (w flushHijackWriter) FlushError() error { return w.flush() }
+func (w flushHijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return w.hijack()
+}
+
+var (
+	_ http.ResponseWriter = (*writer)(nil)
+	_ io.StringWriter     = (*writer)(nil)
+	_ io.ReaderFrom       = (*writer)(nil)
+	_ responseUnwrapper   = (*writer)(nil)
+	_ http.Flusher        = flushWriter{}
+	_ flushErrorer        = flushWriter{}
+	_ http.Hijacker       = hijackWriter{}
+	_ hijackFlushWriters  = flushHijackWriter{}
+)
+
+// maxUnwrap bounds the walk down a chain of wrapped writers.
+const maxUnwrap = 16
+
+// capabilities reports whether w, or a writer it unwraps to, can flush and
+// hijack: what http.ResponseController would find.
+func capabilities(w http.ResponseWriter) (flush, hijack bool) {
+	for range maxUnwrap {
+		if !flush {
+			switch w.(type) {
+			case http.Flusher, flushErrorer:
+				flush = true
+			}
+		}
+		if !hijack {
+			_, hijack = w.(http.Hijacker)
+		}
+		u, ok := w.(responseUnwrapper)
+		if !ok || flush && hijack {
+			break
+		}
+		w = u.Unwrap()
+	}
+	return flush, hijack
+}
+
+// wrap returns w.w's stand-in, with the optional methods w.w has.
+func (w *writer) wrap() http.ResponseWriter {
+	switch flush, hijack := capabilities(w.w); {
+	case flush && hijack:
+		return flushHijackWriter{w}
+	case flush:
+		return flushWriter{w}
+	case hijack:
+		return hijackWriter{w}
+	default:
+		return w
+	}
+}

@@ -1,0 +1,281 @@
+package httpbridge
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Underlying writers with chosen optional methods.
+type (
+	plainWriter  struct{ http.ResponseWriter }
+	flushOnly    struct{ http.ResponseWriter }
+	hijackOnly   struct{ http.ResponseWriter }
+	flushErrOnly struct{ http.ResponseWriter }
+	both         struct{ http.ResponseWriter }
+	unwrapOnly   struct{ w http.ResponseWriter }
+)
+
+func (flushOnly) Flush()                                        {}
+func (hijackOnly) Hijack() (net.Conn, *bufio.ReadWriter, error) { return nil, nil, errors.New("test") }
+func (flushErrOnly) FlushError() error                          { return nil }
+func (both) Flush()                                             {}
+func (both) Hijack() (net.Conn, *bufio.ReadWriter, error)       { return nil, nil, errors.New("test") }
+func (u unwrapOnly) Header() http.Header                        { return u.w.Header() }
+func (u unwrapOnly) Write(p []byte) (int, error)                { return u.w.Write(p) }
+func (u unwrapOnly) WriteHeader(code int)                       { u.w.WriteHeader(code) }
+func (u unwrapOnly) Unwrap() http.ResponseWriter                { return u.w }
+
+func TestWriterAdvertises(t *testing.T) {
+	t.Parallel()
+	rec := func() http.ResponseWriter { return plainWriter{httptest.NewRecorder()} }
+	tests := []struct {
+		name              string
+		w                 http.ResponseWriter
+		wantFlush, wantHj bool
+	}{
+		{"neither", rec(), false, false},
+		{"Flusher", flushOnly{rec()}, true, false},
+		{"FlushError", flushErrOnly{rec()}, true, false},
+		{"Hijacker", hijackOnly{rec()}, false, true},
+		{"both", both{rec()}, true, true},
+		{"both behind Unwrap", unwrapOnly{both{rec()}}, true, true},
+		{"Flusher behind two Unwraps", unwrapOnly{unwrapOnly{flushOnly{rec()}}}, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBridge(t, Config{})
+			var gotFlush, gotHj bool
+			var gotUnwrap http.ResponseWriter
+			b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, gotFlush = w.(http.Flusher)
+				_, gotHj = w.(http.Hijacker)
+				gotUnwrap = w.(interface{ Unwrap() http.ResponseWriter }).Unwrap()
+			})).ServeHTTP(tc.w, httptest.NewRequest(http.MethodGet, "/", nil))
+			if gotFlush != tc.wantFlush || gotHj != tc.wantHj {
+				t.Errorf("Flusher, Hijacker: got %v, %v, want %v, %v", gotFlush, gotHj, tc.wantFlush, tc.wantHj)
+			}
+			if gotUnwrap != tc.w {
+				t.Errorf("Unwrap: got %T, want the underlying %T", gotUnwrap, tc.w)
+			}
+		})
+	}
+}
+
+func TestResponseControllerThroughBridge(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{})
+	release := make(chan struct{})
+	errs := make(chan error, 1)
+	srv := httptest.NewServer(b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		err := errors.Join(
+			rc.SetReadDeadline(time.Now().Add(time.Minute)),
+			rc.SetWriteDeadline(time.Now().Add(time.Minute)),
+			rc.EnableFullDuplex(),
+		)
+		w.Header().Set("X-Stream", "1")
+		w.WriteHeader(http.StatusAccepted)
+		err = errors.Join(err, rc.Flush())
+		errs <- err
+		<-release // the client must see the headers before the handler returns
+		io.WriteString(w, "done")
+	})))
+	t.Cleanup(srv.Close)
+
+	res, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := <-errs; err != nil {
+		t.Errorf("ResponseController: got %v, want no error", err)
+	}
+	if got, want := res.StatusCode, http.StatusAccepted; got != want {
+		t.Errorf("status before the handler returned: got %v, want %v", got, want)
+	}
+	close(release)
+	body, _ := io.ReadAll(res.Body)
+	if got, want := string(body), "done"; got != want {
+		t.Errorf("body: got %q, want %q", got, want)
+	}
+}
+
+func TestResponseControllerUnsupported(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{})
+	var flushErr, deadlineErr error
+	w := plainWriter{httptest.NewRecorder()}
+	b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		flushErr = rc.Flush()
+		deadlineErr = rc.SetWriteDeadline(time.Now())
+	})).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if !errors.Is(flushErr, http.ErrNotSupported) || !errors.Is(deadlineErr, http.ErrNotSupported) {
+		t.Errorf("got %v, %v, want http.ErrNotSupported twice", flushErr, deadlineErr)
+	}
+}
+
+func TestHijack(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		hijack   func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error)
+		refuse   bool // before hijacking
+		wantBody string
+	}{
+		{"Hijacker", func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+			return w.(http.Hijacker).Hijack()
+		}, false, "raw"},
+		{"ResponseController", func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+			return http.NewResponseController(w).Hijack()
+		}, false, "raw"},
+		{"after a refusal", func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+			return w.(http.Hijacker).Hijack()
+		}, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var ev events
+			b := newBridge(t, Config{OnEvent: ev.add})
+			hijackErr := make(chan error, 1)
+			served := make(chan struct{}) // closed when the bridge is done
+			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.refuse {
+					refuse(t, r, notPrimary("node-a"))
+				}
+				w.WriteHeader(http.StatusTeapot) // held, then dropped by the hijack
+				conn, rw, err := tc.hijack(w)
+				hijackErr <- err
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nraw")
+				rw.Flush()
+				refuse(t, r, notPrimary("node-a")) // after the hijack: too late
+			}))
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer close(served)
+				h.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+
+			res, err := srv.Client().Post(srv.URL, "text/plain", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			<-served
+			err = <-hijackErr
+			if tc.refuse {
+				if !errors.Is(err, errReplaced) || res.StatusCode != http.StatusConflict || res.Header.Get("Fly-Replay") == "" {
+					t.Errorf("got error %v, status %v, want errReplaced and a replay", err, res.StatusCode)
+				}
+				if got, want := ev.only(t).Reason, ReasonRefused; got != want {
+					t.Errorf("reason: got %v, want %v", got, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Hijack: %v", err)
+			}
+			if res.StatusCode != http.StatusOK || string(body) != tc.wantBody {
+				t.Errorf("got %v %q, want 200 %q", res.StatusCode, body, tc.wantBody)
+			}
+			if got, want := ev.only(t).Reason, ReasonTooLate; got != want {
+				t.Errorf("reason: got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestHTTP2(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{})
+	srv := httptest.NewUnstartedServer(b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, flush := w.(http.Flusher)
+		_, hj := w.(http.Hijacker)
+		if r.Method == http.MethodPost {
+			refuse(t, r, notPrimary("node-a"))
+		}
+		io.WriteString(w, r.Proto+" "+map[bool]string{true: "flush", false: "-"}[flush]+" "+map[bool]string{true: "hijack", false: "-"}[hj])
+	})))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	res, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if got, want := string(body), "HTTP/2.0 flush -"; got != want {
+		t.Errorf("GET: got %q, want %q", got, want)
+	}
+	res, err = srv.Client().Post(srv.URL, "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got, want := res.Header.Get("Fly-Replay"), "instance=node-a;state=litefs-hops:1"; got != want {
+		t.Errorf("POST Fly-Replay: got %q, want %q", got, want)
+	}
+}
+
+func TestInvalidStatusPanicsAsWithoutBridge(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{})
+	srv := httptest.NewServer(b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if recover() == nil {
+				t.Error("WriteHeader(42): got no panic, want net/http's")
+			}
+		}()
+		w.WriteHeader(42)
+	})))
+	t.Cleanup(srv.Close)
+	res, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+}
+
+// TestWriteDeadlineReachesConn shows SetWriteDeadline through the wrapper
+// acting on the real connection: a deadline in the past fails the write.
+func TestWriteDeadlineReachesConn(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{})
+	errs := make(chan error, 1)
+	srv := httptest.NewServer(b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if err := rc.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+			errs <- err
+			return
+		}
+		_, err := w.Write(make([]byte, 1<<20))
+		errs <- errors.Join(err, rc.Flush())
+	})))
+	t.Cleanup(srv.Close)
+	res, err := srv.Client().Get(srv.URL)
+	if err == nil {
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	if err := <-errs; !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("write after a past deadline: got %v, want %v", err, os.ErrDeadlineExceeded)
+	}
+}
