@@ -13,8 +13,8 @@ var (
 
 	// ErrNoPrimary reports a refused write when no primary is known: LiteFS
 	// is disconnected or electing, or .primary could not be read or holds an
-	// invalid hostname. Retrying later may succeed.
-	ErrNoPrimary = errors.New("litefs: no primary known")
+	// invalid hostname. Retrying later may succeed. It matches ErrNotPrimary.
+	ErrNoPrimary error = &noPrimaryError{}
 
 	// ErrReadOnlyTx reports a write statement inside a transaction begun with
 	// sql.TxOptions{ReadOnly: true}.
@@ -52,11 +52,13 @@ type noPrimaryError struct {
 	probe  *prober // lets WaitPrimary watch the node that refused
 }
 
+const noPrimaryMsg = "litefs: no primary known"
+
 func (e *noPrimaryError) Error() string {
 	if e.reason == "" {
-		return ErrNoPrimary.Error()
+		return noPrimaryMsg
 	}
-	return ErrNoPrimary.Error() + ": " + e.reason
+	return noPrimaryMsg + ": " + e.reason
 }
 
 func (e *noPrimaryError) Unwrap() error { return e.err }

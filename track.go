@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // A Tracker hears what the driver did on behalf of one context: the first
@@ -13,6 +14,7 @@ import (
 //
 // The zero value is ready to use; a Tracker is safe for concurrent use.
 type Tracker struct {
+	refused   atomic.Bool // lets Refusal skip the lock on the common path
 	mu        sync.Mutex
 	refusal   error
 	committed bool
@@ -24,6 +26,24 @@ type trackerKey struct{}
 // WithTracker returns a copy of ctx that carries t.
 func WithTracker(ctx context.Context, t *Tracker) context.Context {
 	return context.WithValue(ctx, trackerKey{}, t)
+}
+
+// TrackerContext is a context carrying a Tracker of its own: middleware can
+// embed one in its per-request state to get the context and the Tracker in
+// the same allocation. Set Context to the parent before use, and do not copy
+// a TrackerContext once used.
+type TrackerContext struct {
+	context.Context
+	Tracker Tracker
+}
+
+// Value returns &c.Tracker for the key [TrackerFrom] looks up, and the
+// parent's value for every other key.
+func (c *TrackerContext) Value(key any) any {
+	if key == (trackerKey{}) {
+		return &c.Tracker
+	}
+	return c.Context.Value(key)
 }
 
 // TrackerFrom returns the Tracker carried by ctx, or nil.
@@ -43,13 +63,14 @@ func (t *Tracker) ReportRefusal(err error) {
 	t.mu.Lock()
 	if t.refusal == nil {
 		t.refusal = err
+		t.refused.Store(true)
 	}
 	t.mu.Unlock()
 }
 
 // Refusal returns the first refusal recorded, or nil.
 func (t *Tracker) Refusal() error {
-	if t == nil {
+	if t == nil || !t.refused.Load() {
 		return nil
 	}
 	t.mu.Lock()

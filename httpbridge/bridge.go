@@ -130,7 +130,6 @@ type Bridge struct {
 	replayForwards bool  // replay is a *Forwarder: its body bound applies
 	replayMax      int64 // body limit of replay, when it does not forward
 	keepMax        int64 // bound of the kept body copy; 0 when nothing forwards
-	trackerKey     any   // nil: bind Trackers with litefs.WithTracker
 	counts         [numReasons]atomic.Uint64
 }
 
@@ -217,9 +216,6 @@ func New(c Config) (*Bridge, error) {
 		}
 		b.keepMax = b.forward.maxBody
 	}
-	if key, ok := trackerKey(); ok {
-		b.trackerKey = key
-	}
 	return b, nil
 }
 
@@ -252,22 +248,16 @@ func (b *Bridge) Count(reason Reason) uint64 {
 
 // exchange is the bridge's state for one request, in one allocation.
 type exchange struct {
-	ctx    trackerContext // holds the request's Tracker
+	ctx    litefs.TrackerContext // holds the request's Tracker
 	writer writer
 	body   *body // nil unless the body is watched
 }
 
 func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	x := &exchange{}
-	tracker := &x.ctx.tracker
-	var ctx context.Context
-	if b.trackerKey != nil {
-		x.ctx.Context, x.ctx.key = r.Context(), b.trackerKey
-		ctx = &x.ctx
-	} else {
-		ctx = litefs.WithTracker(r.Context(), tracker)
-	}
-	r = r.WithContext(ctx)
+	x.ctx.Context = r.Context()
+	tracker := &x.ctx.Tracker
+	r = r.WithContext(&x.ctx)
 	// The body is watched only when its size is unknown or a Forwarder may
 	// re-send it; a plain GET costs nothing here.
 	if r.Body != nil && r.Body != http.NoBody && (r.ContentLength < 0 || b.keepMax > 0) {

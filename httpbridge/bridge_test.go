@@ -243,7 +243,6 @@ func TestOtherPanicsPropagate(t *testing.T) {
 		{"string", "boom"},
 		{"error", plain},
 		{"ErrAbortHandler", http.ErrAbortHandler},
-		{"ErrNoPrimary alone is not a refusal", litefs.ErrNoPrimary},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -566,50 +565,6 @@ func TestMiddlewareUsesDefaults(t *testing.T) {
 	}
 }
 
-func TestTrackerFallback(t *testing.T) {
-	t.Parallel()
-	// With the key unknown, the bridge binds the Tracker the documented way.
-	b := newBridge(t, Config{})
-	b.trackerKey = nil
-	w := serve(b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		refuse(t, r, notPrimary("node-a"))
-	})), httptest.NewRequest(http.MethodPost, "/", nil))
-	if got, want := w.Header().Get("Fly-Replay"), "instance=node-a;state=litefs-hops:1"; got != want {
-		t.Errorf("Fly-Replay: got %q, want %q", got, want)
-	}
-}
-
-func TestTrackerContext(t *testing.T) {
-	t.Parallel()
-	type otherKey struct{}
-	key, ok := trackerKey()
-	if !ok {
-		t.Fatal("trackerKey: litefs.TrackerFrom does not find the bridge's context")
-	}
-	parent, cancel := context.WithCancelCause(context.WithValue(context.Background(), otherKey{}, "v"))
-	ctx := &trackerContext{Context: parent, key: key}
-	if got := litefs.TrackerFrom(ctx); got != &ctx.tracker {
-		t.Errorf("TrackerFrom: got %p, want %p", got, &ctx.tracker)
-	}
-	if got, want := ctx.Value(otherKey{}), "v"; got != want {
-		t.Errorf("parent value: got %v, want %v", got, want)
-	}
-	if got := ctx.Value([]int{1}); got != nil { // an uncomparable key must not panic
-		t.Errorf("unknown key: got %v, want nil", got)
-	}
-	child, stop := context.WithCancel(ctx)
-	defer stop()
-	cause := errors.New("client gone")
-	cancel(cause)
-	<-child.Done()
-	if got := context.Cause(child); got != cause {
-		t.Errorf("cause through the bridge's context: got %v, want %v", got, cause)
-	}
-}
-
-// TestErrorWrittenAfterReturn mimics echo.WrapMiddleware: the handler returns
-// its error, and the framework writes the error response after the bridge
-// has returned, through the writer the handler was given.
 func TestErrorWrittenAfterReturn(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

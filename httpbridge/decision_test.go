@@ -82,7 +82,7 @@ func TestDecide(t *testing.T) {
 func TestDecideNonRefusal(t *testing.T) {
 	t.Parallel()
 	b := newBridge(t, Config{})
-	for _, err := range []error{nil, errors.New("disk I/O error"), litefs.ErrNoPrimary} {
+	for _, err := range []error{nil, errors.New("disk I/O error"), litefs.ErrReadOnlyTx} {
 		if got := b.Decide(httptest.NewRequest(http.MethodPost, "/", nil), err); got != (Decision{}) {
 			t.Errorf("Decide(%v): got %+v, want the zero Decision", err, got)
 		}
