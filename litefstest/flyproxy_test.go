@@ -239,10 +239,10 @@ func TestFlyProxyReplayFields(t *testing.T) {
 	t.Parallel()
 	type want struct {
 		status   int
-		body     string // substring of the response body
+		body     string   // substring of the response body
 		replays  []string // From>To, "!" if failed, " fallback"; each a prefix
-		failed   string // Fly-Replay-Failed seen by the instance that served
-		prefUnav string // Fly-Preferred-Instance-Unavailable seen likewise
+		failed   string   // Fly-Replay-Failed seen by the instance that served
+		prefUnav string   // Fly-Preferred-Instance-Unavailable seen likewise
 	}
 	for _, tc := range []struct {
 		name   string
