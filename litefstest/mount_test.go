@@ -321,29 +321,47 @@ func truncate(b []byte) []byte {
 }
 
 // fatalTB records the first Fatal or Skip of a helper instead of ending the
-// test, so tests can check that helpers fail as they should.
+// test, and the output the helper logs, so tests can check that helpers fail
+// as they should.
 type fatalTB struct {
 	testing.TB
-	msg string
+	mu     sync.Mutex
+	msg    string
+	failed bool
+	logs   []string
 }
 
-func (tb *fatalTB) Fatal(args ...any)                 { tb.stop(fmt.Sprint(args...)) }
-func (tb *fatalTB) Fatalf(format string, args ...any) { tb.stop(fmt.Sprintf(format, args...)) }
-func (tb *fatalTB) Skip(args ...any)                  { tb.stop("SKIP: " + fmt.Sprint(args...)) }
+func (tb *fatalTB) Fatal(args ...any)                 { tb.stop(true, fmt.Sprint(args...)) }
+func (tb *fatalTB) Fatalf(format string, args ...any) { tb.stop(true, fmt.Sprintf(format, args...)) }
+func (tb *fatalTB) FailNow()                          { tb.stop(true, "FailNow") }
+func (tb *fatalTB) Skip(args ...any)                  { tb.stop(false, "SKIP: "+fmt.Sprint(args...)) }
 func (tb *fatalTB) Skipf(format string, args ...any) {
-	tb.stop("SKIP: " + fmt.Sprintf(format, args...))
+	tb.stop(false, "SKIP: "+fmt.Sprintf(format, args...))
 }
-func (tb *fatalTB) FailNow() { tb.stop("FailNow") }
-func (tb *fatalTB) SkipNow() { tb.stop("SKIP") }
+func (tb *fatalTB) SkipNow() { tb.stop(false, "SKIP") }
 
-func (tb *fatalTB) stop(msg string) {
-	tb.msg = msg
+func (tb *fatalTB) Failed() bool {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return tb.failed || tb.TB.Failed()
+}
+
+func (tb *fatalTB) Logf(format string, args ...any) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.logs = append(tb.logs, fmt.Sprintf(format, args...))
+}
+
+func (tb *fatalTB) stop(failed bool, msg string) {
+	tb.mu.Lock()
+	tb.msg, tb.failed = msg, failed
+	tb.mu.Unlock()
 	runtime.Goexit()
 }
 
-// fatalOf runs f in a goroutine with a fatalTB and returns the message it
-// failed or skipped with, or "" if it did neither.
-func fatalOf(t *testing.T, f func(testing.TB)) string {
+// runFatal runs f in a goroutine with a fatalTB wrapping t and returns it
+// once f has returned, failed or skipped.
+func runFatal(t *testing.T, f func(testing.TB)) *fatalTB {
 	t.Helper()
 	tb := &fatalTB{TB: t}
 	done := make(chan struct{})
@@ -352,5 +370,12 @@ func fatalOf(t *testing.T, f func(testing.TB)) string {
 		f(tb)
 	}()
 	<-done
-	return tb.msg
+	return tb
+}
+
+// fatalOf returns the message f failed or skipped with, or "" if it did
+// neither.
+func fatalOf(t *testing.T, f func(testing.TB)) string {
+	t.Helper()
+	return runFatal(t, f).msg
 }
