@@ -58,7 +58,8 @@
 //   - a replay to an unknown or unreachable instance: 502, or with
 //     fallback=, back to the sender with Fly-Replay-Failed
 //     "instance=<target>;reason=<unknown_instance|unreachable|timeout|no_instance>"
-//     (Fly.io documents the header but not its contents);
+//     (Fly.io documents the header but not its contents); a target that
+//     took the connection and then failed gets no fallback: 502;
 //   - a replay of a request whose body exceeded 1 MB: 413;
 //   - more than [DefaultMaxReplays] replays of one request, or a replay of
 //     a request that came back from a failed replay: 502.

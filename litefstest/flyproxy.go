@@ -64,8 +64,8 @@ type FlyProxyConfig struct {
 // the request again where the header says, with a Fly-Replay-Src header.
 //
 // It follows instance=, prefer_instance=, region= (its own region or "any"),
-// elsewhere=, state=, timeout= and fallback= (a failed replay goes back to
-// its sender with a Fly-Replay-Failed header). It does not do app= replays,
+// elsewhere=, state=, timeout= and fallback= (a replay that cannot reach
+// its target goes back to its sender with a Fly-Replay-Failed header). It does not do app= replays,
 // the JSON replay body, replay caching, or WebSocket upgrades. Responses
 // are streamed, flushed as the instance writes them.
 //
@@ -205,8 +205,13 @@ type hop struct {
 	prefUna    string        // Fly-Preferred-Instance-Unavailable value
 }
 
-// errReplayTimeout cancels a replay that did not connect within its timeout=.
-var errReplayTimeout = errors.New("timed out connecting")
+var (
+	// errReplayTimeout cancels a replay that did not connect within its
+	// timeout=.
+	errReplayTimeout = errors.New("timed out connecting")
+	// errNoInstance reports a replay target that is not an instance.
+	errNoInstance = errors.New("no instance")
+)
 
 // ServeHTTP forwards r to an instance and follows the replays that the
 // responses ask for, up to the configured bound; it answers 502 for a replay
@@ -250,7 +255,9 @@ func (p *FlyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		default:
 			p.record(p.entry(r, reqID, h, err.Error()))
-			if h.replay.Fallback == "" {
+			// Fly falls back only when it could not connect: once the
+			// target has the request, its fate is the target's.
+			if h.replay.Fallback == "" || !notConnected(err) {
 				proxyError(w, http.StatusBadGateway, "replay to instance %s failed: %v", h.to, err)
 				return
 			}
@@ -341,6 +348,9 @@ func (p *FlyProxy) fallBack(w http.ResponseWriter, r *http.Request, reqID string
 		}
 		e.Err = err.Error()
 		p.record(e)
+		if !notConnected(err) {
+			break
+		}
 	}
 	proxyError(w, http.StatusBadGateway, "replay to instance %s failed (%s), and so did its fallback: %v", failed.to, reason, err)
 	return hop{}, nil, nil, err
@@ -445,9 +455,9 @@ func (p *FlyProxy) send(r *http.Request, h hop, reqID string, body []byte, repla
 	base := p.urls[h.to]
 	if base == nil {
 		if h.to == "" {
-			return nil, nil, errors.New("no instance matches")
+			return nil, nil, fmt.Errorf("%w matches", errNoInstance)
 		}
-		return nil, nil, fmt.Errorf("no instance %q", h.to)
+		return nil, nil, fmt.Errorf("%w %q", errNoInstance, h.to)
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	var timer *time.Timer
@@ -576,6 +586,12 @@ func (p *FlyProxy) copyResponse(w http.ResponseWriter, resp *http.Response) {
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// notConnected reports whether err means the request never reached an
+// instance: none matched, or none took the connection in time.
+func notConnected(err error) bool {
+	return isDialError(err) || errors.Is(err, errReplayTimeout) || errors.Is(err, errNoInstance)
 }
 
 // discard reads a little of a response the proxy drops, so its connection

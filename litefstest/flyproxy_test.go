@@ -81,6 +81,27 @@ func down(t *testing.T) string {
 	return srv.URL
 }
 
+// hangup returns the URL of a port that accepts connections and closes
+// them without an answer: the request reached an instance, which failed.
+func hangup(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return "http://" + l.Addr().String()
+}
+
 func startProxy(t *testing.T, cfg litefstest.FlyProxyConfig) (*litefstest.FlyProxy, string) {
 	t.Helper()
 	p, err := litefstest.NewFlyProxy(cfg)
@@ -258,6 +279,7 @@ func TestFlyProxyReplayFields(t *testing.T) {
 		{"unreachable", "instance=down", want{502, "replay to instance down failed", []string{"node-1>down!"}, "", ""}},
 		{"unreachable, force_self", "instance=down;fallback=force_self",
 			want{200, "node-1", []string{"node-1>down!", "node-1>node-1 fallback"}, "instance=down;reason=unreachable", ""}},
+		{"connected, then failed, force_self", "instance=hangup;fallback=force_self", want{502, "replay to instance hangup failed", []string{"node-1>hangup!"}, "", ""}},
 		{"prefer_instance", "prefer_instance=node-2", want{200, "node-2", []string{"node-1>node-2"}, "", ""}},
 		{"prefer_instance unreachable", "prefer_instance=down", want{200, "served by node-", []string{"node-1>down!", "node-1>node-"}, "", "down"}},
 		{"prefer_instance unknown, elsewhere", "prefer_instance=ghost;elsewhere=true", want{200, "node-", nil, "", "ghost"}},
@@ -279,6 +301,10 @@ func TestFlyProxyReplayFields(t *testing.T) {
 				fmt.Fprintf(w, "served by %s", s.instance)
 			})
 			f.urls["down"] = down(t)
+			if strings.Contains(tc.replay, "hangup") {
+				// Not among the others: load balancing would pick it.
+				f.urls["hangup"] = hangup(t)
+			}
 			p, url := startProxy(t, litefstest.FlyProxyConfig{Instances: f.urls, Target: "node-1"})
 
 			got := do(t, "POST", url, strings.NewReader("x"))
