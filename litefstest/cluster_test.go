@@ -3,6 +3,7 @@
 package litefstest_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -268,6 +269,55 @@ func TestStartLiteFSFails(t *testing.T) {
 	}
 	if logs := strings.Join(tb.logs, "\n"); !strings.Contains(logs, "fuse directory required") {
 		t.Errorf("printed %q, want LiteFS's output", logs)
+	}
+}
+
+// TestStopNotReady stops a replica that never reaches its primary: LiteFS
+// ignores SIGINT until it is ready, so Stop kills it at once and detaches
+// its mount, without an error.
+func TestStopNotReady(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	config := fmt.Sprintf(`fuse: {dir: %q}
+data: {dir: %q}
+http: {addr: "127.0.0.1:%d"}
+lease: {type: static, candidate: false, hostname: gone, advertise-url: "http://127.0.0.1:%d"}
+`, filepath.Join(dir, "mnt"), filepath.Join(dir, "data"), freePort(t), freePort(t))
+	path := filepath.Join(dir, "litefs.yml")
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Give up waiting as soon as LiteFS has mounted.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if _, err := os.Stat(filepath.Join(dir, "mnt", litefstest.LagFile)); err == nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	start := time.Now()
+	var tb *fatalTB
+	t.Run("start", func(t *testing.T) {
+		tb = runFatalCtx(t, ctx, func(tb testing.TB) { litefstest.StartLiteFS(tb, path, nil) })
+	})
+	if d := time.Since(start); d > litefstest.DefaultStopTimeout/2 {
+		t.Errorf("start and stop took %v", d)
+	}
+	if !strings.Contains(tb.msg, "stopped waiting (context canceled)") {
+		t.Errorf("got %q, want a failure for the canceled wait", tb.msg)
+	}
+	if isMounted(t, filepath.Join(dir, "mnt")) {
+		t.Error("the mount is left")
 	}
 }
 

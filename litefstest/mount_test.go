@@ -2,6 +2,7 @@ package litefstest_test
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -325,6 +326,7 @@ func truncate(b []byte) []byte {
 // as they should.
 type fatalTB struct {
 	testing.TB
+	ctx    context.Context // if not nil, the test's context
 	mu     sync.Mutex
 	msg    string
 	failed bool
@@ -339,6 +341,13 @@ func (tb *fatalTB) Skipf(format string, args ...any) {
 	tb.stop(false, "SKIP: "+fmt.Sprintf(format, args...))
 }
 func (tb *fatalTB) SkipNow() { tb.stop(false, "SKIP") }
+
+func (tb *fatalTB) Context() context.Context {
+	if tb.ctx != nil {
+		return tb.ctx
+	}
+	return tb.TB.Context()
+}
 
 func (tb *fatalTB) Failed() bool {
 	tb.mu.Lock()
@@ -363,7 +372,13 @@ func (tb *fatalTB) stop(failed bool, msg string) {
 // once f has returned, failed or skipped.
 func runFatal(t *testing.T, f func(testing.TB)) *fatalTB {
 	t.Helper()
-	tb := &fatalTB{TB: t}
+	return runFatalCtx(t, nil, f)
+}
+
+// runFatalCtx is runFatal with ctx as the test's context.
+func runFatalCtx(t *testing.T, ctx context.Context, f func(testing.TB)) *fatalTB {
+	t.Helper()
+	tb := &fatalTB{TB: t, ctx: ctx}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -70,15 +70,7 @@ func StartLiteFS(tb testing.TB, configPath string, env []string) *Process {
 	}
 	p := startProcess(tb, "litefs "+filepath.Base(configPath), bin, filepath.Dir(abs), env, "mount", "-config", abs)
 	err = waitUntil(tb.Context(), DefaultWaitTimeout, func() error {
-		log := p.Log()
-		// Learn the mount as soon as it exists, so that Stop checks it
-		// even if LiteFS never gets ready.
-		if dir, ok := mountDirFromLog(log, p.cmd.Dir); ok && p.MountDir() == "" {
-			p.mu.Lock()
-			p.mountDir = dir
-			p.mu.Unlock()
-		}
-		if strings.Contains(log, logReady) || strings.Contains(log, logSkipSync) {
+		if p.ready() {
 			return nil
 		}
 		return p.exitedErr("not ready")
@@ -155,10 +147,13 @@ func (p *Process) WaitLog(tb testing.TB, substr string) {
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // MountDir returns the directory LiteFS mounted, as it logged it; "" if it
-// did not log one.
+// has not logged one.
 func (p *Process) MountDir() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.mountDir == "" {
+		p.mountDir, _ = mountDirFromLog(p.log.String(), p.cmd.Dir)
+	}
 	return p.mountDir
 }
 
@@ -179,8 +174,9 @@ func (p *Process) ExitErr() error {
 // Stop sends SIGINT (LiteFS then stops its app, unmounts and exits), waits
 // up to DefaultStopTimeout, then kills the process and its app, and
 // detaches a mount left behind. It returns an error if it had to kill, or a
-// mount was left. Stop may be called more than once; later calls return the
-// first call's result.
+// mount was left. A LiteFS that is not ready yet ignores signals, so it is
+// killed at once, and its mount detached, without an error. Stop may be
+// called more than once; later calls return the first call's result.
 func (p *Process) Stop() error {
 	p.stopOnce.Do(func() {
 		p.mu.Lock()
@@ -193,9 +189,18 @@ func (p *Process) Stop() error {
 
 func (p *Process) stop() error {
 	var errs []error
+	killed := false
 	select {
 	case <-p.done:
 	default:
+		if !p.ready() {
+			// LiteFS v0.5.14 acts on signals only once it is ready (it waits
+			// for its cluster first), so SIGINT would wait for nothing.
+			_ = killGroup(p.cmd)
+			<-p.done
+			killed = true
+			break
+		}
 		_ = p.cmd.Process.Signal(os.Interrupt)
 		timer := time.NewTimer(DefaultStopTimeout)
 		defer timer.Stop()
@@ -209,7 +214,9 @@ func (p *Process) stop() error {
 	}
 	if dir := p.MountDir(); dir != "" {
 		if left, err := mountedUnder(dir); err == nil && len(left) > 0 {
-			errs = append(errs, fmt.Errorf("%s left %s mounted", p.name, dir))
+			if !killed {
+				errs = append(errs, fmt.Errorf("%s left %s mounted", p.name, dir))
+			}
 			for _, m := range left {
 				if err := unmount(m); err != nil {
 					errs = append(errs, err)
@@ -218,6 +225,12 @@ func (p *Process) stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ready reports whether LiteFS has logged that it is ready.
+func (p *Process) ready() bool {
+	log := p.Log()
+	return strings.Contains(log, logReady) || strings.Contains(log, logSkipSync)
 }
 
 // exitedEarly returns why the process exited if it exited with an error
