@@ -26,9 +26,10 @@ const (
 	DefaultBusyTimeout = 5000
 )
 
-// noPrimaryLag is what LiteFS shows in .lag before its first sync with a
-// primary: the largest int32, in milliseconds.
-const noPrimaryLag = "+2147483647\n"
+// noPrimaryLag is what a reader gets from .lag on a LiteFS node without a
+// primary: the largest int32 (milliseconds), cut to the 11 bytes the file's
+// size claims, so without the newline LiteFS formats.
+const noPrimaryLag = "+2147483647"
 
 // A Mount is a temporary directory that imitates the files of a LiteFS mount,
 // without FUSE, so the driver's role detection can be driven from a test.
@@ -79,8 +80,8 @@ func (m *Mount) SetReplica(primaryID string) {
 }
 
 // SetNoPrimary makes the node a LiteFS node that knows no primary, as LiteFS
-// shows it after losing its primary or before its first sync: no .primary,
-// and a .lag holding the largest lag and stamped with the Unix epoch.
+// v0.5.14 shows it before its first sync with a primary: no .primary, and a
+// .lag reading "+2147483647" (11 bytes) stamped with the Unix epoch.
 func (m *Mount) SetNoPrimary() {
 	m.tb.Helper()
 	m.remove(PrimaryFile)
