@@ -1,0 +1,114 @@
+package litefstest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// The LiteFS release the helpers run and build.
+const (
+	LiteFSVersion = "v0.5.14"
+	LiteFSPackage = "github.com/superfly/litefs/cmd/litefs"
+)
+
+// buildTimeout bounds building LiteFS, which downloads its modules on a
+// fresh machine (about 25 s with a warm network).
+const buildTimeout = 10 * time.Minute
+
+// LiteFSBinary returns the path of the litefs binary: $LITEFS_BIN if set
+// (the test fails if it is not an executable file), else "litefs" on PATH,
+// else one built with "go install" into the user's cache directory
+// (<cache>/litefs-sql/litefs-v0.5.14/litefs), once per machine. If none can
+// be found or built, the test is skipped, or fails when LITEFS_REQUIRE=1.
+func LiteFSBinary(tb testing.TB) string {
+	tb.Helper()
+	if path := os.Getenv(EnvBinary); path != "" {
+		if err := checkExecutable(path); err != nil {
+			tb.Fatalf("litefstest: %s: %v", EnvBinary, err)
+		}
+		return path
+	}
+	if path, err := exec.LookPath("litefs"); err == nil {
+		return path
+	}
+	dir, err := cacheDir()
+	if err == nil {
+		var path string
+		if path, err = buildLiteFS(tb.Context(), dir); err == nil {
+			return path
+		}
+	}
+	skipOrFail(tb, "no litefs binary (set %s, or put litefs on PATH): %v", EnvBinary, err)
+	return ""
+}
+
+// cacheDir returns the directory that holds the litefs binary built by
+// LiteFSBinary.
+func cacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory for the litefs build: %w", err)
+	}
+	return filepath.Join(base, "litefs-sql", "litefs-"+LiteFSVersion), nil
+}
+
+// buildLiteFS returns dir/litefs, building it first if it is missing. A lock
+// file serializes builds by concurrent test processes (go test runs one per
+// package), and the binary appears by rename, never half-written.
+func buildLiteFS(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "litefs")
+	if checkExecutable(bin) == nil {
+		return bin, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, buildTimeout)
+	defer cancel()
+	unlock, err := lockFile(ctx, filepath.Join(dir, ".lock"))
+	if err != nil {
+		return "", fmt.Errorf("lock %s: %w", dir, err)
+	}
+	defer unlock()
+	if checkExecutable(bin) == nil {
+		return bin, nil // built by another process while this one waited
+	}
+	tmp, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("cannot build litefs: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, goTool, "install", LiteFSPackage+"@"+LiteFSVersion)
+	// Run outside any module, for the host, whatever the test's environment
+	// sets for its own build.
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=", "GOOS=", "GOARCH=", "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install %s@%s: %v\n%s", LiteFSPackage, LiteFSVersion, err, out)
+	}
+	if err := os.Rename(filepath.Join(tmp, "litefs"), bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+func checkExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return errors.New(path + " is not an executable file")
+	}
+	return nil
+}

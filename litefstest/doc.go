@@ -1,0 +1,69 @@
+// Package litefstest helps test code that runs on LiteFS: the litefs
+// driver, net/http middleware that answers fly-replay, and apps built on
+// them. It offers three tools, from the cheapest to the most real.
+//
+// # Temporary mounts
+//
+// [NewMount] returns a [Mount]: a temporary directory with the files LiteFS
+// shows next to a database, written by hand, so that role detection can be
+// driven in any test, without FUSE:
+//
+//   - [Mount.SetPrimary]: no .primary, no .lag. A plain directory, which
+//     the driver treats as a single primary.
+//   - [Mount.SetReplica]: .primary holds the primary's ID and a newline,
+//     as on a LiteFS replica connected to its primary.
+//   - [Mount.SetNoPrimary]: no .primary, and a .lag stamped with the Unix
+//     epoch, as on a LiteFS node that lost its primary or has not synced.
+//   - [Mount.WritePrimaryFile] and [Mount.WriteLagFile]: any contents and
+//     times, for odd cases.
+//   - [Mount.SetTXID] and [Mount.SetPos]: the <db>-pos position file.
+//
+// Files are replaced atomically, so a reader racing a change sees the old
+// file or the new one. [Mount.DSN] opens <dir>/app.db with go-sqlite3 in WAL
+// mode; [DSN] does the same for any path.
+//
+// # Real LiteFS
+//
+// [StartCluster] starts n real LiteFS nodes on 127.0.0.1 with a static
+// lease: node-0 is the primary, the others replicate it. Create the database
+// on the primary (open [Node.DSN] there and write), then wait for the
+// replicas with [Cluster.WaitReplicated] or [Node.WaitTXID]. A cluster of two
+// starts in well under a second. [StartLiteFS] runs one node from a config
+// file of your own, such as an example app's litefs.yml with ${VAR} paths and
+// an exec: command. [WaitFor] waits for any condition with a deadline.
+//
+// LiteFS needs Linux, /dev/fuse and fusermount3 (Debian package fuse3); the
+// helpers skip the test where one is missing, or fail it when the
+// environment sets LITEFS_REQUIRE=1, as CI should. The litefs binary is
+// $LITEFS_BIN, else litefs on PATH, else LiteFS v0.5.14 built once with
+// "go install" into the user's cache directory (see [LiteFSBinary]).
+//
+// Nodes stop with SIGINT when the test ends, so LiteFS unmounts; a node that
+// does not exit within [DefaultStopTimeout] is killed with its app, and a
+// mount left behind is detached and fails the test. If the test process dies
+// first, the kernel sends its nodes SIGINT. The output of every node is kept
+// and printed when the test fails.
+//
+// # Fly.io's replay
+//
+// [FlyProxy] stands in for Fly.io's proxy in front of several app
+// instances: it forwards each request to an instance and, when the response
+// carries a fly-replay header, drops that response and sends the request
+// again where the header says, with a Fly-Replay-Src header. Instance IDs
+// are meant to be LiteFS hostnames, so that what a replica reads in .primary
+// is a valid instance=. [FlyProxy.Replays] records every replay, so a test
+// can assert that a POST went to the primary exactly once. Where Fly.io
+// documents no behaviour, the proxy picks a clear one:
+//
+//   - a replay to an unknown or unreachable instance: 502, or with
+//     fallback=, back to the sender with Fly-Replay-Failed
+//     "instance=<target>;reason=<unknown_instance|unreachable|timeout|no_instance>"
+//     (Fly.io documents the header but not its contents); a target that
+//     took the connection and then failed gets no fallback: 502;
+//   - a replay of a request whose body exceeded 1 MB: 413;
+//   - more than [DefaultMaxReplays] replays of one request, or a replay of
+//     a request that came back from a failed replay: 502.
+//
+// [ParseReplayHeader], [ParseReplaySrc] and [ParsePos] parse the headers and
+// the position file, for tests that check what an app sends or sees.
+package litefstest

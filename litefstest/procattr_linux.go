@@ -1,0 +1,19 @@
+package litefstest
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setProcAttr puts the process in its own process group, so that killing
+// it also kills what it started (the exec: app), and has the kernel send it
+// SIGINT if the test process dies first, so LiteFS unmounts rather than
+// leaving its mount behind.
+func setProcAttr(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGINT}
+}
+
+// killGroup kills the process group that setProcAttr created.
+func killGroup(cmd *exec.Cmd) error {
+	return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}
