@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits of a post, in characters; the schema's CHECK constraints agree.
+const (
+	maxTitle = 200
+	maxBody  = 10_000
+)
+
+// postForm is the create form: what the user typed, and what is wrong with
+// it, so that the form can be shown again with the input kept.
+type postForm struct {
+	Title  string
+	Body   string
+	Errors map[string]string // by field name
+}
+
+// newPostForm reads the form fields. The title is trimmed: a title of
+// spaces is no title. The body is kept as typed, except that CR LF line
+// ends, which browsers send, become LF.
+func newPostForm(v url.Values) postForm {
+	return postForm{
+		Title: strings.TrimSpace(v.Get("title")),
+		Body:  strings.ReplaceAll(v.Get("body"), "\r\n", "\n"),
+	}
+}
+
+// validate fills f.Errors and reports whether the form is valid. Bytes that
+// are not UTF-8 are reported, then replaced with U+FFFD, so that the form
+// can be shown again as valid text.
+func (f *postForm) validate() bool {
+	defer func() {
+		f.Title = strings.ToValidUTF8(f.Title, "\uFFFD")
+		f.Body = strings.ToValidUTF8(f.Body, "\uFFFD")
+	}()
+	f.Errors = map[string]string{}
+	switch n := utf8.RuneCountInString(f.Title); {
+	case !utf8.ValidString(f.Title):
+		f.Errors["title"] = "The title is not valid text."
+	case n == 0:
+		f.Errors["title"] = "A title is required."
+	case n > maxTitle:
+		f.Errors["title"] = fmt.Sprintf("The title is %d characters long; the limit is %d.", n, maxTitle)
+	}
+	switch n := utf8.RuneCountInString(f.Body); {
+	case !utf8.ValidString(f.Body):
+		f.Errors["body"] = "The text is not valid text."
+	case n > maxBody:
+		f.Errors["body"] = fmt.Sprintf("The text is %d characters long; the limit is %d.", n, maxBody)
+	}
+	return len(f.Errors) == 0
+}
