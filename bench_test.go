@@ -4,13 +4,15 @@ import (
 	"database/sql"
 	"errors"
 	"testing"
+
+	"github.com/litefs-sql/litefs/litefstest"
 )
 
 // benchDB opens a fresh WAL database in a temp mount with driver ("sqlite3"
 // for the raw baseline, "litefs" for this driver) and 1000 rows.
-func benchDB(b *testing.B, driverName string) (*sql.DB, *testMount) {
+func benchDB(b *testing.B, driverName string) (*sql.DB, *litefstest.Mount) {
 	b.Helper()
-	m := newTestMount(b)
+	m := litefstest.NewMount(b)
 	db, err := sql.Open(driverName, m.DSN())
 	if err != nil {
 		b.Fatal(err)

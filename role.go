@@ -91,7 +91,7 @@ func (p *prober) noPrimary(reason string, err error) error {
 }
 
 // parsePrimaryID returns the hostname in the contents of .primary, trimmed of
-// surrounding ASCII white space, if it is a hostname-like token.
+// surrounding ASCII white space, if it is a valid primary ID.
 func parsePrimaryID(b []byte) (string, bool) {
 	for len(b) > 0 && isSpace(b[0]) {
 		b = b[1:]
@@ -99,18 +99,28 @@ func parsePrimaryID(b []byte) (string, bool) {
 	for len(b) > 0 && isSpace(b[len(b)-1]) {
 		b = b[:len(b)-1]
 	}
-	if len(b) == 0 || len(b) > maxPrimaryID {
+	if !ValidPrimaryID(string(b)) {
 		return "", false
-	}
-	for _, c := range b {
-		if !isIDByte(c) {
-			return "", false
-		}
 	}
 	return string(b), true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// ValidPrimaryID reports whether id is what the driver accepts as a primary
+// ID: 1 to 255 letters, digits, '-', '_' and '.', a token safe to put in a
+// header field or a host name.
+func ValidPrimaryID(id string) bool {
+	if id == "" || len(id) > maxPrimaryID {
+		return false
+	}
+	for i := range len(id) {
+		if !isIDByte(id[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 func isIDByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
@@ -131,25 +141,19 @@ func WaitPrimary(ctx context.Context, refusal error) (string, error) {
 	if !errors.As(refusal, &nope) || nope.probe == nil {
 		return "", errors.New("litefs: WaitPrimary needs a refusal returned by the litefs driver")
 	}
-	delay := time.Millisecond
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return "", context.Cause(ctx)
-		case <-t.C:
-		}
+	var primary string
+	err := poll(ctx, 50*time.Millisecond, func() (bool, error) {
 		err := nope.probe.check()
 		if err == nil {
-			return "", nil
+			return true, nil // this node is the primary now
 		}
 		if errors.As(err, &np) {
-			return np.PrimaryID, nil
+			primary = np.PrimaryID
+			return true, nil
 		}
-		t.Reset(delay)
-		delay = min(2*delay, 50*time.Millisecond)
-	}
+		return false, nil
+	})
+	return primary, err
 }
 
 var errNotRegular = errors.New("not a regular file")

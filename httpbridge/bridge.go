@@ -171,7 +171,7 @@ func New(c Config) (*Bridge, error) {
 	}
 
 	var errs []error
-	if !isID(c.InstanceID) {
+	if !litefs.ValidPrimaryID(c.InstanceID) {
 		errs = append(errs, fmt.Errorf("Config.InstanceID %q is not a hostname-like ID", c.InstanceID))
 	}
 	if c.MaxHops < 0 {
@@ -341,7 +341,7 @@ func (b *Bridge) handleRefusal(w http.ResponseWriter, r *http.Request, x *exchan
 		primary, err := b.cfg.WaitPrimary(ctx, refusal)
 		cancel()
 		waited = time.Since(start)
-		if err == nil && isID(primary) {
+		if err == nil && litefs.ValidPrimaryID(primary) {
 			d = b.decide(r, refusal, primary, size, kept)
 		}
 	}

@@ -118,7 +118,7 @@ func (b *Bridge) Decide(r *http.Request, refusal error) Decision {
 // primaryOf returns the primary a refusal names, or "".
 func primaryOf(refusal error) string {
 	var np *litefs.NotPrimaryError
-	if errors.As(refusal, &np) && isID(np.PrimaryID) {
+	if errors.As(refusal, &np) && litefs.ValidPrimaryID(np.PrimaryID) {
 		return np.PrimaryID
 	}
 	return ""
