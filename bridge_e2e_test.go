@@ -1,0 +1,114 @@
+package litefs_test
+
+import (
+	"database/sql"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/litefs-sql/litefs/httpbridge"
+	"github.com/litefs-sql/litefs/litefstest"
+)
+
+// TestBridgeThroughFlyProxy runs two app instances on a real LiteFS cluster
+// behind the Fly replay stand-in, which sends every request to the replica
+// first: writes must be replayed to the primary and committed there once.
+func TestBridgeThroughFlyProxy(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 2)
+	primary, replica := cluster.Primary(), cluster.Replicas()[0]
+
+	instances := map[string]string{}
+	dbs := map[string]*sql.DB{}
+	for _, n := range cluster.Nodes() {
+		db, err := sql.Open("litefs", n.DSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs[n.Hostname()] = db
+		b, err := httpbridge.New(httpbridge.Config{InstanceID: n.Hostname()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(b.Handler(app(db, n.Hostname())))
+		t.Cleanup(srv.Close)
+		instances[n.Hostname()] = srv.URL
+	}
+	if _, err := dbs[primary.Hostname()].Exec("CREATE TABLE items(v TEXT, node TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	cluster.WaitReplicated(t)
+
+	proxy, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{Instances: instances, Target: replica.Hostname()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := proxy.Start(t)
+
+	tests := []struct {
+		name, method, path, value string
+	}{
+		{"POST", http.MethodPost, "/items", "posted"},
+		{"GET that writes", http.MethodGet, "/visit?v=visited", "visited"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(proxy.Replays())
+			var body io.Reader
+			if tc.method == http.MethodPost {
+				body = strings.NewReader(url.Values{"v": {tc.value}}.Encode())
+			}
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, base+tc.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated || string(got) != "stored on "+primary.Hostname()+"\n" {
+				t.Fatalf("got %d %q, want 201 stored on %s", resp.StatusCode, got, primary.Hostname())
+			}
+			replays := proxy.Replays()[before:]
+			if len(replays) != 1 || replays[0].From != replica.Hostname() || replays[0].To != primary.Hostname() {
+				t.Fatalf("got replays %+v, want one from %s to %s", replays, replica.Hostname(), primary.Hostname())
+			}
+			var n int
+			err = dbs[primary.Hostname()].QueryRow("SELECT count(*) FROM items WHERE v = ? AND node = ?", tc.value, primary.Hostname()).Scan(&n)
+			if err != nil || n != 1 {
+				t.Fatalf("primary has %d rows %q (%v), want exactly 1", n, tc.value, err)
+			}
+			pos, err := primary.Pos()
+			if err != nil {
+				t.Fatal(err)
+			}
+			replica.WaitTXID(t, pos.TXID)
+			if err := dbs[replica.Hostname()].QueryRow("SELECT count(*) FROM items WHERE v = ?", tc.value).Scan(&n); err != nil || n != 1 {
+				t.Fatalf("replica has %d rows %q (%v), want 1", n, tc.value, err)
+			}
+		})
+	}
+}
+
+// app stores a value with a plain INSERT and answers 500 on any error, as
+// an app unaware of LiteFS would; the bridge does the rest.
+func app(db *sql.DB, node string) http.Handler {
+	store := func(w http.ResponseWriter, r *http.Request) {
+		if _, err := db.ExecContext(r.Context(), "INSERT INTO items(v, node) VALUES (?, ?)", r.FormValue("v"), node); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, "stored on "+node+"\n")
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /items", store)
+	mux.HandleFunc("GET /visit", store)
+	return mux
+}
