@@ -29,6 +29,10 @@ func TestCookieTXID(t *testing.T) {
 		{"largest TXID", []string{"__txid=ffffffffffffffff"}, 1<<64 - 1, true},
 		{"another name", []string{"txid=0000000000000005"}, 0, false},
 		{"no equals sign", []string{"__txid"}, 0, false},
+		{"name inside a value", []string{"a=__txid=0000000000000005"}, 0, false},
+		{"name inside a longer name", []string{"x__txid=0000000000000005; __txid_=0000000000000006"}, 0, false},
+		{"after empty cookies", []string{";; \t;__txid=0000000000000005;"}, 5, true},
+		{"trailing space", []string{"__txid=0000000000000005 \t; a=b"}, 5, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +68,8 @@ func FuzzCookieTXID(f *testing.F) {
 		" __txid =0000000000000005 ",
 		"__txid=0x00000000000005",
 		";;=;",
+		"a=__txid=0000000000000005",
+		"x__txid=0000000000000005; __txid_=0000000000000006",
 	} {
 		f.Add(s)
 	}
