@@ -100,3 +100,22 @@ func FuzzCookieTXID(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCookieTXID measures the Cookie header scan of every request when
+// read-your-writes is on: without the header, and with a few cookies.
+func BenchmarkCookieTXID(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		h    http.Header
+	}{
+		{"none", http.Header{"Accept": {"*/*"}}},
+		{"three", http.Header{"Cookie": {"theme=dark; session=0123456789abcdef0123456789abcdef; __txid=0000000000000005"}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				cookieTXID(bc.h, "__txid")
+			}
+		})
+	}
+}
