@@ -119,10 +119,13 @@ func (t *Tracker) TXID() (id TXID, ok bool, err error) {
 	if t == nil {
 		return 0, false, nil
 	}
+	if !t.committed.Load() {
+		return 0, false, nil
+	}
 	t.mu.Lock()
-	path, committed := t.posPath, t.committed
+	path := t.posPath
 	t.mu.Unlock()
-	if !committed || path == "" {
+	if path == "" {
 		return 0, false, nil
 	}
 	id, err = readPos(path)
