@@ -2,6 +2,7 @@ package litefs_test
 
 import (
 	"database/sql"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/litefs-sql/litefs"
 	"github.com/litefs-sql/litefs/httpbridge"
 	"github.com/litefs-sql/litefs/litefstest"
 )
@@ -29,7 +31,7 @@ func TestBridgeThroughFlyProxy(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		dbs[n.Hostname()] = db
-		b, err := httpbridge.New(httpbridge.Config{InstanceID: n.Hostname()})
+		b, err := httpbridge.New(httpbridge.Config{InstanceID: n.Hostname(), DB: db})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,12 +90,93 @@ func TestBridgeThroughFlyProxy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			replica.WaitTXID(t, pos.TXID)
-			if err := dbs[replica.Hostname()].QueryRow("SELECT count(*) FROM items WHERE v = ?", tc.value).Scan(&n); err != nil || n != 1 {
-				t.Fatalf("replica has %d rows %q (%v), want 1", n, tc.value, err)
+			cookie := txidCookie(t, resp)
+			if want := litefs.TXID(pos.TXID).String(); cookie.Value != want {
+				t.Fatalf("__txid = %q, want the primary's TXID after the write, %s", cookie.Value, want)
+			}
+
+			// Read-your-writes: the replica serves the read once it has
+			// the transaction the cookie names.
+			req, err = http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/count?v="+tc.value, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.AddCookie(cookie)
+			if got := fetch(t, req); got != "1 on "+replica.Hostname()+"\n" {
+				t.Fatalf("read after write through the proxy: got %q, want the row, served by %s", got, replica.Hostname())
 			}
 		})
 	}
+}
+
+// TestReadYourWritesAcrossNodes writes on the primary's app and reads at
+// once on the replica's app with the __txid cookie the write set.
+func TestReadYourWritesAcrossNodes(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 2)
+	urls := map[string]string{}
+	for _, n := range cluster.Nodes() {
+		db, err := sql.Open("litefs", n.DSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if n.IsPrimary() {
+			if _, err := db.Exec("CREATE TABLE items(v TEXT, node TEXT)"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := httpbridge.New(httpbridge.Config{InstanceID: n.Hostname(), DB: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(b.Handler(app(db, n.Hostname())))
+		t.Cleanup(srv.Close)
+		urls[n.Hostname()] = srv.URL
+	}
+	cluster.WaitReplicated(t)
+	primary, replica := cluster.Primary().Hostname(), cluster.Replicas()[0].Hostname()
+	for i := range 20 {
+		v := fmt.Sprint("row-", i)
+		resp, err := http.PostForm(urls[primary]+"/items", url.Values{"v": {v}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cookie := txidCookie(t, resp)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, urls[replica]+"/count?v="+v, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.AddCookie(cookie)
+		if got := fetch(t, req); got != "1 on "+replica+"\n" {
+			t.Fatalf("write %d: the replica answered %q, want the row", i, got)
+		}
+	}
+}
+
+func txidCookie(tb testing.TB, resp *http.Response) *http.Cookie {
+	tb.Helper()
+	for _, c := range resp.Cookies() {
+		if c.Name == httpbridge.DefaultTXIDCookie {
+			return c
+		}
+	}
+	tb.Fatalf("no %s cookie in %v", httpbridge.DefaultTXIDCookie, resp.Header)
+	return nil
+}
+
+func fetch(tb testing.TB, req *http.Request) string {
+	tb.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		tb.Fatalf("GET %s: %d %q %v", req.URL, resp.StatusCode, b, err)
+	}
+	return string(b)
 }
 
 // app stores a value with a plain INSERT and answers 500 on any error, as
@@ -110,5 +193,13 @@ func app(db *sql.DB, node string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /items", store)
 	mux.HandleFunc("GET /visit", store)
+	mux.HandleFunc("GET /count", func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		if err := db.QueryRowContext(r.Context(), "SELECT count(*) FROM items WHERE v = ?", r.FormValue("v")).Scan(&n); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "%d on %s\n", n, node)
+	})
 	return mux
 }
