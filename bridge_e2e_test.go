@@ -1,6 +1,7 @@
 package litefs_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/litefs-sql/litefs"
 	"github.com/litefs-sql/litefs/httpbridge"
@@ -202,4 +204,90 @@ func app(db *sql.DB, node string) http.Handler {
 		fmt.Fprintf(w, "%d on %s\n", n, node)
 	})
 	return mux
+}
+
+// waitSignal is a Position that says when the bridge starts waiting.
+type waitSignal struct {
+	httpbridge.Position
+	waiting chan struct{}
+}
+
+func (p *waitSignal) WaitTXID(ctx context.Context, want litefs.TXID) (litefs.TXID, error) {
+	close(p.waiting)
+	return p.Position.WaitTXID(ctx, want)
+}
+
+// TestReadYourWritesWaitsForAStalledReplica stalls replication on the
+// replica (a raw go-sqlite3 connection holding the write lock, which LiteFS
+// needs to apply transactions), so a read there cannot see a new row until
+// the lock goes: the read with the cookie must wait, then see it.
+func TestReadYourWritesWaitsForAStalledReplica(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 2)
+	primary, replica := cluster.Primary(), cluster.Replicas()[0]
+	pdb, err := sql.Open("litefs", primary.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pdb.Close()
+	if _, err := pdb.Exec("CREATE TABLE items(v TEXT, node TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	cluster.WaitReplicated(t)
+	rdb, err := sql.Open("litefs", replica.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+
+	pb, err := httpbridge.New(httpbridge.Config{InstanceID: primary.Hostname(), DB: pdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signal := &waitSignal{Position: httpbridge.DBPosition(rdb), waiting: make(chan struct{})}
+	rb, err := httpbridge.New(httpbridge.Config{InstanceID: replica.Hostname(), Position: signal, TXIDWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	psrv := httptest.NewServer(pb.Handler(app(pdb, primary.Hostname())))
+	defer psrv.Close()
+	rsrv := httptest.NewServer(rb.Handler(app(rdb, replica.Hostname())))
+	defer rsrv.Close()
+
+	raw, err := sql.Open("sqlite3", replica.DBPath()+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	lock, err := raw.Begin()
+	if err != nil {
+		t.Fatalf("taking the replica's write lock: %v", err)
+	}
+	defer lock.Rollback()
+
+	resp, err := http.PostForm(psrv.URL+"/items", url.Values{"v": {"fresh"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, rsrv.URL+"/count?v=fresh", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(txidCookie(t, resp))
+	got := make(chan string, 1)
+	go func() { got <- fetch(t, req) }()
+
+	select {
+	case <-signal.waiting:
+	case body := <-got:
+		t.Fatalf("the replica answered %q without waiting for the write", body)
+	case <-time.After(litefstest.DefaultWaitTimeout):
+		t.Fatal("the replica neither waited nor answered")
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if body := <-got; body != "1 on "+replica.Hostname()+"\n" {
+		t.Fatalf("after waiting, the replica answered %q, want the row", body)
+	}
 }
