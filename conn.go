@@ -296,7 +296,10 @@ func (c *Conn) Begin() (driver.Tx, error) {
 func (c *Conn) Ping(ctx context.Context) error { return c.sc.Ping(ctx) }
 
 // Close closes the connection.
-func (c *Conn) Close() error { return c.sc.Close() }
+func (c *Conn) Close() error {
+	c.probe.close()
+	return c.sc.Close()
+}
 
 // CheckPrimary returns nil when this node may write to db, else the refusal
 // a write would get, which it also reports to ctx's [Tracker]. Call it before

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
@@ -902,5 +903,65 @@ func TestSQLX(t *testing.T) {
 	defer tx.Rollback()
 	if err := tx.Select(&rows, "SELECT id, v FROM t"); err != nil {
 		t.Fatalf("Select in a read-only transaction on a replica: %v", err)
+	}
+}
+
+func TestPlainDirectoryCache(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var p *prober
+	conn.Raw(func(dc any) error { p = dc.(*Conn).probe; return nil })
+	if p.dirfd.Load() < 0 {
+		t.Skip("no directory cache on this platform")
+	}
+	write := func() error {
+		_, err := conn.ExecContext(t.Context(), "INSERT INTO t(v) VALUES ('c')")
+		return err
+	}
+	backdate := func() {
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(m.Dir(), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name        string
+		before      func()
+		wantErr     error
+		wantLookups uint64 // full lookups the write makes
+	}{
+		{"fresh directory", func() {}, nil, 1},
+		{"fresh directory again", func() {}, nil, 1}, // changed too recently to trust
+		{"unchanged for an hour", backdate, nil, 1},
+		{"cached", func() {}, nil, 0},
+		{"cached again", func() {}, nil, 0},
+		{"became a replica", func() { m.SetReplica("node-a") }, ErrNotPrimary, 1},
+		{"back to primary", m.SetPrimary, nil, 1},
+		{"unchanged again", backdate, nil, 1},
+		{"cached", func() {}, nil, 0},
+		{"lost its primary", m.SetNoPrimary, ErrNoPrimary, 1},
+		{"still no primary, dir unchanged", backdate, ErrNoPrimary, 1},
+	}
+	for _, s := range steps {
+		s.before()
+		before := p.lookups.Load()
+		err := write()
+		if s.wantErr == nil && err != nil || s.wantErr != nil && !errors.Is(err, s.wantErr) {
+			t.Fatalf("%s: got %v, want %v", s.name, err, s.wantErr)
+		}
+		if got := p.lookups.Load() - before; got != s.wantLookups {
+			t.Fatalf("%s: %d lookups of .primary and .lag, want %d", s.name, got, s.wantLookups)
+		}
+	}
+	conn.Close()
+	db.Close()
+	if p.dirfd.Load() != -1 {
+		t.Fatal("closing the connection left the directory open")
 	}
 }

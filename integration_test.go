@@ -40,6 +40,19 @@ func TestLiteFSCluster(t *testing.T) {
 	cluster.WaitReplicated(t)
 	rdb := openNode(t, replica)
 
+	t.Run("no directory cache on a LiteFS mount", func(t *testing.T) {
+		conn, err := pdb.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Raw(func(dc any) error {
+			if fd := dc.(*Conn).probe.dirfd.Load(); fd != -1 {
+				t.Errorf("the prober holds the LiteFS root open (fd %d): FUSE mounts must be read every write", fd)
+			}
+			return nil
+		})
+	})
 	t.Run("replica reads what the primary wrote", func(t *testing.T) {
 		var n int
 		if err := rdb.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 {
