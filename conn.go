@@ -200,42 +200,42 @@ func deniedErrno(e syscall.Errno) bool {
 // ExecContext runs query, refusing it first if it writes and this node may
 // not. Reads never touch the mount.
 func (c *Conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	cl, err := c.classify(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if cl != classRead {
-		if err := c.beforeWrite(ctx, cl); err != nil {
-			return nil, err
-		}
-	}
-	res, err := c.sc.ExecContext(ctx, query, args)
-	if err != nil {
-		return nil, c.failed(ctx, err)
-	}
-	c.afterRun(ctx, nil)
-	return res, nil
+	return runQuery(c, ctx, query, func() (driver.Result, error) { return c.sc.ExecContext(ctx, query, args) })
 }
 
 // QueryContext is ExecContext for statements that return rows; a write in
 // it (RETURNING) is checked the same way, since go-sqlite3 runs the first
 // step before returning.
 func (c *Conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return runQuery(c, ctx, query, func() (driver.Rows, error) { return c.sc.QueryContext(ctx, query, args) })
+}
+
+// runQuery classifies query and runs it with runClass.
+func runQuery[T any](c *Conn, ctx context.Context, query string, do func() (T, error)) (T, error) {
 	cl, err := c.classify(ctx, query)
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
+	return runClass(c, ctx, cl, do)
+}
+
+// runClass runs do, a statement of class cl: refused first if it may write and
+// this node may not, its SQLite errors turned into refusals where they are,
+// and a commit it made reported.
+func runClass[T any](c *Conn, ctx context.Context, cl class, do func() (T, error)) (T, error) {
+	var zero T
 	if cl != classRead {
 		if err := c.beforeWrite(ctx, cl); err != nil {
-			return nil, err
+			return zero, err
 		}
 	}
-	rows, err := c.sc.QueryContext(ctx, query, args)
+	v, err := do()
 	if err != nil {
-		return nil, c.failed(ctx, err)
+		return zero, c.failed(ctx, err)
 	}
 	c.afterRun(ctx, nil)
-	return rows, nil
+	return v, nil
 }
 
 // PrepareContext prepares the first statement of query, as go-sqlite3 does;
@@ -296,7 +296,10 @@ func (c *Conn) Begin() (driver.Tx, error) {
 func (c *Conn) Ping(ctx context.Context) error { return c.sc.Ping(ctx) }
 
 // Close closes the connection.
-func (c *Conn) Close() error { return c.sc.Close() }
+func (c *Conn) Close() error {
+	c.probe.close()
+	return c.sc.Close()
+}
 
 // CheckPrimary returns nil when this node may write to db, else the refusal
 // a write would get, which it also reports to ctx's [Tracker]. Call it before

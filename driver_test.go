@@ -10,16 +10,19 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/litefs-sql/litefs/litefstest"
 )
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // openDB opens the mount's database with the litefs driver and creates the
 // schema the tests use, while the node is primary.
-func openDB(tb testing.TB, m *testMount, dsnSuffix string) *sql.DB {
+func openDB(tb testing.TB, m *litefstest.Mount, dsnSuffix string) *sql.DB {
 	tb.Helper()
 	c, err := NewConnector(m.DSN()+dsnSuffix, WithLogger(discard))
 	if err != nil {
@@ -40,7 +43,7 @@ func openDB(tb testing.TB, m *testMount, dsnSuffix string) *sql.DB {
 }
 
 // fingerprint hashes the database and WAL files: any write changes it.
-func fingerprint(tb testing.TB, m *testMount) [32]byte {
+func fingerprint(tb testing.TB, m *litefstest.Mount) [32]byte {
 	tb.Helper()
 	h := sha256.New()
 	for _, name := range []string{m.DBPath(), m.DBPath() + "-wal"} {
@@ -56,7 +59,7 @@ func fingerprint(tb testing.TB, m *testMount) [32]byte {
 }
 
 // assertNoWriteLock fails if some connection holds the database's write lock.
-func assertNoWriteLock(tb testing.TB, m *testMount) {
+func assertNoWriteLock(tb testing.TB, m *litefstest.Mount) {
 	tb.Helper()
 	raw, err := sql.Open("sqlite3", m.DBPath()+"?_busy_timeout=0&_txlock=immediate")
 	if err != nil {
@@ -159,7 +162,7 @@ func TestReplicaRefusesWrites(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			m := newTestMount(t)
+			m := litefstest.NewMount(t)
 			db := openDB(t, m, "")
 			before := fingerprint(t, m)
 			m.SetReplica("node-a")
@@ -187,7 +190,7 @@ func TestReplicaRefusesWrites(t *testing.T) {
 
 func TestPreparedStatementAfterDemotion(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	ins, err := db.Prepare("INSERT INTO t(v) VALUES (?)")
 	if err != nil {
@@ -222,7 +225,7 @@ func TestPreparedStatementAfterDemotion(t *testing.T) {
 
 func TestRoleChangeSeenByNextWrite(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	db.SetMaxOpenConns(1) // one connection, so no fresh state hides a stale one
 	steps := []struct {
@@ -257,7 +260,7 @@ func TestRoleChangeSeenByNextWrite(t *testing.T) {
 
 func TestReadsDoNotTouchTheMount(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	ctx := t.Context()
 	conn, err := db.Conn(ctx)
@@ -295,7 +298,7 @@ func TestTransactions(t *testing.T) {
 	t.Parallel()
 	t.Run("read-only on a replica with _txlock=immediate", func(t *testing.T) {
 		t.Parallel()
-		m := newTestMount(t)
+		m := litefstest.NewMount(t)
 		db := openDB(t, m, "&_txlock=immediate")
 		m.SetReplica("node-a")
 		tx, err := db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
@@ -319,7 +322,7 @@ func TestTransactions(t *testing.T) {
 	})
 	t.Run("write transaction with _txlock=immediate refused at Begin", func(t *testing.T) {
 		t.Parallel()
-		m := newTestMount(t)
+		m := litefstest.NewMount(t)
 		db := openDB(t, m, "&_txlock=immediate")
 		m.SetReplica("node-a")
 		_, err := db.BeginTx(t.Context(), nil)
@@ -328,7 +331,7 @@ func TestTransactions(t *testing.T) {
 	})
 	t.Run("deferred transaction refused at its first write", func(t *testing.T) {
 		t.Parallel()
-		m := newTestMount(t)
+		m := litefstest.NewMount(t)
 		db := openDB(t, m, "")
 		m.SetReplica("node-a")
 		tx, err := db.Begin()
@@ -346,7 +349,7 @@ func TestTransactions(t *testing.T) {
 	})
 	t.Run("read-only on the primary", func(t *testing.T) {
 		t.Parallel()
-		m := newTestMount(t)
+		m := litefstest.NewMount(t)
 		db := openDB(t, m, "")
 		db.SetMaxOpenConns(1)
 		tx, err := db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
@@ -365,7 +368,7 @@ func TestTransactions(t *testing.T) {
 	})
 	t.Run("demoted inside a write transaction", func(t *testing.T) {
 		t.Parallel()
-		m := newTestMount(t)
+		m := litefstest.NewMount(t)
 		db := openDB(t, m, "")
 		tx, err := db.Begin()
 		if err != nil {
@@ -409,7 +412,7 @@ func TestInvalidPrimaryFailsClosed(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			m := newTestMount(t)
+			m := litefstest.NewMount(t)
 			db := openDB(t, m, "")
 			m.WritePrimaryFile(tc.content)
 			_, err := db.Exec("INSERT INTO t(v) VALUES ('x')")
@@ -431,20 +434,20 @@ func TestOddMountEntriesFailClosed(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
-		setup func(t *testing.T, m *testMount)
+		setup func(t *testing.T, m *litefstest.Mount)
 	}{
-		{"directory as .primary", func(t *testing.T, m *testMount) {
-			if err := os.Mkdir(m.dir+"/"+primaryFile, 0o755); err != nil {
+		{"directory as .primary", func(t *testing.T, m *litefstest.Mount) {
+			if err := os.Mkdir(m.Dir()+"/"+primaryFile, 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"fifo as .primary", func(t *testing.T, m *testMount) {
-			if err := mkfifo(m.dir + "/" + primaryFile); err != nil {
+		{"fifo as .primary", func(t *testing.T, m *litefstest.Mount) {
+			if err := mkfifo(m.Dir() + "/" + primaryFile); err != nil {
 				t.Skip("no FIFOs here:", err)
 			}
 		}},
-		{"symlink loop as .primary", func(t *testing.T, m *testMount) {
-			if err := os.Symlink(primaryFile, m.dir+"/"+primaryFile); err != nil {
+		{"symlink loop as .primary", func(t *testing.T, m *litefstest.Mount) {
+			if err := os.Symlink(primaryFile, m.Dir()+"/"+primaryFile); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -452,7 +455,7 @@ func TestOddMountEntriesFailClosed(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			m := newTestMount(t)
+			m := litefstest.NewMount(t)
 			db := openDB(t, m, "")
 			tc.setup(t, m)
 			if _, err := db.Exec("INSERT INTO t(v) VALUES ('x')"); !errors.Is(err, ErrNoPrimary) {
@@ -468,7 +471,7 @@ func TestOddMountEntriesFailClosed(t *testing.T) {
 
 func TestLiteFSRefusalBackstop(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	conn, err := db.Conn(t.Context())
 	if err != nil {
@@ -510,7 +513,7 @@ func TestLiteFSRefusalBackstop(t *testing.T) {
 
 func TestTracker(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	tests := []struct {
 		name      string
@@ -593,7 +596,7 @@ func TestTracker(t *testing.T) {
 
 func TestCheckPrimary(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	if err := CheckPrimary(t.Context(), db); err != nil {
 		t.Fatalf("on the primary: %v", err)
@@ -616,7 +619,7 @@ func TestCheckPrimary(t *testing.T) {
 
 func TestConcurrentWritersAcrossRoleFlips(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	var seed int
 	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&seed); err != nil {
@@ -761,8 +764,8 @@ func TestNewConnectorOptions(t *testing.T) {
 
 func TestMemoryWithMountDir(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
-	c, err := NewConnector(":memory:", WithMountDir(m.dir), WithLogger(discard))
+	m := litefstest.NewMount(t)
+	c, err := NewConnector(":memory:", WithMountDir(m.Dir()), WithLogger(discard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -811,7 +814,7 @@ func TestConnectHookAndRaw(t *testing.T) {
 
 func TestWaitPrimary(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	noPrimary := func() error {
 		t.Helper()
@@ -861,7 +864,7 @@ func TestWaitPrimary(t *testing.T) {
 
 func TestSQLX(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	openDB(t, m, "").Close()
 	db, err := sqlx.Open(DriverName, m.DSN())
 	if err != nil {
@@ -900,5 +903,65 @@ func TestSQLX(t *testing.T) {
 	defer tx.Rollback()
 	if err := tx.Select(&rows, "SELECT id, v FROM t"); err != nil {
 		t.Fatalf("Select in a read-only transaction on a replica: %v", err)
+	}
+}
+
+func TestPlainDirectoryCache(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var p *prober
+	conn.Raw(func(dc any) error { p = dc.(*Conn).probe; return nil })
+	if p.dirfd.Load() < 0 {
+		t.Skip("no directory cache on this platform")
+	}
+	write := func() error {
+		_, err := conn.ExecContext(t.Context(), "INSERT INTO t(v) VALUES ('c')")
+		return err
+	}
+	backdate := func() {
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(m.Dir(), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name        string
+		before      func()
+		wantErr     error
+		wantLookups uint64 // full lookups the write makes
+	}{
+		{"fresh directory", func() {}, nil, 1},
+		{"fresh directory again", func() {}, nil, 1}, // changed too recently to trust
+		{"unchanged for an hour", backdate, nil, 1},
+		{"cached", func() {}, nil, 0},
+		{"cached again", func() {}, nil, 0},
+		{"became a replica", func() { m.SetReplica("node-a") }, ErrNotPrimary, 1},
+		{"back to primary", m.SetPrimary, nil, 1},
+		{"unchanged again", backdate, nil, 1},
+		{"cached", func() {}, nil, 0},
+		{"lost its primary", m.SetNoPrimary, ErrNoPrimary, 1},
+		{"still no primary, dir unchanged", backdate, ErrNoPrimary, 1},
+	}
+	for _, s := range steps {
+		s.before()
+		before := p.lookups.Load()
+		err := write()
+		if s.wantErr == nil && err != nil || s.wantErr != nil && !errors.Is(err, s.wantErr) {
+			t.Fatalf("%s: got %v, want %v", s.name, err, s.wantErr)
+		}
+		if got := p.lookups.Load() - before; got != s.wantLookups {
+			t.Fatalf("%s: %d lookups of .primary and .lag, want %d", s.name, got, s.wantLookups)
+		}
+	}
+	conn.Close()
+	db.Close()
+	if p.dirfd.Load() != -1 {
+		t.Fatal("closing the connection left the directory open")
 	}
 }

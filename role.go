@@ -31,22 +31,50 @@ type prober struct {
 	primaryPath string
 	lagPath     string
 	log         *slog.Logger
-	checks      atomic.Uint64 // mount lookups made, for tests of the read path
+
+	// On a directory that is not a LiteFS mount (a local file, a test),
+	// dirfd is held open so that a write costs one fstat of it while it is
+	// unchanged since it was last found primary: creating or removing
+	// .primary or .lag changes the directory's mtime. primaryAt is that
+	// mtime in ns, or 0. LiteFS's own root keeps no such mtime.
+	dirfd     atomic.Int64 // -1 when not held
+	primaryAt atomic.Int64
+
+	checks  atomic.Uint64 // role checks, for tests of the read path
+	lookups atomic.Uint64 // checks that looked at .primary and .lag
 }
 
+// dirMtimeSlack is how long a directory must have been unchanged before its
+// mtime is trusted to change with the next entry: longer than the coarsest
+// timestamp granularity of common file systems (ext3: 1 s).
+const dirMtimeSlack = 2 * time.Second
+
 func newProber(dir string, log *slog.Logger) *prober {
-	return &prober{
+	p := &prober{
 		dir:         dir,
 		primaryPath: filepath.Join(dir, primaryFile),
 		lagPath:     filepath.Join(dir, lagFile),
 		log:         log,
+	}
+	p.dirfd.Store(int64(openPlainDir(dir)))
+	return p
+}
+
+// close releases the directory held open, if any.
+func (p *prober) close() {
+	if p == nil {
+		return
+	}
+	if fd := p.dirfd.Swap(-1); fd >= 0 {
+		closeFD(int(fd))
 	}
 }
 
 // check returns nil when this node may write, a *NotPrimaryError when a
 // primary elsewhere is known, and an error matching ErrNoPrimary otherwise.
 // It touches the mount (an open of .primary, and a stat of .lag when
-// .primary is absent), so it runs for writes only.
+// .primary is absent; on a plain directory unchanged for a while, one fstat
+// of it), so it runs for writes only.
 //
 // A missing .primary is not proof of primacy under LiteFS (a replica without
 // a primary has none either), so a LiteFS mount (.lag present) also needs
@@ -59,6 +87,28 @@ func (p *prober) check() error {
 	}
 	p.checks.Add(1)
 	start := time.Now()
+	var dirMtime int64
+	if fd := p.dirfd.Load(); fd >= 0 {
+		if m, ok := fdMtime(int(fd)); ok {
+			if at := p.primaryAt.Load(); at != 0 && m == at {
+				return nil
+			}
+			dirMtime = m
+		}
+	}
+	err := p.lookup(start)
+	switch {
+	case err != nil:
+		p.primaryAt.Store(0)
+	case dirMtime != 0 && dirMtime < start.Add(-dirMtimeSlack).UnixNano():
+		p.primaryAt.Store(dirMtime)
+	}
+	return err
+}
+
+// lookup reads the role from .primary and .lag.
+func (p *prober) lookup(start time.Time) error {
+	p.lookups.Add(1)
 	var buf [maxPrimaryID + 3]byte // room for CR, LF and one byte too many
 	n, exists, err := readSmall(p.primaryPath, buf[:])
 	if err != nil {
@@ -91,7 +141,7 @@ func (p *prober) noPrimary(reason string, err error) error {
 }
 
 // parsePrimaryID returns the hostname in the contents of .primary, trimmed of
-// surrounding ASCII white space, if it is a hostname-like token.
+// surrounding ASCII white space, if it is a valid primary ID.
 func parsePrimaryID(b []byte) (string, bool) {
 	for len(b) > 0 && isSpace(b[0]) {
 		b = b[1:]
@@ -99,18 +149,28 @@ func parsePrimaryID(b []byte) (string, bool) {
 	for len(b) > 0 && isSpace(b[len(b)-1]) {
 		b = b[:len(b)-1]
 	}
-	if len(b) == 0 || len(b) > maxPrimaryID {
+	if !ValidPrimaryID(string(b)) {
 		return "", false
-	}
-	for _, c := range b {
-		if !isIDByte(c) {
-			return "", false
-		}
 	}
 	return string(b), true
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// ValidPrimaryID reports whether id is what the driver accepts as a primary
+// ID: 1 to 255 letters, digits, '-', '_' and '.', a token safe to put in a
+// header field or a host name.
+func ValidPrimaryID(id string) bool {
+	if id == "" || len(id) > maxPrimaryID {
+		return false
+	}
+	for i := range len(id) {
+		if !isIDByte(id[i]) {
+			return false
+		}
+	}
+	return true
+}
 
 func isIDByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
@@ -131,25 +191,19 @@ func WaitPrimary(ctx context.Context, refusal error) (string, error) {
 	if !errors.As(refusal, &nope) || nope.probe == nil {
 		return "", errors.New("litefs: WaitPrimary needs a refusal returned by the litefs driver")
 	}
-	delay := time.Millisecond
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return "", context.Cause(ctx)
-		case <-t.C:
-		}
+	var primary string
+	err := poll(ctx, 50*time.Millisecond, func() (bool, error) {
 		err := nope.probe.check()
 		if err == nil {
-			return "", nil
+			return true, nil // this node is the primary now
 		}
 		if errors.As(err, &np) {
-			return np.PrimaryID, nil
+			primary = np.PrimaryID
+			return true, nil
 		}
-		t.Reset(delay)
-		delay = min(2*delay, 50*time.Millisecond)
-	}
+		return false, nil
+	})
+	return primary, err
 }
 
 var errNotRegular = errors.New("not a regular file")

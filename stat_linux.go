@@ -78,3 +78,35 @@ func retry(f func() error) error {
 		}
 	}
 }
+
+// fuseSuperMagic is the f_type statfs reports for FUSE file systems.
+const fuseSuperMagic = 0x65735546
+
+// openPlainDir opens dir for fdMtime, unless it is a FUSE mount (LiteFS) or
+// cannot be opened; then it returns -1.
+func openPlainDir(dir string) int {
+	var sfs syscall.Statfs_t
+	if err := retry(func() error { return syscall.Statfs(dir, &sfs) }); err != nil || sfs.Type == fuseSuperMagic {
+		return -1
+	}
+	var fd int
+	err := retry(func() (err error) {
+		fd, err = syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// fdMtime returns the modification time of the open file fd, in ns.
+func fdMtime(fd int) (int64, bool) {
+	var st syscall.Stat_t
+	if err := retry(func() error { return syscall.Fstat(fd, &st) }); err != nil {
+		return 0, false
+	}
+	return st.Mtim.Nano(), true
+}
+
+func closeFD(fd int) { syscall.Close(fd) }

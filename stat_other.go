@@ -44,3 +44,10 @@ func readSmall(path string, buf []byte) (n int, exists bool, err error) {
 	}
 	return n, true, err
 }
+
+// openPlainDir is Linux-only; elsewhere every write reads the mount files.
+func openPlainDir(string) int { return -1 }
+
+func fdMtime(int) (int64, bool) { return 0, false }
+
+func closeFD(int) {}

@@ -25,32 +25,12 @@ var (
 // ExecContext runs the statement, refusing it first if it writes and this
 // node may not.
 func (s *Stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if s.cl != classRead {
-		if err := s.c.beforeWrite(ctx, s.cl); err != nil {
-			return nil, err
-		}
-	}
-	res, err := s.ss.ExecContext(ctx, args)
-	if err != nil {
-		return nil, s.c.failed(ctx, err)
-	}
-	s.c.afterRun(ctx, nil)
-	return res, nil
+	return runClass(s.c, ctx, s.cl, func() (driver.Result, error) { return s.ss.ExecContext(ctx, args) })
 }
 
 // QueryContext is ExecContext for statements that return rows.
 func (s *Stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	if s.cl != classRead {
-		if err := s.c.beforeWrite(ctx, s.cl); err != nil {
-			return nil, err
-		}
-	}
-	rows, err := s.ss.QueryContext(ctx, args)
-	if err != nil {
-		return nil, s.c.failed(ctx, err)
-	}
-	s.c.afterRun(ctx, nil)
-	return rows, nil
+	return runClass(s.c, ctx, s.cl, func() (driver.Rows, error) { return s.ss.QueryContext(ctx, args) })
 }
 
 // Exec is ExecContext without a context; database/sql does not call it.

@@ -14,10 +14,11 @@ import (
 //
 // The zero value is ready to use; a Tracker is safe for concurrent use.
 type Tracker struct {
-	refused   atomic.Bool // lets Refusal skip the lock on the common path
+	// refused and committed let readers skip the lock on the common path.
+	refused   atomic.Bool
+	committed atomic.Bool
 	mu        sync.Mutex
 	refusal   error
-	committed bool
 	posPath   string // <db>-pos of the database last committed to; "" if none
 }
 
@@ -81,12 +82,7 @@ func (t *Tracker) Refusal() error {
 // Committed reports whether a write was committed through the driver with
 // this tracker's context.
 func (t *Tracker) Committed() bool {
-	if t == nil {
-		return false
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.committed
+	return t != nil && t.committed.Load()
 }
 
 // reportCommit records a committed write to the database whose position file
@@ -96,9 +92,9 @@ func (t *Tracker) reportCommit(posPath string) {
 		return
 	}
 	t.mu.Lock()
-	t.committed = true
 	if posPath != "" {
 		t.posPath = posPath
 	}
 	t.mu.Unlock()
+	t.committed.Store(true)
 }

@@ -101,25 +101,15 @@ func WaitTXID(ctx context.Context, db *sql.DB, want TXID) (TXID, error) {
 	if err := withConn(ctx, db, func(c *Conn) error { path = c.posPath; return nil }); err != nil {
 		return 0, err
 	}
-	delay := time.Millisecond
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return 0, context.Cause(ctx)
-		case <-t.C:
-		}
-		got, err := readPos(path)
-		if err != nil {
-			return 0, err
-		}
-		if got >= want {
-			return got, nil
-		}
-		t.Reset(delay)
-		delay = min(2*delay, 25*time.Millisecond)
+	var got TXID
+	err := poll(ctx, 25*time.Millisecond, func() (done bool, err error) {
+		got, err = readPos(path)
+		return err == nil && got >= want, err
+	})
+	if err != nil {
+		return 0, err
 	}
+	return got, nil
 }
 
 // TXID returns the TXID of the database last committed to with this
@@ -129,10 +119,13 @@ func (t *Tracker) TXID() (id TXID, ok bool, err error) {
 	if t == nil {
 		return 0, false, nil
 	}
+	if !t.committed.Load() {
+		return 0, false, nil
+	}
 	t.mu.Lock()
-	path, committed := t.posPath, t.committed
+	path := t.posPath
 	t.mu.Unlock()
-	if !committed || path == "" {
+	if path == "" {
 		return 0, false, nil
 	}
 	id, err = readPos(path)

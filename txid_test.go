@@ -3,8 +3,11 @@ package litefs
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/litefs-sql/litefs/litefstest"
 )
 
 func TestParseTXID(t *testing.T) {
@@ -79,7 +82,7 @@ func FuzzParsePos(f *testing.F) {
 
 func TestCurrentAndWaitTXID(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	if _, err := CurrentTXID(t.Context(), db); !errors.Is(err, ErrNoPosition) {
 		t.Fatalf("without -pos: got %v, want ErrNoPosition", err)
@@ -111,7 +114,9 @@ func TestCurrentAndWaitTXID(t *testing.T) {
 	if _, err := WaitTXID(ctx, db, 100); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled: got %v, want context.Canceled", err)
 	}
-	m.write("app.db-pos", []byte("garbage"))
+	if err := os.WriteFile(m.PosPath(), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := WaitTXID(t.Context(), db, 100); err == nil || errors.Is(err, ErrNoPosition) {
 		t.Fatalf("garbage -pos: got %v, want a parse error", err)
 	}
@@ -119,7 +124,7 @@ func TestCurrentAndWaitTXID(t *testing.T) {
 
 func TestTrackerTXID(t *testing.T) {
 	t.Parallel()
-	m := newTestMount(t)
+	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	m.SetTXID(41)
 	tr := &Tracker{}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/litefs-sql/litefs"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so a benchmark
@@ -27,11 +29,23 @@ func withValue(next http.Handler) http.Handler {
 	})
 }
 
+// fixedPosition is a node at TXID 10, never waiting: what the bridge does
+// with the answers, not the file reads behind them.
+type fixedPosition struct{}
+
+func (fixedPosition) CurrentTXID(context.Context) (litefs.TXID, error) { return 10, nil }
+func (fixedPosition) WaitTXID(context.Context, litefs.TXID) (litefs.TXID, error) {
+	return 10, nil
+}
+func (fixedPosition) CheckPrimary(context.Context) error { return nil }
+
 // BenchmarkMiddleware measures what the bridge adds to a request that needs
 // no replay: a handler that sets a header and writes a short body. "context"
 // is the least any middleware that hands the handler a value in the request
 // context pays (a context and a copy of the Request): the floor under
-// "bridge".
+// "bridge". "ryw" has read-your-writes on and a request without the cookie;
+// "ryw-reached" one whose cookie names a transaction the bridge knows this
+// node has, among other cookies.
 func BenchmarkMiddleware(b *testing.B) {
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -41,16 +55,28 @@ func BenchmarkMiddleware(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	ryw, err := New(Config{InstanceID: "self", Position: fixedPosition{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ryw.saw(10)
+	const cookies = "theme=dark; session=0123456789abcdef0123456789abcdef; __txid=0000000000000005"
 	for _, bc := range []struct {
-		name string
-		h    http.Handler
+		name   string
+		h      http.Handler
+		cookie string
 	}{
-		{"bare", handler},
-		{"context", withValue(handler)},
-		{"bridge", bridge.Handler(handler)},
+		{"bare", handler, ""},
+		{"context", withValue(handler), ""},
+		{"bridge", bridge.Handler(handler), ""},
+		{"ryw", ryw.Handler(handler), ""},
+		{"ryw-reached", ryw.Handler(handler), cookies},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			r := httptest.NewRequest(http.MethodGet, "/posts/1", nil)
+			if bc.cookie != "" {
+				r.Header.Set("Cookie", bc.cookie)
+			}
 			w := &discardWriter{h: make(http.Header)}
 			b.ReportAllocs()
 			for b.Loop() {

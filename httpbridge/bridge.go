@@ -2,6 +2,7 @@ package httpbridge
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,18 @@ const (
 	// Fly documents the limit as "1MB" without saying which; the smaller
 	// reading is the safe one.
 	DefaultMaxReplayBody = 1_000_000
+	// DefaultTXIDCookie is the name of the read-your-writes cookie: the one
+	// LiteFS's own proxy uses, so the two understand each other.
+	DefaultTXIDCookie = "__txid"
+	// DefaultTXIDMaxAge is the lifetime of the read-your-writes cookie, as
+	// LiteFS's proxy sets it.
+	DefaultTXIDMaxAge = 5 * time.Minute
+	// DefaultTXIDWait bounds how long a request waits on a replica for the
+	// transaction its cookie names. A replica that is healthy trails the
+	// primary by milliseconds; one a second behind is stalled, and the
+	// request is served sooner by the primary. LiteFS's proxy waits 5 s,
+	// then fails; the bridge replays instead.
+	DefaultTXIDWait = time.Second
 )
 
 // Config configures a [Bridge]. The zero value of each field selects its
@@ -87,6 +100,27 @@ type Config struct {
 	// Default: WriteRejection.
 	Reject func(w http.ResponseWriter, r *http.Request, d Decision)
 
+	// DB, if set, turns read-your-writes on for this database, opened with
+	// the litefs driver: after a request commits a write on the primary its
+	// response sets a cookie naming the transaction, and a request that
+	// carries the cookie is served on a replica only once the replica has
+	// that transaction (see the package documentation). Without DB or
+	// Position, read-your-writes is off.
+	DB *sql.DB
+	// Position, instead of DB, tells the bridge where this node's copy of
+	// the database stands, for read-your-writes.
+	Position Position
+	// TXIDCookie is the name of the read-your-writes cookie. Default:
+	// DefaultTXIDCookie.
+	TXIDCookie string
+	// TXIDMaxAge is the lifetime of the read-your-writes cookie, rounded up
+	// to whole seconds. Default: DefaultTXIDMaxAge.
+	TXIDMaxAge time.Duration
+	// TXIDWait bounds how long a request on a replica waits for the
+	// transaction its cookie names before it is sent to the primary;
+	// negative means send it at once. Default: DefaultTXIDWait.
+	TXIDWait time.Duration
+
 	// Logger receives the bridge's log records. Default: slog.Default().
 	Logger *slog.Logger
 	// OnEvent, if set, is called after each refused write is handled. It is
@@ -112,12 +146,15 @@ var (
 	_ Replayer = (*Forwarder)(nil)
 )
 
-// An Event reports a refused write the bridge handled.
+// An Event reports a refused write the bridge handled, or a request whose
+// read-your-writes cookie this replica could not honour in time
+// (ReasonBehind).
 type Event struct {
 	Decision
 	// Request is the refused request.
 	Request *http.Request
-	// Waited is how long the request waited for a primary.
+	// Waited is how long the request waited for a primary, or for the
+	// transaction its cookie names.
 	Waited time.Duration
 }
 
@@ -131,6 +168,11 @@ type Bridge struct {
 	replayMax      int64 // body limit of replay, when it does not forward
 	keepMax        int64 // bound of the kept body copy; 0 when nothing forwards
 	counts         [numReasons]atomic.Uint64
+
+	// Read-your-writes; pos is nil when it is off.
+	pos          Position
+	cookieMaxAge int           // seconds
+	seen         atomic.Uint64 // highest TXID known applied on this node
 }
 
 // New validates c, fills in its defaults and returns a Bridge.
@@ -169,9 +211,18 @@ func New(c Config) (*Bridge, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.TXIDCookie == "" {
+		c.TXIDCookie = DefaultTXIDCookie
+	}
+	if c.TXIDMaxAge == 0 {
+		c.TXIDMaxAge = DefaultTXIDMaxAge
+	}
+	if c.TXIDWait == 0 {
+		c.TXIDWait = DefaultTXIDWait
+	}
 
 	var errs []error
-	if !isID(c.InstanceID) {
+	if !litefs.ValidPrimaryID(c.InstanceID) {
 		errs = append(errs, fmt.Errorf("Config.InstanceID %q is not a hostname-like ID", c.InstanceID))
 	}
 	if c.MaxHops < 0 {
@@ -194,11 +245,27 @@ func New(c Config) (*Bridge, error) {
 	if c.Replay == nil && c.Forward == nil && c.MaxReplayBody < 0 {
 		errs = append(errs, errors.New("Config.MaxReplayBody: fly-replay cannot carry bodies of any size"))
 	}
+	if c.DB != nil && c.Position != nil {
+		errs = append(errs, errors.New("Config.DB and Config.Position are both set; set one"))
+	}
+	if p, ok := c.Position.(dbPosition); ok && p.db == nil {
+		errs = append(errs, errors.New("Config.Position is the position of a nil *sql.DB"))
+	}
+	if err := (&http.Cookie{Name: c.TXIDCookie, Value: "0"}).Valid(); err != nil {
+		errs = append(errs, fmt.Errorf("Config.TXIDCookie %q is not a cookie name", c.TXIDCookie))
+	}
+	if c.TXIDMaxAge < 0 || c.TXIDMaxAge > math.MaxInt32*time.Second {
+		errs = append(errs, fmt.Errorf("Config.TXIDMaxAge %v is out of range", c.TXIDMaxAge))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("httpbridge: invalid Config: %w", err)
 	}
 
-	b := &Bridge{cfg: c, replay: c.Replay, forward: c.Forward, replayMax: c.MaxReplayBody}
+	b := &Bridge{cfg: c, replay: c.Replay, forward: c.Forward, replayMax: c.MaxReplayBody, pos: c.Position}
+	if c.DB != nil {
+		b.pos = DBPosition(c.DB)
+	}
+	b.cookieMaxAge = int((c.TXIDMaxAge + time.Second - 1) / time.Second)
 	if b.replay == nil {
 		b.replay = flyReplay{status: c.ReplayStatus, timeout: c.ReplayTimeout, fallback: c.ReplayFallback}
 	}
@@ -228,6 +295,18 @@ func Middleware(next http.Handler) http.Handler {
 		panic(err)
 	}
 	return b.Handler(next)
+}
+
+// MiddlewareFor returns middleware that wraps a handler in a new Bridge
+// with read-your-writes on for db, a database opened with the litefs driver,
+// and the other fields of Config at their defaults; call it once, when
+// building the handler chain. It panics where [Middleware] does.
+func MiddlewareFor(db *sql.DB) func(http.Handler) http.Handler {
+	b, err := New(Config{DB: db})
+	if err != nil {
+		panic(err)
+	}
+	return b.Handler
 }
 
 // Handler returns next wrapped by the bridge.
@@ -266,14 +345,25 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 	}
 	x.writer = writer{w: w, tracker: tracker}
 
-	// Steps that must run before the handler (read-your-writes: wait for a
-	// __txid cookie's transaction, or replay) belong here.
+	if b.pos != nil {
+		// A cookie at or below what this node is known to have applied
+		// costs one scan of the Cookie header and no I/O.
+		if want, ok := cookieTXID(r.Header, b.cfg.TXIDCookie); ok && uint64(want) > b.seen.Load() {
+			if b.catchUp(w, r, x.ctx.Context, want) {
+				return
+			}
+		}
+		x.writer.ryw, x.writer.req = b, r
+	}
 
 	panicked := b.run(next, x.writer.wrap(), r, tracker)
 
 	refusal := tracker.Refusal()
 	if refusal == nil {
 		x.writer.finish()
+		if x.writer.ryw != nil {
+			x.writer.lateCommit()
+		}
 		return
 	}
 	if x.writer.started {
@@ -341,7 +431,7 @@ func (b *Bridge) handleRefusal(w http.ResponseWriter, r *http.Request, x *exchan
 		primary, err := b.cfg.WaitPrimary(ctx, refusal)
 		cancel()
 		waited = time.Since(start)
-		if err == nil && isID(primary) {
+		if err == nil && litefs.ValidPrimaryID(primary) {
 			d = b.decide(r, refusal, primary, size, kept)
 		}
 	}
@@ -362,16 +452,18 @@ func (b *Bridge) handleRefusal(w http.ResponseWriter, r *http.Request, x *exchan
 func (b *Bridge) report(e Event) {
 	b.counts[e.Reason].Add(1)
 	if l := b.cfg.Logger; l != nil {
-		level := slog.LevelWarn
-		switch e.Verdict {
-		case Replay, Forward:
+		level, msg := slog.LevelWarn, logMessages[e.Reason]
+		switch {
+		case e.Reason == ReasonBehind && e.Verdict == Keep:
+			msg = behindKeptMessage
+		case e.Verdict == Replay || e.Verdict == Forward:
 			level = slog.LevelDebug
-		case Keep:
+		case e.Verdict == Keep:
 			level = slog.LevelError
 		}
 		ctx := e.Request.Context()
 		if l.Enabled(ctx, level) {
-			l.Log(ctx, level, logMessages[e.Reason],
+			l.Log(ctx, level, msg,
 				"reason", e.Reason.String(), "verdict", e.Verdict.String(),
 				"primary", e.Primary, "hops", e.Hops, "method", e.Request.Method,
 				"path", e.Request.URL.Path, "waited", e.Waited, "error", e.Err)
@@ -389,4 +481,7 @@ var logMessages = [numReasons]string{
 	ReasonReplayFailed: "litefs: write refused on a request whose replay already failed; rejecting it",
 	ReasonTooLarge:     "litefs: write refused on a request whose body is too large to replay",
 	ReasonTooLate:      "litefs: write refused after the response had started; it cannot be replayed",
+	ReasonBehind:       "litefs: this replica has not applied the transaction the request's cookie names; sending the request to the primary",
 }
+
+const behindKeptMessage = "litefs: this replica has not applied the transaction the request's cookie names, and the request cannot go to the primary; serving it here"

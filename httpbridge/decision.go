@@ -31,6 +31,11 @@ const (
 	// ReasonTooLate: the write was refused after the response had started;
 	// the handler's response stands.
 	ReasonTooLate
+	// ReasonBehind: the request carries a read-your-writes cookie naming a
+	// transaction this replica had not applied after Config.TXIDWait; the
+	// request goes to the primary (Replay or Forward), or, where the rules
+	// above forbid it, is served here (Keep).
+	ReasonBehind
 
 	numReasons = iota + 1
 )
@@ -42,6 +47,7 @@ var reasonNames = [numReasons]string{
 	ReasonReplayFailed: "replay failed",
 	ReasonTooLarge:     "too large",
 	ReasonTooLate:      "too late",
+	ReasonBehind:       "behind",
 }
 
 func (r Reason) String() string {
@@ -63,6 +69,7 @@ const (
 	// Reject answers the client with Config.Reject (503 or 413 by default).
 	Reject
 	// Keep leaves the handler's response as it is: too late to replace it.
+	// With ReasonBehind: the handler serves the request here.
 	Keep
 )
 
@@ -98,7 +105,7 @@ type Decision struct {
 	// RetryAfter is how long a rejected client should wait before retrying;
 	// 0 when retrying soon would not help.
 	RetryAfter time.Duration
-	// Err is the refusal.
+	// Err is the refusal; with ReasonBehind, what the wait ended with.
 	Err error
 }
 
@@ -118,7 +125,7 @@ func (b *Bridge) Decide(r *http.Request, refusal error) Decision {
 // primaryOf returns the primary a refusal names, or "".
 func primaryOf(refusal error) string {
 	var np *litefs.NotPrimaryError
-	if errors.As(refusal, &np) && isID(np.PrimaryID) {
+	if errors.As(refusal, &np) && litefs.ValidPrimaryID(np.PrimaryID) {
 		return np.PrimaryID
 	}
 	return ""

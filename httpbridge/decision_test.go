@@ -184,7 +184,7 @@ func FuzzDecide(f *testing.F) {
 		r.ContentLength = length
 		d := b.Decide(r, &litefs.NotPrimaryError{PrimaryID: primary})
 		if d.Verdict == Replay {
-			if d.Primary == "" || d.Primary == "self" || !isID(d.Primary) || d.Hops >= 2 {
+			if d.Primary == "" || d.Primary == "self" || !litefs.ValidPrimaryID(d.Primary) || d.Hops >= 2 {
 				t.Errorf("replay to %q after %d hops", d.Primary, d.Hops)
 			}
 			v := replayValue(d.Primary, d.Hops, 0, "")
@@ -219,7 +219,7 @@ func FuzzHandler(f *testing.F) {
 		switch w.Code {
 		case http.StatusConflict:
 			got := parseReplaySource(w.Header().Get("Fly-Replay"))
-			if got.instance != primary || !isID(got.instance) || got.instance == "self" || got.hops < 1 || got.hops > 2 {
+			if got.instance != primary || !litefs.ValidPrimaryID(got.instance) || got.instance == "self" || got.hops < 1 || got.hops > 2 {
 				t.Errorf("replay %q for primary %q", w.Header().Get("Fly-Replay"), primary)
 			}
 		case http.StatusServiceUnavailable, http.StatusRequestEntityTooLarge:

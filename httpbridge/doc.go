@@ -25,6 +25,7 @@
 //
 // [New] takes a [Config] for everything else; [Bridge.Handler] is then the
 // middleware, and [Bridge.Decide] the decision it applies, on its own.
+// [MiddlewareFor] is Middleware with read-your-writes on for a database.
 //
 // # How a refusal reaches the bridge
 //
@@ -58,12 +59,13 @@
 //
 // # When the response starts
 //
-// A response can only be replaced before any of it is sent. The bridge holds
-// back the status line and headers until the handler writes a body byte,
-// flushes, hijacks the connection, sends a 1xx response, or returns. If by
-// then a write was refused, the handler's response is dropped (its writes
-// succeed and go nowhere) and the bridge answers instead. So a refusal is
-// replayable whenever it comes before the first body byte.
+// A response can only be replaced, or given a cookie, before any of it is
+// sent. The bridge holds back the status line and headers until the handler
+// writes a body byte, flushes, hijacks the connection, sends a 1xx response,
+// or returns. If by then a write was refused, the handler's response is
+// dropped (its writes succeed and go nowhere) and the bridge answers
+// instead. So a refusal is replayable whenever it comes before the first
+// body byte.
 //
 // Flushing before any body byte sends the headers: the handler has asked for
 // them to go out (a stream starting), and that commits the response. A
@@ -97,6 +99,56 @@
 // bridge answers 413, unless Config.Forward names a [Forwarder], which sends
 // the request to the primary itself; the bridge then keeps a copy of the
 // body as the handler reads it, so it can be sent again.
+//
+// # Read-your-writes
+//
+// A replica applies a transaction a little after the primary commits it, so
+// a client that writes and then reads at once may be served by a replica
+// that has not seen its write yet. Given the database (Config.DB, or
+// [MiddlewareFor]), the bridge does in process what LiteFS's proxy does
+// against this; without it, read-your-writes is off:
+//
+//	http.ListenAndServe(":8080", httpbridge.MiddlewareFor(db)(mux))
+//
+// After a request commits a write through the litefs driver (with
+// r.Context(), so its Tracker hears of it), the response sets a cookie
+// naming the transaction reached:
+//
+//	Set-Cookie: __txid=00000000000004d2; Path=/; Max-Age=300; HttpOnly; SameSite=Lax
+//
+// with Secure added when the request came over TLS or with
+// X-Forwarded-Proto: https (as behind Fly's edge). Config.TXIDCookie and
+// Config.TXIDMaxAge change the name and the lifetime (5 minutes). The value
+// has the form LiteFS's proxy uses, so either can read the cookie the other
+// set. The bridge reads the TXID (LiteFS's <db>-pos file) once, when the
+// response starts (see below): a write committed after that, in a streamed
+// response or a hijacked connection, gets no cookie, which is logged at
+// level Debug. A response replaced by a replay or a rejection gets none:
+// its write did not happen here.
+//
+// A request carrying the cookie on a replica that has not applied that
+// transaction waits until it has, up to Config.TXIDWait (1 s), and is then
+// served here. When the wait runs out, the replica is taken for stalled and
+// the request goes to the primary, which has every transaction: a
+// fly-replay (or Config.Replay) under the loop and hop rules below,
+// reported as an [Event] with ReasonBehind. Where those rules keep it here (no primary is
+// known, it came from the primary, it has used its hops, its body is too
+// large for fly-replay or of unknown size), it is served here, possibly
+// without its write, and reported with Verdict Keep: a read slightly stale
+// beats an error page. The primary never waits.
+//
+// The bridge remembers the highest TXID this node is known to have applied,
+// so a request without the cookie, or with one at or below that TXID, costs
+// a look at its Cookie header and no I/O. A cookie above it costs one read
+// of <db>-pos (about 200 µs over FUSE); if the node is behind, a check of
+// its role, and on a replica polling with backoff while it waits. A cookie
+// whose value is not 16 hex digits is ignored; a forged one naming a
+// transaction to come costs at most Config.TXIDWait and a replay.
+//
+// The cookie names the transaction of the database the request wrote last,
+// and a replica compares it with Config.DB's position: like LiteFS's proxy,
+// read-your-writes follows one database. Config.Position replaces the
+// database as the source of this node's position ([Position]).
 //
 // # Other deployments
 //

@@ -114,22 +114,6 @@ func replayValue(primary string, hops int, timeout time.Duration, fallback strin
 	return b.String()
 }
 
-// isID reports whether s is a hostname-like token (letters, digits, '-',
-// '_', '.'), safe to place in a header field or a URL's host.
-func isID(s string) bool {
-	if s == "" || len(s) > 255 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 // flyReplay is the default Replayer: an empty response whose Fly-Replay
 // header asks Fly's proxy to replay the request on the primary.
 type flyReplay struct {

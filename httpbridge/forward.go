@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/litefs-sql/litefs"
 )
 
 // DefaultMaxForwardBody is the default ForwardConfig.MaxBody.
@@ -73,7 +75,7 @@ func NewForwarder(c ForwardConfig) (*Forwarder, error) {
 	}
 	tmpl := c.URL
 	if strings.Contains(tmpl, "{app}") {
-		if !isID(c.App) {
+		if !litefs.ValidPrimaryID(c.App) {
 			return nil, fmt.Errorf("httpbridge: ForwardConfig.URL %q uses {app}, but App (or $FLY_APP_NAME) is %q, not a valid name", c.URL, c.App)
 		}
 		tmpl = strings.ReplaceAll(tmpl, "{app}", c.App)
@@ -100,7 +102,7 @@ func (f *Forwarder) target(primary string) (*url.URL, error) {
 // Replay forwards r to d.Primary and copies the primary's response to w.
 func (f *Forwarder) Replay(w http.ResponseWriter, r *http.Request, d Decision) {
 	target, err := f.target(d.Primary)
-	if err != nil || !isID(d.Primary) {
+	if err != nil || !litefs.ValidPrimaryID(d.Primary) {
 		f.fail(w, d, errors.Join(errors.New("invalid primary ID"), err))
 		return
 	}

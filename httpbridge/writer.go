@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 
@@ -20,12 +21,17 @@ var errReplaced = errors.New("litefs: response replaced: a write was refused and
 //
 // At the point where the response would start, writer looks at the request's
 // Tracker once: a refusal seen by then means the handler's response (often
-// its own 500) is dropped, and the bridge answers instead. That point is also
-// where a step that adds headers to committed writes (a __txid cookie) fits.
+// its own 500) is dropped, and the bridge answers instead. With
+// read-your-writes on, that point is also where the Tracker is asked whether
+// a write committed, and the TXID cookie added if one did.
 type writer struct {
 	w       http.ResponseWriter
 	tracker *litefs.Tracker
 	status  int // status held back; 0 if none yet
+
+	ryw  *Bridge       // set when read-your-writes is on
+	req  *http.Request // for the cookie's Secure attribute
+	txid txidState
 
 	started    bool // the response went out (or the connection was hijacked)
 	hijacked   bool
@@ -43,17 +49,72 @@ func (w *writer) start() bool {
 		return false
 	}
 	w.started = true
+	if w.ryw != nil {
+		w.addTXIDCookie()
+	}
 	if w.status != 0 {
 		w.w.WriteHeader(w.status)
 	}
 	return true
 }
 
-// finish sends a status the handler set but never followed with a body.
+// finish sends a status the handler set but never followed with a body, and
+// the TXID cookie of a handler that wrote nothing at all: net/http sends
+// the headers after the handler returns.
 func (w *writer) finish() {
-	if !w.started && !w.suppressed && w.status != 0 {
+	if w.started || w.suppressed {
+		return
+	}
+	if w.ryw != nil {
+		w.addTXIDCookie()
+	}
+	if w.status != 0 {
 		w.started = true
 		w.w.WriteHeader(w.status)
+	}
+}
+
+// txidState is where a response stands with its TXID cookie.
+type txidState uint8
+
+const (
+	txidUnchecked txidState = iota // the commit point has not come (or was a hijack)
+	txidNone                       // no write had committed at the commit point
+	txidCommitted                  // a write had committed: the cookie was set if LiteFS had a TXID
+)
+
+// addTXIDCookie sets the TXID cookie if the handler has committed a write,
+// reading <db>-pos once. It runs at the commit point, before the status line
+// goes out, and only when no refusal was seen: a replaced response did not
+// write here.
+func (w *writer) addTXIDCookie() {
+	if !w.tracker.Committed() {
+		w.txid = txidNone
+		return
+	}
+	w.txid = txidCommitted
+	id, ok, err := w.tracker.TXID()
+	if err != nil {
+		w.ryw.cfg.Logger.Log(w.req.Context(), slog.LevelWarn, "litefs: cannot read the TXID of a committed write; no TXID cookie",
+			"cookie", w.ryw.cfg.TXIDCookie, "error", err)
+		return
+	}
+	if ok { // else the database is not in a LiteFS mount
+		w.ryw.saw(id)
+		w.ryw.setTXIDCookie(w.w.Header(), id, overTLS(w.req))
+	}
+}
+
+// lateCommit logs, at level Debug, a write committed after the commit
+// point, too late for its cookie.
+func (w *writer) lateCommit() {
+	if w.txid == txidCommitted {
+		return
+	}
+	ctx, log := w.req.Context(), w.ryw.cfg.Logger
+	if log.Enabled(ctx, slog.LevelDebug) && w.tracker.Committed() {
+		log.Log(ctx, slog.LevelDebug, "litefs: a write committed after the response started; no TXID cookie",
+			"cookie", w.ryw.cfg.TXIDCookie, "hijacked", w.hijacked, "method", w.req.Method, "path", w.req.URL.Path)
 	}
 }
 

@@ -1,0 +1,198 @@
+package httpbridge
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/litefs-sql/litefs"
+)
+
+// A Position tells the bridge where this node's copy of the database stands,
+// for read-your-writes. [DBPosition] is the Position of a database opened
+// with the litefs driver. The bridge calls the methods with a context that
+// carries no litefs.Tracker; they must be safe for concurrent use.
+type Position interface {
+	// CurrentTXID returns the TXID of the last transaction applied on this
+	// node.
+	CurrentTXID(ctx context.Context) (litefs.TXID, error)
+	// WaitTXID waits until this node has applied transaction want and
+	// returns the TXID reached, or context.Cause(ctx) when ctx ends first.
+	WaitTXID(ctx context.Context, want litefs.TXID) (litefs.TXID, error)
+	// CheckPrimary returns nil on the primary, else the refusal a write
+	// would get: a *litefs.NotPrimaryError naming the primary, or an error
+	// matching litefs.ErrNoPrimary.
+	CheckPrimary(ctx context.Context) error
+}
+
+// DBPosition returns the Position of db, a database opened with the litefs
+// driver: it reads LiteFS's <db>-pos and .primary files beside the database.
+func DBPosition(db *sql.DB) Position { return dbPosition{db} }
+
+type dbPosition struct{ db *sql.DB }
+
+func (p dbPosition) CurrentTXID(ctx context.Context) (litefs.TXID, error) {
+	return litefs.CurrentTXID(ctx, p.db)
+}
+
+func (p dbPosition) WaitTXID(ctx context.Context, want litefs.TXID) (litefs.TXID, error) {
+	return litefs.WaitTXID(ctx, p.db, want)
+}
+
+// CheckPrimary hides any Tracker in ctx: litefs.CheckPrimary reports its
+// refusal to one, and a bridge further out would take this check for a
+// refused write.
+func (p dbPosition) CheckPrimary(ctx context.Context) error {
+	return litefs.CheckPrimary(litefs.WithTracker(ctx, nil), p.db)
+}
+
+var _ Position = dbPosition{}
+
+// errBehind ends a wait for a transaction that took longer than
+// Config.TXIDWait.
+var errBehind = errors.New("litefs: this replica has not applied the transaction the request's cookie names")
+
+// checkTimeout bounds the position and role checks when Config.TXIDWait is
+// negative (no waiting), so a busy connection pool cannot hold a request.
+const checkTimeout = time.Second
+
+// catchUp runs before the handler of a request whose cookie names
+// transaction want, above any this node is known to have applied. On a
+// replica it waits, up to Config.TXIDWait, for the transaction to arrive;
+// if it does not, the request goes to the primary, which has every
+// transaction. It reports whether it answered the request; when it did not,
+// the handler serves it here. parent is the request's context without the
+// bridge's Tracker.
+func (b *Bridge) catchUp(w http.ResponseWriter, r *http.Request, parent context.Context, want litefs.TXID) bool {
+	start := time.Now()
+	bound := b.cfg.TXIDWait
+	if bound < 0 {
+		bound = checkTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(parent, bound, errBehind)
+	defer cancel()
+	log := b.cfg.Logger
+
+	got, err := b.pos.CurrentTXID(ctx)
+	if err != nil {
+		level := slog.LevelWarn
+		if errors.Is(err, litefs.ErrNoPosition) {
+			level = slog.LevelDebug // not LiteFS: the cookie means nothing here
+		}
+		log.Log(parent, level, "litefs: cannot read this node's TXID; serving the request here",
+			"cookie", b.cfg.TXIDCookie, "want", want, "error", err)
+		return false
+	}
+	b.saw(got)
+	if got >= want {
+		return false
+	}
+	refusal := b.pos.CheckPrimary(ctx)
+	if refusal == nil {
+		// The primary has applied every transaction there is: the cookie
+		// is forged, or from another cluster or an earlier database.
+		log.Log(parent, slog.LevelDebug, "litefs: a TXID cookie is ahead of the primary; ignoring it",
+			"cookie", b.cfg.TXIDCookie, "want", want, "at", got)
+		return false
+	}
+	if !errors.Is(refusal, litefs.ErrNotPrimary) {
+		log.Log(parent, slog.LevelWarn, "litefs: cannot tell whether this node is the primary; serving the request here",
+			"cookie", b.cfg.TXIDCookie, "want", want, "at", got, "error", refusal)
+		return false
+	}
+	primary := primaryOf(refusal)
+	if b.cfg.TXIDWait > 0 {
+		got2, err := b.pos.WaitTXID(ctx, want)
+		switch {
+		case err == nil:
+			b.saw(got2)
+			log.Log(parent, slog.LevelDebug, "litefs: waited for the transaction of a TXID cookie",
+				"cookie", b.cfg.TXIDCookie, "want", want, "at", got2, "waited", time.Since(start))
+			return false
+		case parent.Err() != nil:
+			return false // the client is gone; the handler sees its context end
+		case context.Cause(ctx) != errBehind:
+			log.Log(parent, slog.LevelWarn, "litefs: cannot wait for this node's TXID; serving the request here",
+				"cookie", b.cfg.TXIDCookie, "want", want, "at", got, "error", err)
+			return false
+		}
+	}
+	if primary == "" {
+		// None was known before the wait; one may be now.
+		ctx, cancel := context.WithTimeout(parent, checkTimeout)
+		primary = primaryOf(b.pos.CheckPrimary(ctx))
+		cancel()
+	}
+	return b.sendBehind(w, r, want, got, primary, time.Since(start))
+}
+
+// sendBehind sends a request that this replica cannot serve up to date to
+// the primary, when the bridge's rules allow it, and reports the event. It
+// reports false, for the handler to serve the request here, when they do
+// not: a read a little stale beats an error page.
+func (b *Bridge) sendBehind(w http.ResponseWriter, r *http.Request, want, got litefs.TXID, primary string, waited time.Duration) bool {
+	size := r.ContentLength
+	if size < 0 && r.Body != nil && r.Body != http.NoBody && !b.replayForwards {
+		size = math.MaxInt64 // unknown: too large for fly-replay, fine to forward
+	}
+	cause := fmt.Errorf("%w: want %s, at %s", errBehind, want, got)
+	d := b.decide(r, cause, primary, size, true)
+	switch d.Verdict {
+	case Replay, Forward:
+		d.Reason = ReasonBehind
+		clear(w.Header())
+		if d.Verdict == Replay {
+			b.replay.Replay(w, r, d)
+		} else {
+			b.forward.Replay(w, r, d)
+		}
+		b.report(Event{Decision: d, Request: r, Waited: waited})
+		return true
+	}
+	d.Err = fmt.Errorf("%w; not sent to the primary: %s", cause, d.Reason)
+	d.Verdict, d.Reason, d.MaxBody, d.RetryAfter = Keep, ReasonBehind, 0, 0
+	b.report(Event{Decision: d, Request: r, Waited: waited})
+	return false
+}
+
+// saw records that this node has applied transaction id.
+func (b *Bridge) saw(id litefs.TXID) {
+	for {
+		old := b.seen.Load()
+		if uint64(id) <= old || b.seen.CompareAndSwap(old, uint64(id)) {
+			return
+		}
+	}
+}
+
+// setTXIDCookie adds the cookie naming transaction id to h.
+func (b *Bridge) setTXIDCookie(h http.Header, id litefs.TXID, secure bool) {
+	c := http.Cookie{
+		Name:     b.cfg.TXIDCookie,
+		Value:    id.String(),
+		Path:     "/",
+		MaxAge:   b.cookieMaxAge,
+		HttpOnly: true,
+		Secure:   secure,
+		SameSite: http.SameSiteLaxMode,
+	}
+	h.Add("Set-Cookie", c.String())
+}
+
+// overTLS reports whether r reached this server, or the proxy in front of it
+// (X-Forwarded-Proto, as Fly's edge sets it), over TLS. A client that forges
+// the header only gets a Secure cookie its browser will not store over
+// plain HTTP.
+func overTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	return strings.EqualFold(strings.TrimSpace(proto), "https")
+}

@@ -1,0 +1,159 @@
+package litefs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/litefs-sql/litefs/litefstest"
+)
+
+// These tests run real LiteFS (see litefstest.StartCluster): they skip where
+// FUSE is missing, and fail there when LITEFS_REQUIRE=1.
+
+func openNode(tb testing.TB, n *litefstest.Node) *sql.DB {
+	tb.Helper()
+	c, err := NewConnector(n.DSN(), WithLogger(discard))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestLiteFSCluster(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 2)
+	primary, replica := cluster.Primary(), cluster.Replicas()[0]
+	pdb := openNode(t, primary)
+	for _, q := range []string{
+		"CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)",
+		"INSERT INTO t(v) VALUES ('one'), ('two')",
+	} {
+		if _, err := pdb.Exec(q); err != nil {
+			t.Fatalf("primary: %s: %v", q, err)
+		}
+	}
+	cluster.WaitReplicated(t)
+	rdb := openNode(t, replica)
+
+	t.Run("no directory cache on a LiteFS mount", func(t *testing.T) {
+		conn, err := pdb.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Raw(func(dc any) error {
+			if fd := dc.(*Conn).probe.dirfd.Load(); fd != -1 {
+				t.Errorf("the prober holds the LiteFS root open (fd %d): FUSE mounts must be read every write", fd)
+			}
+			return nil
+		})
+	})
+	t.Run("replica reads what the primary wrote", func(t *testing.T) {
+		var n int
+		if err := rdb.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 {
+			t.Fatalf("got %d rows, %v; want 2", n, err)
+		}
+	})
+	t.Run("replica refuses writes naming the primary", func(t *testing.T) {
+		for _, q := range []string{
+			"INSERT INTO t(v) VALUES ('no')",
+			"SELECT 1; DELETE FROM t",
+			"CREATE TABLE IF NOT EXISTS u(x)",
+		} {
+			_, err := rdb.Exec(q)
+			var np *NotPrimaryError
+			if !errors.As(err, &np) || np.PrimaryID != primary.Hostname() {
+				t.Fatalf("%s: got %v, want a NotPrimaryError naming %s", q, err, primary.Hostname())
+			}
+		}
+		if _, err := rdb.Exec("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)"); err != nil {
+			t.Fatalf("start-up DDL for a table the primary made: %v", err)
+		}
+	})
+	t.Run("primary writes reach the replica", func(t *testing.T) {
+		tr := &Tracker{}
+		if _, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('three')"); err != nil {
+			t.Fatal(err)
+		}
+		id, ok, err := tr.TXID()
+		if !ok || err != nil {
+			t.Fatalf("Tracker.TXID after a commit on the primary: %v, %v, %v", id, ok, err)
+		}
+		if cur, err := CurrentTXID(t.Context(), pdb); err != nil || cur < id {
+			t.Fatalf("CurrentTXID on the primary: %v, %v; want at least %v", cur, err, id)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), litefstest.DefaultWaitTimeout)
+		defer cancel()
+		if _, err := WaitTXID(ctx, rdb, id); err != nil {
+			t.Fatalf("WaitTXID(%v) on the replica: %v", id, err)
+		}
+		var v string
+		if err := rdb.QueryRow("SELECT v FROM t WHERE v = 'three'").Scan(&v); err != nil {
+			t.Fatalf("the replica at TXID %v does not have the row: %v", id, err)
+		}
+	})
+	t.Run("a write transaction on a replica does not stall replication", func(t *testing.T) {
+		for _, suffix := range []string{"", "&_txlock=immediate"} {
+			c, err := NewConnector(replica.DSN()+suffix, WithLogger(discard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			db := sql.OpenDB(c)
+			defer db.Close()
+			tx, err := db.BeginTx(t.Context(), nil)
+			if err == nil {
+				_, err = tx.Exec("INSERT INTO t(v) VALUES ('stall?')")
+				defer tx.Rollback() // held open while the primary writes
+			}
+			if !errors.Is(err, ErrNotPrimary) {
+				t.Fatalf("_txlock%q: got %v, want a refusal", suffix, err)
+			}
+			var last TXID
+			for range 5 {
+				tr := &Tracker{}
+				if _, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('go on')"); err != nil {
+					t.Fatal(err)
+				}
+				if last, _, err = tr.TXID(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			replica.WaitTXID(t, uint64(last))
+		}
+	})
+	t.Run("LiteFS's own refusal becomes NotPrimaryError", func(t *testing.T) {
+		fresh := openNode(t, replica) // a connection the driver never set query_only on
+		conn, err := fresh.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		err = conn.Raw(func(dc any) error {
+			c := dc.(*Conn)
+			// Bypass the driver's check, as a write racing a demotion would.
+			_, raw := c.SQLite().Exec("INSERT INTO t(v) VALUES ('raw')", nil)
+			var se sqlite3.Error
+			if !errors.As(raw, &se) {
+				t.Fatalf("LiteFS let a replica write: %v", raw)
+			}
+			if se.ExtendedCode != sqlite3.ErrIoErrWrite {
+				t.Fatalf("got %v, want LiteFS's SQLITE_IOERR_WRITE", raw)
+			}
+			t.Logf("LiteFS refused with %v (code %d, extended %d, errno %d)", raw, se.Code, se.ExtendedCode, se.SystemErrno)
+			got := c.failed(t.Context(), raw)
+			var np *NotPrimaryError
+			if !errors.As(got, &np) || np.PrimaryID != primary.Hostname() || !errors.Is(got, raw) {
+				t.Fatalf("got %v, want a NotPrimaryError naming %s and wrapping SQLite's error", got, primary.Hostname())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
