@@ -16,7 +16,8 @@ import (
 //	access log
 //	└─ GET /healthz                   this instance's health, never replayed
 //	└─ CrossOriginProtection          refuses cross-site form posts (CSRF)
-//	   └─ httpbridge                  replays writes refused on a replica
+//	   └─ httpbridge                  replays writes refused on a replica;
+//	      │                           read-your-writes with a __txid cookie
 //	      └─ the routes
 //
 // No route is marked as a write: the bridge learns from the driver, through
@@ -30,7 +31,9 @@ func newServer(cfg config, db *sqlx.DB, log *slog.Logger) (http.Handler, error) 
 	if err != nil {
 		return nil, err
 	}
-	bridge, err := httpbridge.New(httpbridge.Config{InstanceID: cfg.InstanceID, Logger: log})
+	// With DB, the bridge also gives read-your-writes: a __txid cookie after
+	// a write, which a replica waits for before it serves that client.
+	bridge, err := httpbridge.New(httpbridge.Config{InstanceID: cfg.InstanceID, DB: db.DB, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("httpbridge: %w", err)
 	}

@@ -350,6 +350,36 @@ func TestReplica(t *testing.T) {
 	})
 }
 
+// TestReadYourWrites checks that the bridge is given the database: after a
+// write it sets the __txid cookie, and a replica serves a client only once
+// it has the transaction the client's cookie names.
+func TestReadYourWrites(t *testing.T) {
+	t.Parallel()
+	pm := litefstest.NewMount(t)
+	primary := newTestApp(t, pm.DBPath(), "node-a")
+	pm.SetTXID(5) // as LiteFS would after the INSERT below
+	resp, _ := primary.do(t, request{method: "POST", path: "/posts/store", form: url.Values{"title": {"Mine"}}})
+	txid := cookie(resp, "__txid")
+	if resp.StatusCode != http.StatusSeeOther || txid == nil || txid.Value != "0000000000000005" {
+		t.Fatalf("store: status %d, __txid %v; want 303 and __txid=0000000000000005", resp.StatusCode, txid)
+	}
+
+	rm := litefstest.NewMount(t)
+	replica := newTestApp(t, rm.DBPath(), "node-b")
+	rm.SetReplica("node-a")
+	rm.SetTXID(4) // one behind the cookie
+	resp, _ = replica.do(t, request{method: "GET", path: "/posts", cookies: []*http.Cookie{txid}})
+	if resp.StatusCode != http.StatusConflict || !strings.HasPrefix(resp.Header.Get("Fly-Replay"), "instance=node-a") {
+		t.Errorf("GET on a replica behind the cookie: status %d, Fly-Replay %q; want a replay to node-a",
+			resp.StatusCode, resp.Header.Get("Fly-Replay"))
+	}
+	rm.SetTXID(5)
+	resp, _ = replica.do(t, request{method: "GET", path: "/posts", cookies: []*http.Cookie{txid}})
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET on a replica that has the write: status %d, want 200", resp.StatusCode)
+	}
+}
+
 func TestHealthWithoutSchema(t *testing.T) {
 	t.Parallel()
 	a := newPrimaryApp(t)
