@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -22,12 +23,12 @@ type postForm struct {
 }
 
 // newPostForm reads the form fields. The title is trimmed: a title of
-// spaces is no title. The body is kept as typed, except that CR LF line
-// ends, which browsers send, become LF.
+// spaces is no title. The body is kept as typed, except that line ends
+// (browsers send CR LF) become LF.
 func newPostForm(v url.Values) postForm {
 	return postForm{
 		Title: strings.TrimSpace(v.Get("title")),
-		Body:  strings.ReplaceAll(v.Get("body"), "\r\n", "\n"),
+		Body:  strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(v.Get("body")),
 	}
 }
 
@@ -41,7 +42,7 @@ func (f *postForm) validate() bool {
 	}()
 	f.Errors = map[string]string{}
 	switch n := utf8.RuneCountInString(f.Title); {
-	case !utf8.ValidString(f.Title):
+	case !utf8.ValidString(f.Title) || strings.ContainsFunc(f.Title, unicode.IsControl):
 		f.Errors["title"] = "The title is not valid text."
 	case n == 0:
 		f.Errors["title"] = "A title is required."
@@ -49,10 +50,18 @@ func (f *postForm) validate() bool {
 		f.Errors["title"] = fmt.Sprintf("The title is %d characters long; the limit is %d.", n, maxTitle)
 	}
 	switch n := utf8.RuneCountInString(f.Body); {
-	case !utf8.ValidString(f.Body):
+	case !utf8.ValidString(f.Body) || strings.ContainsFunc(f.Body, isControlInText):
 		f.Errors["body"] = "The text is not valid text."
 	case n > maxBody:
 		f.Errors["body"] = fmt.Sprintf("The text is %d characters long; the limit is %d.", n, maxBody)
 	}
 	return len(f.Errors) == 0
+}
+
+// isControlInText reports whether r is a control character other than a
+// tab or a line end. Control characters are refused: besides being
+// invisible, a NUL ends the text for SQLite's length(), which the schema's
+// CHECKs use.
+func isControlInText(r rune) bool {
+	return unicode.IsControl(r) && r != '\t' && r != '\n'
 }

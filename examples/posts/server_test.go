@@ -29,7 +29,7 @@ type testApp struct {
 
 // newTestApp opens the database at path, creates the schema as a primary
 // would, and builds the app's handler for instance.
-func newTestApp(t *testing.T, path, instance string) *testApp {
+func newTestApp(t testing.TB, path, instance string) *testApp {
 	t.Helper()
 	cfg := config{DatabasePath: path, InstanceID: instance, Region: "test", SchemaWait: time.Second}
 	db, err := sqlx.Open(litefs.DriverName, cfg.DSN())
@@ -200,6 +200,11 @@ func TestStoreValidation(t *testing.T) {
 		{"body too long", "Title", long(maxBody + 1), "The text is 10001 characters long; the limit is 10000."},
 		{"title not UTF-8", "bad \xff title", "", "The title is not valid text."},
 		{"body not UTF-8", "Title", "bad \xfe body", "The text is not valid text."},
+		{"title of a NUL", "\x00", "", "The title is not valid text."}, // SQLite's length() would say 0
+		{"title with a tab", "a\tb", "", "The title is not valid text."},
+		{"body with a NUL", "Title", "a\x00b", "The text is not valid text."},
+		{"body with a bell", "Title", "ding\a", "The text is not valid text."},
+		{"body with tabs and line ends", "Title", "a\tb\r\nc\rd\n", ""},
 		{"longest title and body", long(maxTitle), long(maxBody), ""},
 		{"no body", "Title only", "", ""},
 	}
@@ -226,12 +231,11 @@ func TestStoreValidation(t *testing.T) {
 				t.Error("no field is marked invalid")
 			}
 			// The input is kept: the title in the value attribute, the body
-			// in the text area (both escaped, and invalid UTF-8 replaced).
-			title := html.EscapeString(strings.ToValidUTF8(strings.TrimSpace(tc.title), "\uFFFD"))
-			if !strings.Contains(body, `value="`+title+`"`) {
+			// in the text area, escaped, with what is not text replaced.
+			if !strings.Contains(body, `value="`+shownAsHTML(strings.TrimSpace(tc.title))+`"`) {
 				t.Errorf("the title %q was not kept", tc.title)
 			}
-			if b := html.EscapeString(strings.ToValidUTF8(tc.body, "\uFFFD")); !strings.Contains(body, ">\n"+b+"</textarea>") {
+			if !strings.Contains(body, ">\n"+shownAsHTML(tc.body)+"</textarea>") {
 				t.Errorf("the body %q was not kept", tc.body)
 			}
 			if got := a.count(t); got != before {
@@ -239,6 +243,13 @@ func TestStoreValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shownAsHTML is s as the form shows it: invalid UTF-8 replaced by
+// validation, NUL replaced and the rest escaped by html/template.
+func shownAsHTML(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return html.EscapeString(strings.ReplaceAll(s, "\x00", "\uFFFD"))
 }
 
 func TestStoreRejectsCrossOrigin(t *testing.T) {
