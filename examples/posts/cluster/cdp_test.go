@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // A small client of the Chrome DevTools Protocol over

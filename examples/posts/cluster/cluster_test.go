@@ -1,8 +1,9 @@
+//go:build linux
+
 package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,14 +26,9 @@ import (
 // or fails if LITEFS_REQUIRE=1.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	requireFUSE(t)
 	bin := litefstest.LiteFSBinary(t)
 	c, err := start(t.Context(), options{LiteFS: bin, Dir: t.TempDir(), Output: t.Output()})
-	if errors.Is(err, errNoFUSE) {
-		if os.Getenv(litefstest.EnvRequire) == "1" {
-			t.Fatalf("%v (and %s=1)", err, litefstest.EnvRequire)
-		}
-		t.Skip(err)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +43,18 @@ func startCluster(t *testing.T) *cluster {
 		}
 	})
 	return c
+}
+
+// requireFUSE skips the test where LiteFS cannot run, or fails it if
+// LITEFS_REQUIRE=1.
+func requireFUSE(t *testing.T) {
+	t.Helper()
+	if err := checkFUSE(); err != nil {
+		if os.Getenv(litefstest.EnvRequire) == "1" {
+			t.Fatalf("%v (and %s=1)", err, litefstest.EnvRequire)
+		}
+		t.Skip(err)
+	}
 }
 
 // newClient returns a client with a cookie jar that does not follow
@@ -145,13 +153,8 @@ func findCookie(client *http.Client, rawURL, name string) string {
 // TestCommand runs the command as a user would, with go build, then stops
 // it with SIGINT as Ctrl-C does, and checks that it unmounted everything.
 func TestCommand(t *testing.T) {
+	requireFUSE(t)
 	litefs := litefstest.LiteFSBinary(t)
-	if err := checkFUSE(); err != nil {
-		if os.Getenv(litefstest.EnvRequire) == "1" {
-			t.Fatalf("%v (and %s=1)", err, litefstest.EnvRequire)
-		}
-		t.Skip(err)
-	}
 	bin := filepath.Join(t.TempDir(), "cluster")
 	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command cluster runs the posts app as it runs on Fly.io, on one Linux
 // machine: two real LiteFS nodes mounted from the app's own
 // deploy/litefs.yml (with a static lease instead of Consul), the app started
