@@ -61,7 +61,8 @@ func migrate(ctx context.Context, db *sqlx.DB, path string, wait time.Duration, 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("create schema: %w after %v (last error: %v)", context.Cause(ctx), wait, err)
+			return fmt.Errorf("create schema: %w after %v (last error: %v)",
+				context.Cause(ctx), time.Since(start).Round(time.Millisecond), err)
 		case <-t.C:
 		}
 		delay = min(2*delay, schemaRetryMax)

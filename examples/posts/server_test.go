@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -440,6 +441,51 @@ func TestRun(t *testing.T) {
 	case <-time.After(shutdownTimeout + 5*time.Second):
 		t.Fatal("run did not return after its context ended")
 	}
+}
+
+// TestRunStopsWhileWaitingForSchema stops a replica that is still waiting
+// for the primary's schema: it exits cleanly, without serving.
+func TestRunStopsWhileWaitingForSchema(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	m.SetReplica("node-a")
+	env := map[string]string{"LISTEN_ADDR": freeAddr(t), "DATABASE_PATH": m.DBPath()}
+	out := &watchWriter{w: t.Output(), want: "waiting for the primary to create the schema", seen: make(chan struct{})}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, func(k string) string { return env[k] }, out) }()
+	select {
+	case <-out.seen:
+	case err := <-done:
+		t.Fatalf("run returned %v before waiting for the schema", err)
+	case <-time.After(litefstest.DefaultWaitTimeout):
+		t.Fatal("run did not wait for the schema")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v, want nil", err)
+		}
+	case <-time.After(litefstest.DefaultWaitTimeout):
+		t.Fatal("run did not return after its context ended")
+	}
+}
+
+// watchWriter passes writes to w and closes seen once want was written in
+// one write (slog writes a record at once).
+type watchWriter struct {
+	w    io.Writer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (ww *watchWriter) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), ww.want) {
+		ww.once.Do(func() { close(ww.seen) })
+	}
+	return ww.w.Write(b)
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.
