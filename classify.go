@@ -14,18 +14,19 @@ const (
 	// several statements (go-sqlite3 does not expose the tail of a prepared
 	// statement, so the driver cannot ask SQLite about each ahead of time),
 	// CREATE ... IF NOT EXISTS and DROP ... IF EXISTS (no-ops when the schema
-	// is already there), PRAGMA journal_mode. On a replica these run under
-	// PRAGMA query_only, so SQLite refuses the first write before it takes a
-	// lock, and lets the rest through.
+	// is already there). On a replica these run under PRAGMA query_only, so
+	// SQLite refuses the first write before it takes a lock, and lets the
+	// rest through; an authorizer closes query_only's gaps meanwhile.
 	classMaybe
+	// classForbidden: PRAGMA query_only = x, which would undo the driver's
+	// protection.
+	classForbidden
 )
 
 // pragmasThatWrite lists pragmas that sqlite3_stmt_readonly reports
 // read-only although they may write the database file.
 var pragmasThatWrite = map[string]bool{
-	"optimize":           true, // may run ANALYZE
-	"wal_checkpoint":     true, // copies WAL frames into the database
-	"incremental_vacuum": true,
+	"optimize": true, // may run ANALYZE
 }
 
 // refine corrects SQLite's verdict on a single statement where
@@ -37,15 +38,23 @@ func refine(query string, readonly bool) class {
 	case strings.EqualFold(w, "EXPLAIN"):
 		return classRead // EXPLAIN never runs the statement it explains
 	case strings.EqualFold(w, "PRAGMA"):
-		name := sc.word()
+		name := sc.name()
 		if sc.punct('.') {
-			name = sc.word()
+			name = sc.name()
 		}
 		name = strings.ToLower(name)
-		if name == "journal_mode" {
-			return classMaybe // reading it, or setting the mode it has, writes nothing
-		}
-		if readonly && pragmasThatWrite[name] {
+		setting := sc.punct('=') || sc.punct('(')
+		switch {
+		case name == "query_only" && setting:
+			return classForbidden
+		case name == "journal_mode":
+			// Reading it writes nothing; setting it writes the header even
+			// under query_only, so it is a write even when it changes nothing.
+			if setting {
+				return classWrite
+			}
+			return classRead
+		case readonly && pragmasThatWrite[name]:
 			return classWrite
 		}
 	case !readonly && (strings.EqualFold(w, "CREATE") || strings.EqualFold(w, "DROP")):
@@ -123,7 +132,7 @@ func (sc *scanner) next() tokKind {
 	for sc.i < len(s) {
 		c := s[sc.i]
 		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+		case isSQLSpace(c):
 			sc.i++
 		case c == '-' && sc.i+1 < len(s) && s[sc.i+1] == '-':
 			if j := strings.IndexByte(s[sc.i:], '\n'); j >= 0 {
@@ -155,6 +164,10 @@ func (sc *scanner) next() tokKind {
 			}
 			sc.tok = s[start:sc.i]
 			return tokOther
+		case c == '$' || c == '@' || c == ':' || c == '#':
+			sc.i = variableEnd(s, sc.i+1)
+			sc.tok = ""
+			return tokOther
 		case isWordByte(c):
 			start := sc.i
 			for sc.i < len(s) && (isWordByte(s[sc.i]) || '0' <= s[sc.i] && s[sc.i] <= '9' || s[sc.i] == '$') {
@@ -170,6 +183,31 @@ func (sc *scanner) next() tokKind {
 	}
 	sc.tok = ""
 	return tokEOF
+}
+
+// name returns the next token if it is a word or a quoted identifier,
+// unquoted, else "".
+func (sc *scanner) name() string {
+	save := sc.i
+	switch sc.next() {
+	case tokWord:
+		return sc.tok
+	case tokOther:
+		if t := sc.tok; len(t) >= 2 {
+			switch q := t[0]; q {
+			case '"', '\'', '`':
+				if t[len(t)-1] == q {
+					return strings.ReplaceAll(t[1:len(t)-1], string([]byte{q, q}), string(q))
+				}
+			case '[':
+				if t[len(t)-1] == ']' {
+					return t[1 : len(t)-1]
+				}
+			}
+		}
+	}
+	sc.i = save
+	return ""
 }
 
 // word returns the next token if it is a word, else "".
@@ -207,6 +245,38 @@ func quoteEnd(s string, i int, q byte) int {
 		return i + 1
 	}
 	return len(s)
+}
+
+// variableEnd returns the index just past a $, @, : or # variable whose name
+// starts at i, as SQLite reads one: identifier bytes and "::", then
+// optionally a "(...)" suffix that runs to the next white space or ')' and
+// so may swallow quotes, comment starts and semicolons.
+func variableEnd(s string, i int) int {
+	n := 0
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case isWordByte(c) || '0' <= c && c <= '9' || c == '$':
+			i++
+			n++
+		case c == '(' && n > 0:
+			for i++; i < len(s) && !isSQLSpace(s[i]) && s[i] != ')'; i++ {
+			}
+			if i < len(s) && s[i] == ')' {
+				i++
+			}
+			return i
+		case c == ':' && i+1 < len(s) && s[i+1] == ':':
+			i += 2
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func isSQLSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
 
 // isWordByte reports whether c may start a keyword or identifier; SQLite

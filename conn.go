@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/mattn/go-sqlite3"
@@ -33,6 +34,7 @@ type Conn struct {
 	queryOnly bool // PRAGMA query_only as the driver last set it
 	roTx      bool // inside a transaction begun with TxOptions.ReadOnly
 	committed bool // set by the commit hook, cleared once reported
+	denied    bool // the guard authorizer denied a statement
 }
 
 // The optional interfaces are exactly those *sqlite3.SQLiteConn has, less the
@@ -56,9 +58,9 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	file := sc.GetFilename("main")
 	switch {
 	case ctr.cfg.mountDirSet:
-		c.probe = newProber(ctr.cfg.mountDir, ctr.cfg.log)
+		c.probe = newProber(ctr.cfg.mountDir, ctr.cfg.log, &ctr.sawLiteFS)
 	case file != "" && !ctr.info.memory:
-		c.probe = newProber(filepath.Dir(file), ctr.cfg.log)
+		c.probe = newProber(filepath.Dir(file), ctr.cfg.log, &ctr.sawLiteFS)
 	}
 	if file != "" && c.probe != nil {
 		c.posPath = filepath.Join(c.probe.dir, filepath.Base(file)+"-pos")
@@ -69,6 +71,11 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 		c.committed = true
 		return 0
 	})
+	// A connection opened on a replica starts under query_only, so that a
+	// statement SQLite misjudges as a read cannot write either.
+	if c.probe.check() != nil {
+		c.setQueryOnly(true)
+	}
 	return c
 }
 
@@ -107,26 +114,70 @@ func (c *Conn) remember(query string, cl class) {
 	c.classes[query] = cl
 }
 
+// errManagedPragma refuses PRAGMA query_only = x, which would undo the
+// driver's own use of it.
+var errManagedPragma = errors.New("litefs: PRAGMA query_only is managed by the driver; " +
+	"use sql.TxOptions{ReadOnly: true}, or _query_only=1 in the DSN")
+
 // beforeWrite decides whether a statement of class cl may run, touching the
 // mount once. It returns the refusal (already reported to ctx's Tracker), or
-// nil with query_only set for the statement to run.
-func (c *Conn) beforeWrite(ctx context.Context, cl class) error {
-	if c.roTx {
-		if cl == classWrite {
-			return ErrReadOnlyTx
-		}
-		return nil // query_only is on for the whole transaction
+// nil with query_only set for the statement to run; guard reports that the
+// statement relies on query_only, so its gaps must be closed while it runs.
+func (c *Conn) beforeWrite(ctx context.Context, cl class) (guard bool, err error) {
+	switch {
+	case cl == classForbidden:
+		return false, errManagedPragma
+	case c.roTx && cl == classWrite:
+		return false, ErrReadOnlyTx
+	case c.roTx:
+		return true, nil // query_only is on for the whole transaction
 	}
 	refusal := c.probe.check()
 	if refusal == nil {
-		return c.setQueryOnly(false)
+		return false, c.setQueryOnly(false)
 	}
-	if cl == classMaybe {
-		// Let SQLite find the first statement that writes, if any.
-		return c.setQueryOnly(true)
+	// This connection is on a replica: keep it under query_only from now on.
+	qerr := c.setQueryOnly(true)
+	if cl == classMaybe && qerr == nil {
+		// Let SQLite find the first statement that writes, if any, against
+		// the current schema: a read makes SQLite notice a schema the
+		// primary changed (a CREATE ... IF NOT EXISTS that has become a
+		// no-op), which query_only would otherwise refuse first.
+		if _, err := c.sc.ExecContext(ctx, "SELECT 1 FROM sqlite_schema LIMIT 1", nil); err != nil {
+			return false, err
+		}
+		return true, nil
 	}
 	TrackerFrom(ctx).ReportRefusal(refusal)
-	return refusal
+	return false, refusal
+}
+
+// guard installs, or with on false removes, an authorizer that denies what
+// query_only lets through although it writes or would lift query_only: a
+// change of journal mode, a checkpoint, PRAGMA query_only = x. Installing an
+// authorizer expires the connection's prepared statements, which SQLite then
+// prepares again, so cached statements are checked too.
+func (c *Conn) guard(on bool) {
+	if !on {
+		c.sc.RegisterAuthorizer(nil)
+		return
+	}
+	c.sc.RegisterAuthorizer(func(op int, name, arg, _ string) int {
+		if op != sqlite3.SQLITE_PRAGMA {
+			return sqlite3.SQLITE_OK
+		}
+		switch strings.ToLower(name) {
+		case "wal_checkpoint":
+		case "journal_mode", "query_only":
+			if arg == "" {
+				return sqlite3.SQLITE_OK
+			}
+		default:
+			return sqlite3.SQLITE_OK
+		}
+		c.denied = true
+		return sqlite3.SQLITE_DENY
+	})
 }
 
 // setQueryOnly sets PRAGMA query_only unless the DSN set it.
@@ -159,19 +210,25 @@ func (c *Conn) afterRun(ctx context.Context, t *Tracker) {
 
 // failed turns err from SQLite into a refusal when it is one: LiteFS
 // refusing a write on a replica (EACCES on the WAL, or on the journal's
-// directory), or query_only that the driver set. Other errors pass unchanged.
+// directory), or query_only and the guard that the driver set. Other errors
+// pass unchanged. A commit made before the failure (an earlier statement of
+// the same string) is still reported.
 func (c *Conn) failed(ctx context.Context, err error) error {
-	c.committed = false // the statement failed, so did any commit it began
+	c.afterRun(ctx, nil)
+	denied := c.denied
+	c.denied = false
 	var se sqlite3.Error
 	if !errors.As(err, &se) {
 		return err
 	}
+	guarded := se.Code == sqlite3.ErrReadonly && c.queryOnly && !c.info.queryOnly ||
+		se.Code == sqlite3.ErrAuth && denied
 	switch {
-	case se.Code == sqlite3.ErrReadonly && c.roTx:
+	case c.roTx && (guarded || se.Code == sqlite3.ErrReadonly):
 		return fmt.Errorf("%w: %w", ErrReadOnlyTx, err)
+	case guarded:
 	case se.ExtendedCode == sqlite3.ErrIoErrWrite && deniedErrno(se.SystemErrno):
 	case se.ExtendedCode == errReadonlyDirectory:
-	case se.Code == sqlite3.ErrReadonly && c.queryOnly && !c.info.queryOnly:
 	default:
 		return err
 	}
@@ -200,42 +257,62 @@ func deniedErrno(e syscall.Errno) bool {
 // ExecContext runs query, refusing it first if it writes and this node may
 // not. Reads never touch the mount.
 func (c *Conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return runQuery(c, ctx, query, func() (driver.Result, error) { return c.sc.ExecContext(ctx, query, args) })
+	cl, err := c.classify(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return runClass(c, ctx, cl, func() (driver.Result, error) { return c.sc.ExecContext(ctx, query, args) })
 }
 
 // QueryContext is ExecContext for statements that return rows; a write in
 // it (RETURNING) is checked the same way, since go-sqlite3 runs the first
 // step before returning.
 func (c *Conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return runQuery(c, ctx, query, func() (driver.Rows, error) { return c.sc.QueryContext(ctx, query, args) })
-}
-
-// runQuery classifies query and runs it with runClass.
-func runQuery[T any](c *Conn, ctx context.Context, query string, do func() (T, error)) (T, error) {
 	cl, err := c.classify(ctx, query)
 	if err != nil {
-		var zero T
-		return zero, err
+		return nil, err
 	}
-	return runClass(c, ctx, cl, do)
+	return queryClass(c, ctx, cl, func() (driver.Rows, error) { return c.sc.QueryContext(ctx, query, args) })
 }
 
-// runClass runs do, a statement of class cl: refused first if it may write and
-// this node may not, its SQLite errors turned into refusals where they are,
-// and a commit it made reported.
+// runClass runs do, a statement of class cl: refused first if it may write
+// and this node may not, its SQLite errors turned into refusals where they
+// are, and a commit it made reported.
 func runClass[T any](c *Conn, ctx context.Context, cl class, do func() (T, error)) (T, error) {
 	var zero T
+	guard := false
 	if cl != classRead {
-		if err := c.beforeWrite(ctx, cl); err != nil {
+		var err error
+		if guard, err = c.beforeWrite(ctx, cl); err != nil {
 			return zero, err
 		}
 	}
+	if guard {
+		c.guard(true)
+	}
 	v, err := do()
+	if guard {
+		c.guard(false)
+	}
 	if err != nil {
 		return zero, c.failed(ctx, err)
 	}
 	c.afterRun(ctx, nil)
 	return v, nil
+}
+
+// queryClass is runClass for a query. Rows that may write are tracked to
+// their end: SQLite commits an INSERT ... RETURNING when its rows are
+// exhausted or closed, after QueryContext has returned.
+func queryClass(c *Conn, ctx context.Context, cl class, do func() (driver.Rows, error)) (driver.Rows, error) {
+	dr, err := runClass(c, ctx, cl, do)
+	if err != nil || cl == classRead {
+		return dr, err
+	}
+	if sr, ok := dr.(*sqlite3.SQLiteRows); ok {
+		return &Rows{SQLiteRows: sr, c: c, ctx: ctx}, nil
+	}
+	return dr, nil
 }
 
 // PrepareContext prepares the first statement of query, as go-sqlite3 does;
@@ -264,7 +341,7 @@ func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		return c.beginReadOnly(ctx)
 	}
 	if c.info.txlockWrites {
-		if err := c.beforeWrite(ctx, classWrite); err != nil {
+		if _, err := c.beforeWrite(ctx, classWrite); err != nil {
 			return nil, err
 		}
 	}

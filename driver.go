@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -122,9 +123,10 @@ func newConfig(opts []Option) (config, error) {
 //	c, err := litefs.NewConnector("/litefs/app.db?_journal_mode=WAL", litefs.WithLogger(log))
 //	db := sql.OpenDB(c)
 type Connector struct {
-	dsn  string
-	info dsnInfo
-	cfg  config
+	dsn       string
+	info      dsnInfo
+	cfg       config
+	sawLiteFS atomic.Bool // a connection found the database on a LiteFS mount
 }
 
 var _ driver.Connector = (*Connector)(nil)
@@ -152,6 +154,11 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	dc, err := c.cfg.sqlite.Open(c.dsn)
 	if err != nil {
+		// On a replica, go-sqlite3's set-up pragmas fail while the primary
+		// has not created the database yet: that is a refusal too.
+		if refusal := c.openRefusal(err); refusal != nil {
+			return nil, refusal
+		}
 		// The DSN may hold credentials (_auth_pass): name the file only.
 		return nil, fmt.Errorf("litefs: open %q: %w", c.info.path, err)
 	}
@@ -161,6 +168,36 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, fmt.Errorf("litefs: go-sqlite3 returned %T, want *sqlite3.SQLiteConn", dc)
 	}
 	return newConn(sc, c), nil
+}
+
+// openRefusal returns the refusal a failed open amounts to, or nil.
+func (c *Connector) openRefusal(err error) error {
+	var se sqlite3.Error
+	if !errors.As(err, &se) || se.Code != sqlite3.ErrReadonly && se.Code != sqlite3.ErrCantOpen {
+		return nil
+	}
+	dir := c.cfg.mountDir
+	if !c.cfg.mountDirSet {
+		if c.info.memory {
+			return nil
+		}
+		abs, aerr := filepath.Abs(c.info.path)
+		if aerr != nil {
+			return nil
+		}
+		dir = filepath.Dir(abs)
+	}
+	p := newProber(dir, c.cfg.log, &c.sawLiteFS)
+	defer p.close()
+	refusal := p.check()
+	var np *NotPrimaryError
+	if errors.As(refusal, &np) {
+		return &NotPrimaryError{PrimaryID: np.PrimaryID, Err: err}
+	}
+	if nope, ok := refusal.(*noPrimaryError); ok {
+		return &noPrimaryError{reason: nope.reason, err: err}
+	}
+	return nil
 }
 
 // Driver returns the registered [Driver].

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,12 +89,12 @@ func wantNotPrimary(tb testing.TB, err error, id string) {
 }
 
 // run executes q with Exec, or with Query when query is set, draining rows.
-func run(ctx context.Context, db *sql.DB, q string, query bool) error {
+func run(ctx context.Context, db *sql.DB, q string, query bool, args ...any) error {
 	if !query {
-		_, err := db.ExecContext(ctx, q)
+		_, err := db.ExecContext(ctx, q, args...)
 		return err
 	}
-	rows, err := db.QueryContext(ctx, q)
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}
@@ -113,51 +114,61 @@ func TestReplicaRefusesWrites(t *testing.T) {
 		sql     string
 		query   bool // run with Query instead of Exec
 		refused bool
+		args    []any
 	}{
-		{"insert", "INSERT INTO t(v) VALUES ('x')", false, true},
-		{"update", "UPDATE t SET v = 'y'", false, true},
-		{"delete", "DELETE FROM t", false, true},
-		{"replace", "REPLACE INTO t(id, v) VALUES (1, 'r')", false, true},
-		{"upsert", "INSERT INTO t(id, v) VALUES (1, 'u') ON CONFLICT(id) DO UPDATE SET v = excluded.v", false, true},
-		{"cte insert", "WITH n(v) AS (SELECT 'c') INSERT INTO t(v) SELECT v FROM n", false, true},
-		{"insert returning via Query", "INSERT INTO t(v) VALUES ('q') RETURNING id", true, true},
-		{"delete returning via Query", "DELETE FROM t RETURNING id", true, true},
-		{"create table", "CREATE TABLE u(x)", false, true},
-		{"create table if not exists, new", "CREATE TABLE IF NOT EXISTS u(x)", false, true},
-		{"create index", "CREATE INDEX t_id_v ON t(id, v)", false, true},
-		{"create trigger", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'z'; END", false, true},
-		{"drop table", "DROP TABLE t", false, true},
-		{"alter table", "ALTER TABLE t ADD COLUMN w TEXT", false, true},
-		{"pragma set", "PRAGMA user_version = 7", false, true},
-		{"pragma optimize", "PRAGMA optimize", false, true},
-		{"pragma wal_checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)", false, true},
-		{"vacuum", "VACUUM", false, true},
-		{"analyze", "ANALYZE", false, true},
-		{"reindex", "REINDEX", false, true},
-		{"begin immediate", "BEGIN IMMEDIATE", false, true},
-		{"begin exclusive", "BEGIN EXCLUSIVE", false, true},
-		{"temp table", "CREATE TEMP TABLE tt(x)", false, true},
-		{"multi exec, write second", "SELECT 1; INSERT INTO t(v) VALUES ('m')", false, true},
-		{"multi query, write second", "SELECT 1; INSERT INTO t(v) VALUES ('m') RETURNING id", true, true},
-		{"multi exec, write first", "INSERT INTO t(v) VALUES ('m'); SELECT 1", false, true},
-		{"multi query, write first", "INSERT INTO t(v) VALUES ('m'); SELECT 1", true, true},
-		{"multi exec, write in the middle", "SELECT 1; DELETE FROM t; SELECT 2", false, true},
+		{"insert", "INSERT INTO t(v) VALUES ('x')", false, true, nil},
+		{"update", "UPDATE t SET v = 'y'", false, true, nil},
+		{"delete", "DELETE FROM t", false, true, nil},
+		{"replace", "REPLACE INTO t(id, v) VALUES (1, 'r')", false, true, nil},
+		{"upsert", "INSERT INTO t(id, v) VALUES (1, 'u') ON CONFLICT(id) DO UPDATE SET v = excluded.v", false, true, nil},
+		{"cte insert", "WITH n(v) AS (SELECT 'c') INSERT INTO t(v) SELECT v FROM n", false, true, nil},
+		{"insert returning via Query", "INSERT INTO t(v) VALUES ('q') RETURNING id", true, true, nil},
+		{"delete returning via Query", "DELETE FROM t RETURNING id", true, true, nil},
+		{"create table", "CREATE TABLE u(x)", false, true, nil},
+		{"create table if not exists, new", "CREATE TABLE IF NOT EXISTS u(x)", false, true, nil},
+		{"create index", "CREATE INDEX t_id_v ON t(id, v)", false, true, nil},
+		{"create trigger", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'z'; END", false, true, nil},
+		{"drop table", "DROP TABLE t", false, true, nil},
+		{"alter table", "ALTER TABLE t ADD COLUMN w TEXT", false, true, nil},
+		{"pragma set", "PRAGMA user_version = 7", false, true, nil},
+		{"pragma optimize", "PRAGMA optimize", false, true, nil},
+		{"pragma wal_checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)", false, true, nil},
+		{"vacuum", "VACUUM", false, true, nil},
+		{"analyze", "ANALYZE", false, true, nil},
+		{"reindex", "REINDEX", false, true, nil},
+		{"begin immediate", "BEGIN IMMEDIATE", false, true, nil},
+		{"begin exclusive", "BEGIN EXCLUSIVE", false, true, nil},
+		{"temp table", "CREATE TEMP TABLE tt(x)", false, true, nil},
+		{"multi exec, write second", "SELECT 1; INSERT INTO t(v) VALUES ('m')", false, true, nil},
+		{"multi query, write second", "SELECT 1; INSERT INTO t(v) VALUES ('m') RETURNING id", true, true, nil},
+		{"multi exec, write first", "INSERT INTO t(v) VALUES ('m'); SELECT 1", false, true, nil},
+		{"multi query, write first", "INSERT INTO t(v) VALUES ('m'); SELECT 1", true, true, nil},
+		{"multi exec, write in the middle", "SELECT 1; DELETE FROM t; SELECT 2", false, true, nil},
 
-		{"select", "SELECT * FROM t", true, false},
-		{"select via Exec", "SELECT count(*) FROM t", false, false},
-		{"read cte", "WITH n(x) AS (SELECT 1) SELECT x FROM n", true, false},
-		{"pragma read", "PRAGMA user_version", true, false},
-		{"multi read", "SELECT 1; SELECT 2", true, false},
-		{"multi read via Exec", "SELECT 1; SELECT 2;", false, false},
-		{"explain insert", "EXPLAIN INSERT INTO t(v) VALUES ('e')", true, false},
-		{"create table if not exists, present", "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)", false, false},
-		{"create index if not exists, present", "CREATE INDEX IF NOT EXISTS t_v ON t(v)", false, false},
-		{"drop if exists, absent", "DROP TABLE IF EXISTS nothere", false, false},
-		{"journal_mode read", "PRAGMA journal_mode", true, false},
-		{"journal_mode unchanged", "PRAGMA journal_mode = WAL", true, false},
-		{"semicolon in a literal", "SELECT ';INSERT INTO t VALUES(1)' FROM t", true, false},
-		{"trailing comment", "SELECT 1; -- INSERT INTO t VALUES(1)", true, false},
-		{"deferred begin and commit", "BEGIN; SELECT 1; COMMIT", false, false},
+		{"select", "SELECT * FROM t", true, false, nil},
+		{"select via Exec", "SELECT count(*) FROM t", false, false, nil},
+		{"read cte", "WITH n(x) AS (SELECT 1) SELECT x FROM n", true, false, nil},
+		{"pragma read", "PRAGMA user_version", true, false, nil},
+		{"multi read", "SELECT 1; SELECT 2", true, false, nil},
+		{"multi read via Exec", "SELECT 1; SELECT 2;", false, false, nil},
+		{"explain insert", "EXPLAIN INSERT INTO t(v) VALUES ('e')", true, false, nil},
+		{"create table if not exists, present", "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)", false, false, nil},
+		{"create index if not exists, present", "CREATE INDEX IF NOT EXISTS t_v ON t(v)", false, false, nil},
+		{"drop if exists, absent", "DROP TABLE IF EXISTS nothere", false, false, nil},
+		{"journal_mode read", "PRAGMA journal_mode", true, false, nil},
+		{"journal_mode set, even unchanged", "PRAGMA journal_mode = WAL", true, true, nil},
+		{"journal_mode changed", "PRAGMA journal_mode = DELETE", false, true, nil},
+		{"quoted pragma name", `PRAGMA "optimize"(0x10002)`, false, true, nil},
+		{"bracketed pragma name", "PRAGMA main.[optimize]", false, true, nil},
+		{"multi, journal_mode", "SELECT 1; PRAGMA journal_mode = DELETE", false, true, nil},
+		{"multi, checkpoint", "SELECT 1; PRAGMA wal_checkpoint(TRUNCATE)", false, true, nil},
+		{"multi, lifting query_only", "SELECT 1; PRAGMA query_only = 0; INSERT INTO t(v) VALUES ('q')", false, true, nil},
+		{"semicolon inside a $var(...)", "SELECT $a(--);INSERT INTO t(v) VALUES ('tcl')", false, true, []any{1}},
+		{"comment start inside a $var(...)", "SELECT $a(/*);INSERT INTO t(v) VALUES ('tcl')", false, true, []any{1}},
+		{"quote inside a @var(...)", "SELECT @a(');INSERT INTO t(v) VALUES ('tcl')--')", false, true, []any{1}},
+		{"semicolon in a literal", "SELECT ';INSERT INTO t VALUES(1)' FROM t", true, false, nil},
+		{"trailing comment", "SELECT 1; -- INSERT INTO t VALUES(1)", true, false, nil},
+		{"deferred begin and commit", "BEGIN; SELECT 1; COMMIT", false, false, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,7 +178,7 @@ func TestReplicaRefusesWrites(t *testing.T) {
 			before := fingerprint(t, m)
 			m.SetReplica("node-a")
 
-			err := run(t.Context(), db, tc.sql, tc.query)
+			err := run(t.Context(), db, tc.sql, tc.query, tc.args...)
 			if tc.refused {
 				wantNotPrimary(t, err, "node-a")
 			} else if err != nil {
@@ -180,7 +191,7 @@ func TestReplicaRefusesWrites(t *testing.T) {
 
 			if tc.refused {
 				m.SetPrimary()
-				if err := run(t.Context(), db, tc.sql, tc.query); err != nil {
+				if err := run(t.Context(), db, tc.sql, tc.query, tc.args...); err != nil {
 					t.Fatalf("on the primary: %v", err)
 				}
 			}
@@ -963,5 +974,120 @@ func TestPlainDirectoryCache(t *testing.T) {
 	db.Close()
 	if p.dirfd.Load() != -1 {
 		t.Fatal("closing the connection left the directory open")
+	}
+}
+
+func TestManagedPragma(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	for _, q := range []string{"PRAGMA query_only = 0", "PRAGMA query_only(1)", `PRAGMA main."query_only" = 1`} {
+		if _, err := db.Exec(q); !errors.Is(err, errManagedPragma) {
+			t.Errorf("%s: got %v, want errManagedPragma", q, err)
+		}
+	}
+	if err := run(t.Context(), db, "PRAGMA query_only", true); err != nil {
+		t.Errorf("reading query_only: %v", err)
+	}
+}
+
+func TestQueryCommitsAreTrackedToTheirEnd(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	db.SetMaxOpenConns(1) // the next request gets the same connection
+
+	first := &Tracker{}
+	var id int64
+	if err := db.QueryRowContext(WithTracker(t.Context(), first), "INSERT INTO t(v) VALUES ('r') RETURNING id").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if !first.Committed() {
+		t.Fatal("INSERT ... RETURNING through QueryRow: Committed() = false, want true")
+	}
+	second := &Tracker{}
+	if err := run(WithTracker(t.Context(), second), db, "SELECT * FROM t", true); err != nil {
+		t.Fatal(err)
+	}
+	if second.Committed() {
+		t.Fatal("a later read was credited with the earlier commit")
+	}
+
+	third := &Tracker{}
+	_, err := db.ExecContext(WithTracker(t.Context(), third), "INSERT INTO t(v) VALUES ('one'); INSERT INTO nosuch VALUES (1)")
+	if err == nil {
+		t.Fatal("want the second statement's error")
+	}
+	if !third.Committed() {
+		t.Fatal("a string whose first statement committed before the second failed: Committed() = false")
+	}
+}
+
+func TestCreateIfNotExistsOnAReplicaWithAStaleSchema(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec("SELECT * FROM t"); err != nil { // load the schema on the connection
+		t.Fatal(err)
+	}
+	// The primary creates a table behind this connection's back.
+	other, err := sql.Open("sqlite3", m.DBPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Exec("CREATE TABLE late(x)"); err != nil {
+		t.Fatal(err)
+	}
+	m.SetReplica("node-a")
+	if _, err := db.Exec("CREATE TABLE IF NOT EXISTS late(x)"); err != nil {
+		t.Fatalf("got %v, want success: the table exists now", err)
+	}
+	_, err = db.Exec("CREATE TABLE IF NOT EXISTS later(x)")
+	wantNotPrimary(t, err, "node-a")
+}
+
+func TestLiteFSMountGone(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	c, err := NewConnector(m.DSN(), WithLogger(discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
+		t.Fatal(err)
+	}
+	c.sawLiteFS.Store(true) // as if another connection had found a LiteFS mount here
+	if _, err := db.Exec("INSERT INTO t VALUES (1)"); !errors.Is(err, ErrNoPrimary) || !strings.Contains(err.Error(), "gone") {
+		t.Fatalf("got %v, want ErrNoPrimary: the LiteFS mount is gone", err)
+	}
+}
+
+func TestLagStampedByAnotherClock(t *testing.T) {
+	t.Parallel()
+	// Only LiteFS stamping .lag during the check proves primacy (tested on a
+	// real cluster); any stamp written beforehand must not.
+	tests := []struct {
+		name  string
+		mtime time.Time
+	}{
+		{"an hour ahead", time.Now().Add(time.Hour)},
+		{"a second ago", time.Now().Add(-time.Second)},
+		{"epoch", time.Unix(0, 0)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			p := newProber(m.Dir(), discard, new(atomic.Bool))
+			defer p.close()
+			m.WriteLagFile([]byte("+000000000\n"), tc.mtime)
+			if err := p.check(); !errors.Is(err, ErrNoPrimary) {
+				t.Fatalf("got %v, want ErrNoPrimary", err)
+			}
+		})
 	}
 }

@@ -72,6 +72,7 @@ func FuzzIsMulti(f *testing.F) {
 		"SELECT 1 -- ;\n", "SELECT 1 /* ; */", "SELECT 1; -- x", "SELECT 'a''; b'", "SELECT 1;;",
 		"CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; END", "SELECT 1 /* unterminated ;",
 		"SELECT x'00'; SELECT 2", "SELECT 1;/**/SELECT 2", "SELECT \"a\"\"; SELECT 2\"",
+		"SELECT $a(--);SELECT 2", "SELECT @a(/*);SELECT 2", "SELECT :a::b(');SELECT 2", "SELECT #a;SELECT 2",
 	} {
 		f.Add(s)
 	}

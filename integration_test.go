@@ -127,7 +127,7 @@ func TestLiteFSCluster(t *testing.T) {
 		}
 	})
 	t.Run("LiteFS's own refusal becomes NotPrimaryError", func(t *testing.T) {
-		fresh := openNode(t, replica) // a connection the driver never set query_only on
+		fresh := openNode(t, replica)
 		conn, err := fresh.Conn(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -135,7 +135,12 @@ func TestLiteFSCluster(t *testing.T) {
 		defer conn.Close()
 		err = conn.Raw(func(dc any) error {
 			c := dc.(*Conn)
-			// Bypass the driver's check, as a write racing a demotion would.
+			// Bypass the driver's check and its query_only, as a write
+			// racing a demotion would.
+			if _, err := c.SQLite().Exec("PRAGMA query_only = 0", nil); err != nil {
+				t.Fatal(err)
+			}
+			c.queryOnly = false
 			_, raw := c.SQLite().Exec("INSERT INTO t(v) VALUES ('raw')", nil)
 			var se sqlite3.Error
 			if !errors.As(raw, &se) {
@@ -156,4 +161,20 @@ func TestLiteFSCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestLiteFSReplicaOpensBeforeTheDatabaseExists(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 2)
+	replica := cluster.Replicas()[0]
+	c, err := NewConnector(replica.DSN(), WithLogger(discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	err = db.PingContext(t.Context())
+	var np *NotPrimaryError
+	if !errors.As(err, &np) || np.PrimaryID != cluster.Primary().Hostname() {
+		t.Fatalf("got %v, want a NotPrimaryError naming %s", err, cluster.Primary().Hostname())
+	}
 }

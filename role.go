@@ -40,6 +40,14 @@ type prober struct {
 	dirfd     atomic.Int64 // -1 when not held
 	primaryAt atomic.Int64
 
+	// liteFS is set when dir is a FUSE mount. sawLiteFS is shared by the
+	// connections of one Connector and set once any of them found one: a
+	// plain directory after that means LiteFS has gone (it crashed and
+	// unmounted, or has not mounted yet), and writing the file under it
+	// would fork the database.
+	liteFS    bool
+	sawLiteFS *atomic.Bool
+
 	checks  atomic.Uint64 // role checks, for tests of the read path
 	lookups atomic.Uint64 // checks that looked at .primary and .lag
 }
@@ -49,14 +57,21 @@ type prober struct {
 // timestamp granularity of common file systems (ext3: 1 s).
 const dirMtimeSlack = 2 * time.Second
 
-func newProber(dir string, log *slog.Logger) *prober {
+func newProber(dir string, log *slog.Logger, sawLiteFS *atomic.Bool) *prober {
 	p := &prober{
 		dir:         dir,
 		primaryPath: filepath.Join(dir, primaryFile),
 		lagPath:     filepath.Join(dir, lagFile),
 		log:         log,
+		liteFS:      isFUSE(dir),
+		sawLiteFS:   sawLiteFS,
 	}
-	p.dirfd.Store(int64(openPlainDir(dir)))
+	p.dirfd.Store(-1)
+	if p.liteFS {
+		sawLiteFS.Store(true)
+	} else {
+		p.dirfd.Store(int64(openDir(dir)))
+	}
 	return p
 }
 
@@ -86,6 +101,9 @@ func (p *prober) check() error {
 		return nil
 	}
 	p.checks.Add(1)
+	if !p.liteFS && p.sawLiteFS.Load() {
+		return p.noPrimary("the LiteFS mount is gone from "+p.dir, nil)
+	}
 	start := time.Now()
 	var dirMtime int64
 	if fd := p.dirfd.Load(); fd >= 0 {
@@ -96,9 +114,11 @@ func (p *prober) check() error {
 			dirMtime = m
 		}
 	}
-	err := p.lookup(start)
+	plain, err := p.lookup(start)
 	switch {
-	case err != nil:
+	case err != nil || !plain:
+		// .lag's freshness is a timestamp, not a directory entry: only a
+		// directory with neither file may be trusted to stay primary.
 		p.primaryAt.Store(0)
 	case dirMtime != 0 && dirMtime < start.Add(-dirMtimeSlack).UnixNano():
 		p.primaryAt.Store(dirMtime)
@@ -106,34 +126,39 @@ func (p *prober) check() error {
 	return err
 }
 
-// lookup reads the role from .primary and .lag.
-func (p *prober) lookup(start time.Time) error {
+// lookup reads the role from .primary and .lag; plain reports that neither
+// exists.
+func (p *prober) lookup(start time.Time) (plain bool, err error) {
 	p.lookups.Add(1)
 	var buf [maxPrimaryID + 3]byte // room for CR, LF and one byte too many
 	n, exists, err := readSmall(p.primaryPath, buf[:])
 	if err != nil {
-		return p.noPrimary("cannot read "+primaryFile, err)
+		return false, p.noPrimary("cannot read "+primaryFile, err)
 	}
 	if exists {
 		id, ok := parsePrimaryID(buf[:n])
 		if !ok {
 			p.log.Warn("litefs: invalid primary ID; refusing writes", "file", p.primaryPath,
 				"bytes", n, "start", strconv.Quote(string(buf[:min(n, 32)])))
-			return p.noPrimary(primaryFile+" holds no valid hostname", nil)
+			return false, p.noPrimary(primaryFile+" holds no valid hostname", nil)
 		}
-		return &NotPrimaryError{PrimaryID: id}
+		return false, &NotPrimaryError{PrimaryID: id}
 	}
 	exists, mtime, err := statMtime(p.lagPath)
 	switch {
 	case err != nil:
-		return p.noPrimary("cannot stat "+lagFile, err)
+		return false, p.noPrimary("cannot stat "+lagFile, err)
 	case !exists:
-		return nil
-	case !mtime.Before(start.Add(-clockSlack)):
-		return nil
-	default:
-		return p.noPrimary("LiteFS reports no primary", nil)
+		return true, nil
 	}
+	// The primary stamps .lag while the stat runs; a stamp from after the
+	// stat came from another clock (a replica's last heartbeat, on the
+	// primary's clock), so it proves nothing either.
+	end := time.Now()
+	if !mtime.Before(start.Add(-clockSlack)) && !mtime.After(end.Add(clockSlack)) {
+		return false, nil
+	}
+	return false, p.noPrimary("LiteFS reports no primary", nil)
 }
 
 func (p *prober) noPrimary(reason string, err error) error {

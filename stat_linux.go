@@ -82,13 +82,15 @@ func retry(f func() error) error {
 // fuseSuperMagic is the f_type statfs reports for FUSE file systems.
 const fuseSuperMagic = 0x65735546
 
-// openPlainDir opens dir for fdMtime, unless it is a FUSE mount (LiteFS) or
-// cannot be opened; then it returns -1.
-func openPlainDir(dir string) int {
+// isFUSE reports whether dir is on a FUSE file system, as a LiteFS mount is.
+func isFUSE(dir string) bool {
 	var sfs syscall.Statfs_t
-	if err := retry(func() error { return syscall.Statfs(dir, &sfs) }); err != nil || sfs.Type == fuseSuperMagic {
-		return -1
-	}
+	err := retry(func() error { return syscall.Statfs(dir, &sfs) })
+	return err == nil && sfs.Type == fuseSuperMagic
+}
+
+// openDir opens dir for fdMtime, or returns -1.
+func openDir(dir string) int {
 	var fd int
 	err := retry(func() (err error) {
 		fd, err = syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)

@@ -45,8 +45,11 @@ func readSmall(path string, buf []byte) (n int, exists bool, err error) {
 	return n, true, err
 }
 
-// openPlainDir is Linux-only; elsewhere every write reads the mount files.
-func openPlainDir(string) int { return -1 }
+// isFUSE is Linux-only: LiteFS runs on Linux.
+func isFUSE(string) bool { return false }
+
+// openDir is Linux-only; elsewhere every write reads the mount files.
+func openDir(string) int { return -1 }
 
 func fdMtime(int) (int64, bool) { return 0, false }
 

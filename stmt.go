@@ -30,7 +30,7 @@ func (s *Stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 
 // QueryContext is ExecContext for statements that return rows.
 func (s *Stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	return runClass(s.c, ctx, s.cl, func() (driver.Rows, error) { return s.ss.QueryContext(ctx, args) })
+	return queryClass(s.c, ctx, s.cl, func() (driver.Rows, error) { return s.ss.QueryContext(ctx, args) })
 }
 
 // Exec is ExecContext without a context; database/sql does not call it.

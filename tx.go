@@ -22,7 +22,7 @@ func (tx *Tx) Commit() error {
 		return tx.end("COMMIT")
 	}
 	if err := tx.parent.Commit(); err != nil {
-		return tx.c.failed(context.Background(), err)
+		return tx.c.failed(WithTracker(context.Background(), tx.tracker), err)
 	}
 	tx.c.afterRun(context.Background(), tx.tracker)
 	return nil

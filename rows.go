@@ -1,0 +1,49 @@
+package litefs
+
+import (
+	"context"
+	"database/sql/driver"
+	"io"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// Rows are the rows of a query that may write (INSERT ... RETURNING). It
+// embeds go-sqlite3's rows, so it has exactly their methods, and reports the
+// commit SQLite makes when they run out or close, or the refusal if that
+// commit fails, to the query's context.
+type Rows struct {
+	*sqlite3.SQLiteRows
+	c    *Conn
+	ctx  context.Context
+	done bool
+}
+
+// Next reads the next row.
+func (r *Rows) Next(dest []driver.Value) error {
+	err := r.SQLiteRows.Next(dest)
+	switch {
+	case err == io.EOF:
+		r.end(nil)
+	case err != nil:
+		return r.end(err)
+	}
+	return err
+}
+
+// Close closes the rows.
+func (r *Rows) Close() error {
+	return r.end(r.SQLiteRows.Close())
+}
+
+func (r *Rows) end(err error) error {
+	if r.done {
+		return err
+	}
+	r.done = err == nil
+	if err != nil {
+		return r.c.failed(r.ctx, err)
+	}
+	r.c.afterRun(r.ctx, nil)
+	return nil
+}
