@@ -366,11 +366,39 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 		}
 		return
 	}
+	if tracker.Committed() {
+		b.partial(r, x, refusal, panicked)
+		return
+	}
 	if x.writer.started {
 		b.tooLate(r, refusal, panicked)
 		return
 	}
 	b.handleRefusal(w, r, x, refusal)
+}
+
+// partial keeps the response of a request that committed a write here before
+// another was refused: the writer did not hold it back. A handler that
+// panicked gets a 500, or an aborted response if it had started one.
+func (b *Bridge) partial(r *http.Request, x *exchange, refusal error, panicked bool) {
+	d := Decision{
+		Verdict:  Keep,
+		Reason:   ReasonPartial,
+		Primary:  primaryOf(refusal),
+		Self:     b.cfg.InstanceID,
+		BodySize: r.ContentLength,
+		Err:      refusal,
+	}
+	d.Hops, _ = replayOrigin(r.Header, "")
+	b.report(Event{Decision: d, Request: r})
+	switch {
+	case panicked && x.writer.started:
+		panic(http.ErrAbortHandler)
+	case panicked:
+		http.Error(&x.writer, "litefs: a write of this request was refused after another had committed; not retried", http.StatusInternalServerError)
+	default:
+		x.writer.finish()
+	}
 }
 
 // run calls next, and recovers a panic whose value is a refusal, reporting
@@ -482,6 +510,7 @@ var logMessages = [numReasons]string{
 	ReasonTooLarge:     "litefs: write refused on a request whose body is too large to replay",
 	ReasonTooLate:      "litefs: write refused after the response had started; it cannot be replayed",
 	ReasonBehind:       "litefs: this replica has not applied the transaction the request's cookie names; sending the request to the primary",
+	ReasonPartial:      "litefs: write refused after the same request had committed a write here; not replaying it, which would repeat that write",
 }
 
 const behindKeptMessage = "litefs: this replica has not applied the transaction the request's cookie names, and the request cannot go to the primary; serving it here"

@@ -36,6 +36,11 @@ const (
 	// request goes to the primary (Replay or Forward), or, where the rules
 	// above forbid it, is served here (Keep).
 	ReasonBehind
+	// ReasonPartial: the write was refused after the same request had
+	// committed another write here (the node was demoted in between);
+	// replaying it would run that write twice, so the handler's response
+	// stands.
+	ReasonPartial
 
 	numReasons = iota + 1
 )
@@ -48,6 +53,7 @@ var reasonNames = [numReasons]string{
 	ReasonTooLarge:     "too large",
 	ReasonTooLate:      "too late",
 	ReasonBehind:       "behind",
+	ReasonPartial:      "partly committed",
 }
 
 func (r Reason) String() string {

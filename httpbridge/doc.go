@@ -124,7 +124,10 @@
 // response starts (see below): a write committed after that, in a streamed
 // response or a hijacked connection, gets no cookie, which is logged at
 // level Debug. A response replaced by a replay or a rejection gets none:
-// its write did not happen here.
+// its write did not happen here. (A request that committed a write here and
+// then had another refused, the node demoted in between, is never replayed,
+// which would repeat the first write: its response stands, it is reported
+// with ReasonPartial, and it gets the cookie.)
 //
 // A request carrying the cookie on a replica that has not applied that
 // transaction waits until it has, up to Config.TXIDWait (1 s), and is then

@@ -176,10 +176,10 @@ func TestTXIDCookieSet(t *testing.T) {
 		{"write without the request's context", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
 			db.Exec("INSERT INTO posts VALUES ('untracked')")
 		}, nil},
-		{"committed, then refused (demoted meanwhile)", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		{"committed, then refused (demoted meanwhile): kept", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
 			insert(w, r, db)
 			refuse(t, r, notPrimary("node-a"))
-		}, nil},
+		}, []string{plain}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -592,5 +592,48 @@ func TestTXIDCookieServer(t *testing.T) {
 	want := "__txid=0000000000000003; Path=/; Max-Age=300; HttpOnly; Secure; SameSite=Lax"
 	if got := res.Header.Values("Set-Cookie"); len(got) != 1 || got[0] != want {
 		t.Errorf("Set-Cookie: got %q, want %q", got, want)
+	}
+}
+
+// TestPartialCommitIsNotReplayed: a request that committed a write here
+// before another was refused (the node was demoted in between) must not be
+// replayed, which would run the first write again on the primary.
+func TestPartialCommitIsNotReplayed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		panics   bool
+		wantCode int
+	}{
+		{"handler answers", false, http.StatusAccepted},
+		{"handler panics", true, http.StatusInternalServerError},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, _ := rywMount(t, false, 3)
+			b := newBridge(t, Config{DB: db})
+			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !insert(w, r, db) {
+					return
+				}
+				refusal := notPrimary("node-a")
+				refuse(t, r, refusal)
+				if tc.panics {
+					panic(refusal)
+				}
+				w.WriteHeader(http.StatusAccepted)
+			}))
+			w := serve(h, httptest.NewRequest(http.MethodPost, "/posts", nil))
+			if got := w.Header().Get("Fly-Replay"); got != "" {
+				t.Fatalf("Fly-Replay: got %q, want none", got)
+			}
+			if w.Code != tc.wantCode {
+				t.Fatalf("status: got %v, want %v", w.Code, tc.wantCode)
+			}
+			if got := b.Count(ReasonPartial); got != 1 {
+				t.Fatalf("Count(ReasonPartial) = %d, want 1", got)
+			}
+		})
 	}
 }

@@ -38,13 +38,19 @@ type writer struct {
 	suppressed bool // a refusal came first: the handler's output is dropped
 }
 
+// replaceable reports whether a refusal means the response will be replaced:
+// a request that committed a write here before is not replayed.
+func (w *writer) replaceable() bool {
+	return w.tracker.Refusal() != nil && !w.tracker.Committed()
+}
+
 // start commits the response: it sends the held status, unless a refusal was
 // already seen, in which case it reports false and the response is dropped.
 func (w *writer) start() bool {
 	if w.started {
 		return true
 	}
-	if w.suppressed || w.tracker.Refusal() != nil {
+	if w.suppressed || w.replaceable() {
 		w.suppressed = true
 		return false
 	}
@@ -211,7 +217,7 @@ func (w *writer) hijack() (net.Conn, *bufio.ReadWriter, error) {
 		if w.hijacked {
 			return nil, nil, http.ErrHijacked
 		}
-	} else if w.suppressed || w.tracker.Refusal() != nil {
+	} else if w.suppressed || w.replaceable() {
 		w.suppressed = true
 		return nil, nil, errReplaced
 	}
