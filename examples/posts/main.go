@@ -57,7 +57,7 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer) erro
 	}
 	defer db.Close()
 	log.Info("starting", "instance", cfg.InstanceID, "database", cfg.DatabasePath)
-	if err := migrate(ctx, db, cfg.DatabasePath, cfg.SchemaWait, log); err != nil {
+	if err := migrate(ctx, db, cfg.SchemaWait, log); err != nil {
 		if ctx.Err() != nil {
 			log.Info("stopped while waiting for the schema")
 			return nil

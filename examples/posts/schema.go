@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -36,11 +34,11 @@ var errSchemaWait = errors.New("the primary did not create the schema in time")
 
 // migrate creates the schema. The primary creates it; a replica cannot
 // write, so there the statements succeed only once the primary's schema has
-// reached it. Until then a replica waits, retrying with backoff, up to wait:
-// a replica that started first must not crash-loop. On a replica every error
-// is retried (the database file itself may not have arrived yet); on the
-// primary an error ends migrate at once.
-func migrate(ctx context.Context, db *sqlx.DB, path string, wait time.Duration, log *slog.Logger) error {
+// reached it, and are refused until then (the driver also refuses opening a
+// database the replica does not have yet). A replica waits, retrying with
+// backoff, up to wait: one that started first must not crash-loop. Any
+// other error ends migrate at once.
+func migrate(ctx context.Context, db *sqlx.DB, wait time.Duration, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, wait, errSchemaWait)
 	defer cancel()
 	start := time.Now()
@@ -53,7 +51,7 @@ func migrate(ctx context.Context, db *sqlx.DB, path string, wait time.Duration, 
 			}
 			return nil
 		}
-		if !errors.Is(err, litefs.ErrNotPrimary) && !onReplica(ctx, path) {
+		if !errors.Is(err, litefs.ErrNotPrimary) {
 			return fmt.Errorf("create schema: %w", err)
 		}
 		log.Info("waiting for the primary to create the schema", "attempt", attempt, "retry_in", delay, "reason", err)
@@ -69,42 +67,12 @@ func migrate(ctx context.Context, db *sqlx.DB, path string, wait time.Duration, 
 	}
 }
 
-// applySchema runs the schema statements in order, on one connection.
-//
-// It reads the schema first. A connection caches the schema, and SQLite
-// checks that cache only when a statement starts a transaction; on a
-// replica, query_only refuses "CREATE TABLE IF NOT EXISTS" before that
-// check, so a connection that saw the database before the primary's
-// schema arrived would be refused forever.
+// applySchema runs the schema statements in order.
 func applySchema(ctx context.Context, db *sqlx.DB) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	var n int
-	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&n); err != nil {
-		return err
-	}
 	for _, stmt := range schema {
-		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// onReplica reports whether the driver would refuse writes to the database
-// at path: this node is a replica, or knows no primary. It needs no open
-// database, since a replica that started before the primary created the
-// database cannot open it: SQLite fails to create the file in the replica's
-// read-only mount before the driver can tell a refusal apart.
-func onReplica(ctx context.Context, path string) bool {
-	c, err := litefs.NewConnector(":memory:", litefs.WithMountDir(filepath.Dir(path)))
-	if err != nil {
-		return false
-	}
-	db := sql.OpenDB(c)
-	defer db.Close()
-	return errors.Is(litefs.CheckPrimary(ctx, db), litefs.ErrNotPrimary)
 }

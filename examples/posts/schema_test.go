@@ -81,7 +81,7 @@ func openTestDB(t *testing.T, path string) *sqlx.DB {
 // migrateAsync runs migrate in a goroutine and returns its result channel.
 func migrateAsync(t *testing.T, db *sqlx.DB, path string, wait time.Duration, log *slog.Logger) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- migrate(t.Context(), db, path, wait, log) }()
+	go func() { done <- migrate(t.Context(), db, wait, log) }()
 	return done
 }
 
@@ -105,7 +105,7 @@ func TestMigrate(t *testing.T) {
 		db := openTestDB(t, path)
 		log, _ := logNotifier(t)
 		for range 2 {
-			if err := migrate(t.Context(), db, path, time.Second, log); err != nil {
+			if err := migrate(t.Context(), db, time.Second, log); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -183,7 +183,7 @@ func TestMigrateRealReplica(t *testing.T) {
 
 	primaryPath := filepath.Join(c.Primary().MountDir(), "posts.db")
 	primary := openTestDB(t, primaryPath)
-	if err := migrate(t.Context(), primary, primaryPath, time.Second, log); err != nil {
+	if err := migrate(t.Context(), primary, time.Second, log); err != nil {
 		t.Fatalf("migrate on the primary: %v", err)
 	}
 	if err := receive(t, done); err != nil {

@@ -39,7 +39,7 @@ func newTestApp(t testing.TB, path, instance string) *testApp {
 	}
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if err := migrate(t.Context(), db, path, cfg.SchemaWait, log); err != nil {
+	if err := migrate(t.Context(), db, cfg.SchemaWait, log); err != nil {
 		t.Fatal(err)
 	}
 	h, err := newServer(cfg, db, log)
