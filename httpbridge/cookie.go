@@ -44,7 +44,7 @@ func cookieTXID(h http.Header, name string) (litefs.TXID, bool) {
 			if len(v) == 18 && v[0] == '"' && v[17] == '"' {
 				v = v[1:17]
 			}
-			if id, ok := parseHexTXID(v); ok && (!found || id > best) {
+			if id, err := litefs.ParseTXID(v); err == nil && (!found || id > best) {
 				best, found = id, true
 			}
 		}
@@ -69,28 +69,3 @@ func cookieStart(line string, i int) bool {
 // isCookieSpace reports whether c is white space as net/textproto's
 // TrimString sees it, which net/http trims around cookies and their names.
 func isCookieSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
-
-// parseHexTXID parses exactly 16 hex digits, as litefs.ParseTXID does, but
-// without allocating an error for the many values that are not.
-func parseHexTXID(s string) (litefs.TXID, bool) {
-	if len(s) != 16 {
-		return 0, false
-	}
-	var id litefs.TXID
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		var d byte
-		switch {
-		case '0' <= c && c <= '9':
-			d = c - '0'
-		case 'a' <= c && c <= 'f':
-			d = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			d = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		id = id<<4 | litefs.TXID(d)
-	}
-	return id, true
-}
