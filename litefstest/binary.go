@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,31 +22,46 @@ const (
 // fresh machine (about 25 s with a warm network).
 const buildTimeout = 10 * time.Minute
 
-// LiteFSBinary returns the path of the litefs binary: $LITEFS_BIN if set
-// (the test fails if it is not an executable file), else "litefs" on PATH,
-// else one built with "go install" into the user's cache directory
-// (<cache>/litefs-sql/litefs-v0.5.14/litefs), once per machine. If none can
-// be found or built, the test is skipped, or fails when LITEFS_REQUIRE=1.
+// LiteFSBinary returns the path of the litefs binary found or built by
+// [FindLiteFS]. If none can be found or built, the test is skipped, or fails
+// when LITEFS_REQUIRE=1; an invalid $LITEFS_BIN always fails it.
 func LiteFSBinary(tb testing.TB) string {
 	tb.Helper()
+	path, err := FindLiteFS(tb.Context(), nil)
+	if errors.Is(err, errBadEnvBinary) {
+		tb.Fatalf("litefstest: %v", err)
+	}
+	if err != nil {
+		skipOrFail(tb, "no litefs binary (set %s, or put litefs on PATH): %v", EnvBinary, err)
+	}
+	return path
+}
+
+var errBadEnvBinary = errors.New(EnvBinary) // set, but not to an executable file
+
+// FindLiteFS returns the path of the litefs binary: $LITEFS_BIN if set, else
+// "litefs" on PATH, else one built with "go install" into the user's cache
+// directory (<cache>/litefs-sql/litefs-v0.5.14/litefs), once per machine,
+// which may take half a minute: it says so on progress first, if not nil.
+// Programs use it to run LiteFS the way the tests do.
+func FindLiteFS(ctx context.Context, progress io.Writer) (string, error) {
 	if path := os.Getenv(EnvBinary); path != "" {
 		if err := checkExecutable(path); err != nil {
-			tb.Fatalf("litefstest: %s: %v", EnvBinary, err)
+			return "", fmt.Errorf("%w: %v", errBadEnvBinary, err)
 		}
-		return path
+		return path, nil
 	}
 	if path, err := exec.LookPath("litefs"); err == nil {
-		return path
+		return path, nil
 	}
 	dir, err := cacheDir()
-	if err == nil {
-		var path string
-		if path, err = buildLiteFS(tb.Context(), dir); err == nil {
-			return path
-		}
+	if err != nil {
+		return "", err
 	}
-	skipOrFail(tb, "no litefs binary (set %s, or put litefs on PATH): %v", EnvBinary, err)
-	return ""
+	if progress != nil && checkExecutable(filepath.Join(dir, "litefs")) != nil {
+		fmt.Fprintf(progress, "building LiteFS %s into %s (once; about 30 s)...\n", LiteFSVersion, dir)
+	}
+	return buildLiteFS(ctx, dir)
 }
 
 // cacheDir returns the directory that holds the litefs binary built by

@@ -31,20 +31,27 @@ func skipOrFail(tb testing.TB, format string, args ...any) {
 	tb.Skip(msg)
 }
 
-// requireFUSE skips (or fails) the test unless this machine can mount FUSE
-// file systems: /dev/fuse opens for reading and writing, and fusermount3,
-// which LiteFS runs to unmount, is on PATH.
+// requireFUSE skips (or fails) the test unless [CheckFUSE] passes.
 func requireFUSE(tb testing.TB) {
 	tb.Helper()
+	if err := CheckFUSE(); err != nil {
+		skipOrFail(tb, "%v", err)
+	}
+}
+
+// CheckFUSE returns nil if this machine can run LiteFS: /dev/fuse opens for
+// reading and writing, and fusermount3, which LiteFS runs to unmount, is on
+// PATH. Otherwise the error says what is missing.
+func CheckFUSE() error {
 	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
 	if err != nil {
-		skipOrFail(tb, "LiteFS needs FUSE: %v", err)
-		return
+		return fmt.Errorf("LiteFS needs FUSE (Linux; in a container, --device /dev/fuse --cap-add SYS_ADMIN): %v", err)
 	}
 	f.Close()
 	if _, err := exec.LookPath("fusermount3"); err != nil {
-		skipOrFail(tb, "LiteFS needs fusermount3 (Debian package fuse3): %v", err)
+		return fmt.Errorf("LiteFS needs fusermount3 (Debian package fuse3): %v", err)
 	}
+	return nil
 }
 
 // mountPoints returns the mount points listed in /proc/self/mountinfo.

@@ -6,10 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/litefs-sql/litefs/litefstest"
@@ -48,54 +45,11 @@ func goCommand(ctx context.Context, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// findLiteFS returns litefs from PATH, else the binary litefstest builds
-// into the user's cache directory, building it there first if needed, so
-// that the tests and the cluster share one build.
-func findLiteFS(ctx context.Context, progress io.Writer) (string, error) {
-	if path, err := exec.LookPath("litefs"); err == nil {
-		return path, nil
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no litefs on PATH and no cache directory to build one in: %w", err)
-	}
-	dir := filepath.Join(cache, "litefs-sql", "litefs-"+litefstest.LiteFSVersion)
-	bin := filepath.Join(dir, "litefs")
-	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
-		return bin, nil
-	}
-	fmt.Fprintf(progress, "building LiteFS %s into %s (once; about 30 s)…\n", litefstest.LiteFSVersion, dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(dir, "build-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	cmd := exec.CommandContext(ctx, "go", "install", litefstest.LiteFSPackage+"@"+litefstest.LiteFSVersion)
-	cmd.Dir = tmp // outside any module
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=", "GOOS=", "GOARCH=", "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go install %s@%s: %v\n%s", litefstest.LiteFSPackage, litefstest.LiteFSVersion, err, out)
-	}
-	// A rename, so that a concurrent reader never sees half a binary.
-	if err := os.Rename(filepath.Join(tmp, "litefs"), bin); err != nil {
-		return "", err
-	}
-	return bin, nil
-}
-
 // checkFUSE returns an error matching errNoFUSE unless this machine can
 // mount FUSE file systems as LiteFS does.
 func checkFUSE() error {
-	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("%w: %v (LiteFS needs Linux with FUSE; in a container, --device /dev/fuse --cap-add SYS_ADMIN)", errNoFUSE, err)
-	}
-	f.Close()
-	if _, err := exec.LookPath("fusermount3"); err != nil {
-		return fmt.Errorf("%w: no fusermount3: install the fuse3 package (apt-get install fuse3)", errNoFUSE)
+	if err := litefstest.CheckFUSE(); err != nil {
+		return fmt.Errorf("%w: %v", errNoFUSE, err)
 	}
 	return nil
 }

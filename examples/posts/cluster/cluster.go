@@ -114,7 +114,7 @@ func start(ctx context.Context, opts options) (_ *cluster, err error) {
 
 	litefsBin := opts.LiteFS
 	if litefsBin == "" {
-		if litefsBin, err = findLiteFS(ctx, opts.Progress); err != nil {
+		if litefsBin, err = litefstest.FindLiteFS(ctx, opts.Progress); err != nil {
 			return c, err
 		}
 	}
