@@ -44,7 +44,15 @@
 //
 // The role is read for every statement that may write (an open of .primary,
 // plus a stat of .lag on a primary), so a role change is seen by the very
-// next write. Reads never touch the mount.
+// next write; on a plain directory unchanged for two seconds, one fstat of
+// the directory stands in for both, since creating or removing those files
+// changes it. Reads never touch the mount; opening a connection reads the
+// role once.
+//
+// Once a connection of a [Connector] has found its database on a LiteFS
+// (FUSE) mount, a connection that finds a plain directory there instead
+// refuses writes with [ErrNoPrimary]: LiteFS has gone, and writing the file
+// beneath the mount would fork the database.
 //
 // # What counts as a write
 //
@@ -54,15 +62,22 @@
 // REPLACE and upserts, writes inside WITH, RETURNING through Query, DDL,
 // PRAGMA name = value, VACUUM, ANALYZE and REINDEX. The driver corrects
 // SQLite where its verdict is known to be wrong for this purpose: EXPLAIN is
-// a read; PRAGMA optimize, wal_checkpoint and incremental_vacuum are writes.
+// a read; PRAGMA optimize and PRAGMA journal_mode = x (even to the mode in
+// force) are writes. PRAGMA query_only = x is refused everywhere: the driver
+// manages it.
 //
 // Some strings may or may not write, and only running them tells: several
 // statements in one string (go-sqlite3 runs them all, in Exec and in Query),
-// CREATE ... IF NOT EXISTS, DROP ... IF EXISTS and PRAGMA journal_mode. On a
-// replica these run under SQLite's PRAGMA query_only, which refuses the first
-// statement that would write before it takes a lock; the refusal comes back
-// as a [*NotPrimaryError]. So "CREATE TABLE IF NOT EXISTS" at start-up
-// succeeds on a replica once the primary has created the table.
+// CREATE ... IF NOT EXISTS and DROP ... IF EXISTS. On a replica these run
+// under SQLite's PRAGMA query_only, which refuses the first statement that
+// would write before it takes a lock, and under an authorizer that denies
+// what query_only lets through (a change of journal mode, a checkpoint); the
+// refusal comes back as a [*NotPrimaryError] (or [ErrNoPrimary]). The
+// driver first reads the schema, so "CREATE TABLE IF NOT EXISTS" at start-up
+// succeeds on a replica once the primary's table has arrived.
+//
+// A connection that has found its node a replica stays under query_only, so
+// a statement SQLite misjudges as a read cannot write there either.
 //
 // A prepared statement keeps the verdict on its (first) statement and checks
 // the role each time it runs, so one prepared on the primary is refused
@@ -71,7 +86,8 @@
 // If a write still reaches LiteFS on a replica (it raced a demotion), LiteFS
 // refuses it: SQLITE_IOERR_WRITE with EACCES in WAL mode,
 // SQLITE_READONLY_DIRECTORY in rollback-journal mode. The driver turns those
-// into the same refusal errors instead of "disk I/O error".
+// into the same refusal errors instead of "disk I/O error". Opening a
+// database that a replica does not have yet fails the same way.
 //
 // # Transactions
 //
@@ -94,7 +110,8 @@
 // # Requests
 //
 // A [Tracker] in the context passed to ExecContext, QueryContext or BeginTx
-// hears the first refusal and whether a write committed. net/http middleware
+// hears the first refusal and whether a write committed (for a query that
+// writes, when its rows end). net/http middleware
 // attaches one per request, so a handler that swallows the error still gets
 // its request replayed. [CheckPrimary] asks before a side effect that must
 // not happen on a replica.
@@ -111,9 +128,13 @@
 //   - A replica cannot write temporary tables: SQLite counts them as writes
 //     and query_only refuses them too.
 //   - The driver sets a commit hook on every connection, replacing one set by
-//     a ConnectHook.
-//   - Do not change PRAGMA query_only yourself; the driver manages it (a DSN
-//     with _query_only=1 is left alone and stays read-only).
+//     a ConnectHook, and an authorizer while a may-write string runs on a
+//     replica.
+//   - go-sqlite3 runs the DSN's own pragmas (_journal_mode, ...) when it
+//     opens a connection, before the driver sees it; choose them to match the
+//     cluster's database.
+//   - PRAGMA query_only belongs to the driver; a DSN with _query_only=1 is
+//     left alone and stays read-only.
 //   - TxOptions.Isolation is ignored, as go-sqlite3 does: SQLite
 //     transactions are serializable.
 //   - LiteFS's write forwarding (the HALT lock) is not used: writes go to the
