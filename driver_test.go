@@ -88,6 +88,20 @@ func wantNotPrimary(tb testing.TB, err error, id string) {
 	}
 }
 
+// pinConn holds one connection of db for the test and returns it with the
+// driver's Conn beneath it.
+func pinConn(tb testing.TB, db *sql.DB) (*sql.Conn, *Conn) {
+	tb.Helper()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	var c *Conn
+	conn.Raw(func(dc any) error { c = dc.(*Conn); return nil })
+	return conn, c
+}
+
 // run executes q with Exec, or with Query when query is set, draining rows.
 func run(ctx context.Context, db *sql.DB, q string, query bool, args ...any) error {
 	if !query {
@@ -274,16 +288,8 @@ func TestReadsDoNotTouchTheMount(t *testing.T) {
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	ctx := t.Context()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	checks := func() uint64 {
-		var n uint64
-		conn.Raw(func(dc any) error { n = dc.(*Conn).probe.checks.Load(); return nil })
-		return n
-	}
+	conn, c := pinConn(t, db)
+	checks := c.probe.checks.Load
 	m.SetReplica("node-a")
 	start := checks()
 	for range 50 {
@@ -298,7 +304,7 @@ func TestReadsDoNotTouchTheMount(t *testing.T) {
 	if got := checks(); got != start {
 		t.Fatalf("100 reads looked at the mount %d times, want 0", got-start)
 	}
-	_, err = conn.ExecContext(ctx, "INSERT INTO t(v) VALUES ('w')")
+	_, err := conn.ExecContext(ctx, "INSERT INTO t(v) VALUES ('w')")
 	wantNotPrimary(t, err, "node-a")
 	if got := checks(); got != start+1 {
 		t.Fatalf("a write looked at the mount %d times, want 1", got-start)
@@ -484,11 +490,7 @@ func TestLiteFSRefusalBackstop(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
-	conn, err := db.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn, _ := pinConn(t, db)
 	liteFSErrors := []struct {
 		name string
 		err  error
@@ -921,13 +923,8 @@ func TestPlainDirectoryCache(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
-	conn, err := db.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var p *prober
-	conn.Raw(func(dc any) error { p = dc.(*Conn).probe; return nil })
+	conn, c := pinConn(t, db)
+	p := c.probe
 	if p.dirfd.Load() < 0 {
 		t.Skip("no directory cache on this platform")
 	}
