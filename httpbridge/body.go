@@ -3,6 +3,7 @@ package httpbridge
 import (
 	"bytes"
 	"io"
+	"net/http"
 )
 
 // body counts the request body bytes the handler reads and, when a Forwarder
@@ -15,9 +16,19 @@ type body struct {
 	kept    []byte
 	keepMax int64
 	lost    bool // more than keepMax bytes were read: the copy was dropped
+	closed  bool // the handler closed the body
 }
 
 func (b *body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.read(p)
+}
+
+// read reads from the real body, which stays open for the bridge after the
+// handler closed its view of it.
+func (b *body) read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
 	if b.keep && n > 0 {
@@ -33,7 +44,12 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *body) Close() error { return b.rc.Close() }
+// Close ends the handler's reads. The real body stays open, so the bridge
+// can still measure and re-send it; net/http closes it when the request ends.
+func (b *body) Close() error {
+	b.closed = true
+	return nil
+}
 
 // size returns the body's total length, reading what the handler left unread
 // as far as limit+1 bytes to find out. A result over limit means "more than
@@ -45,7 +61,7 @@ func (b *body) size(limit int64) int64 {
 	}
 	var buf [4096]byte
 	for empty := 0; b.n <= limit; {
-		n, err := b.Read(buf[:min(int64(len(buf)), limit+1-b.n)])
+		n, err := b.read(buf[:min(int64(len(buf)), limit+1-b.n)])
 		switch {
 		case err == io.EOF:
 			return b.n
@@ -68,6 +84,9 @@ func (b *body) size(limit int64) int64 {
 func (b *body) replay() (io.ReadCloser, bool) {
 	if b.lost {
 		return nil, false
+	}
+	if b.eof {
+		return io.NopCloser(bytes.NewReader(b.kept)), true
 	}
 	return &replayBody{Reader: io.MultiReader(bytes.NewReader(b.kept), b.rc), c: b.rc}, true
 }

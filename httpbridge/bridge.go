@@ -377,9 +377,11 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 	b.handleRefusal(w, r, x, refusal)
 }
 
-// partial keeps the response of a request that committed a write here before
-// another was refused: the writer did not hold it back. A handler that
-// panicked gets a 500, or an aborted response if it had started one.
+// partial answers a request that committed a write here before another was
+// refused: replaying it would repeat the first write. A response the handler
+// started stands (aborted if it then panicked); one the bridge dropped, or
+// never written because the handler panicked, becomes a 500, with the
+// cookie of the write that did commit.
 func (b *Bridge) partial(r *http.Request, x *exchange, refusal error, panicked bool) {
 	d := Decision{
 		Verdict:  Keep,
@@ -392,10 +394,13 @@ func (b *Bridge) partial(r *http.Request, x *exchange, refusal error, panicked b
 	d.Hops, _ = replayOrigin(r.Header, "")
 	b.report(Event{Decision: d, Request: r})
 	switch {
-	case panicked && x.writer.started:
+	case x.writer.started && panicked:
 		panic(http.ErrAbortHandler)
-	case panicked:
-		http.Error(&x.writer, "litefs: a write of this request was refused after another had committed; not retried", http.StatusInternalServerError)
+	case !x.writer.started && (x.writer.suppressed || panicked):
+		clear(x.writer.w.Header())
+		x.writer.suppressed, x.writer.status = false, 0
+		http.Error(&x.writer, "litefs: a write of this request was refused after another had committed here; "+
+			"it was not retried", http.StatusInternalServerError)
 	default:
 		x.writer.finish()
 	}

@@ -111,7 +111,16 @@ func (f *Forwarder) Replay(w http.ResponseWriter, r *http.Request, d Decision) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // the app may route or build links on Host
+			// Pass on what the edge proxy said of the client (as the bridge
+			// itself trusts X-Forwarded-Proto): the hop to the primary is
+			// between two machines, not from the client.
+			pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 			pr.SetXForwarded()
+			for _, h := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
+				if v := pr.In.Header.Get(h); v != "" {
+					pr.Out.Header.Set(h, v)
+				}
+			}
 			pr.Out.Header.Set(HeaderReplaySrc, src)
 		},
 		Transport: f.transport,

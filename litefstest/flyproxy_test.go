@@ -405,7 +405,7 @@ func TestFlyProxyNoReplayAfterFallback(t *testing.T) {
 
 func TestFlyProxyBodies(t *testing.T) {
 	t.Parallel()
-	const limit = 1 << 20
+	const limit = litefstest.DefaultMaxReplayBody
 	for _, tc := range []struct {
 		name       string
 		size       int
