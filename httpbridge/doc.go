@@ -74,6 +74,12 @@
 // the refusal was a panic, the response is aborted so the client cannot take
 // it for complete.
 //
+// A request that had committed a write here before one was refused (the
+// node was demoted in between) is never replayed: the primary would repeat
+// the write that committed. Its response stands, or, if the bridge had
+// dropped it or the handler panicked, becomes a 500; it is reported with
+// ReasonPartial and logged at level Error.
+//
 // The wrapped ResponseWriter has Flush and Hijack where the underlying one
 // (or one it unwraps to) has them, and Unwrap, so http.ResponseController
 // works through it; io.Copy and io.WriteString into it keep their fast
