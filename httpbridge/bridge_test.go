@@ -521,14 +521,21 @@ func TestNewValidates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := New(tc.c)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("got %v, want no error", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Errorf("got %v, want an error about %s", err, tc.want)
-			}
+			wantConfigErr(t, tc.c, tc.want)
 		})
+	}
+}
+
+// wantConfigErr checks that New(c) fails with an error mentioning want, or
+// succeeds when want is "".
+func wantConfigErr(t *testing.T, c Config, want string) {
+	t.Helper()
+	_, err := New(c)
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("got %v, want no error", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("got %v, want an error about %s", err, want)
 	}
 }
 

@@ -529,13 +529,7 @@ func TestNewValidatesReadYourWrites(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.c.InstanceID = "m1"
-			_, err := New(tc.c)
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("got %v, want no error", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Errorf("got %v, want an error about %s", err, tc.want)
-			}
+			wantConfigErr(t, tc.c, tc.want)
 		})
 	}
 }
