@@ -26,7 +26,13 @@ func init() {
 
 // Driver is the database/sql driver registered as "litefs". Its DSNs are
 // go-sqlite3's; see [NewConnector] for the options a DSN cannot carry.
-type Driver struct{}
+type Driver struct {
+	// ctr is the Connector this Driver was returned by (Connector.Driver),
+	// so that package functions given a *sql.DB reach its Connector through
+	// db.Driver() without taking a connection from the pool. nil for the
+	// registered Driver.
+	ctr *Connector
+}
 
 var (
 	_ driver.Driver        = (*Driver)(nil)
@@ -200,5 +206,36 @@ func (c *Connector) openRefusal(err error) error {
 	return nil
 }
 
-// Driver returns the registered [Driver].
-func (c *Connector) Driver() driver.Driver { return &Driver{} }
+// Driver returns a [Driver] that remembers c, so that functions given the
+// *sql.DB (NodeStatus, WaitTXID) reach c without a pool connection.
+func (c *Connector) Driver() driver.Driver { return &Driver{ctr: c} }
+
+// connectorOf returns the Connector behind db, which must have been opened
+// with the litefs driver (sql.Open("litefs", ...) or sql.OpenDB of a
+// *Connector).
+func connectorOf(db *sql.DB) (*Connector, error) {
+	if db == nil {
+		return nil, errors.New("litefs: nil *sql.DB")
+	}
+	d, ok := db.Driver().(*Driver)
+	if !ok || d.ctr == nil {
+		return nil, fmt.Errorf("litefs: the *sql.DB uses driver %T, not the litefs driver", db.Driver())
+	}
+	return d.ctr, nil
+}
+
+// mountDir returns the directory the node's role is read from, or "" for a
+// database with no mount (in memory, temporary).
+func (c *Connector) mountDir() string {
+	if c.cfg.mountDirSet {
+		return c.cfg.mountDir
+	}
+	if c.info.memory {
+		return ""
+	}
+	abs, err := filepath.Abs(c.info.path)
+	if err != nil {
+		return ""
+	}
+	return filepath.Dir(abs)
+}
