@@ -23,10 +23,10 @@ import (
 //
 // Like every driver.Conn it is used by one goroutine at a time.
 type Conn struct {
-	sc      *sqlite3.SQLiteConn
-	probe   *prober // nil: no mount, always primary
-	posPath string  // <db>-pos, where LiteFS shows the TXID
-	info    dsnInfo
+	sc    *sqlite3.SQLiteConn
+	probe *prober  // nil: no mount, always primary
+	pos   *posFile // <db>-pos, where LiteFS shows the TXID; shared by the Connector
+	info  dsnInfo
 
 	classes   map[string]class
 	cacheSize int
@@ -62,9 +62,7 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	case file != "" && !ctr.info.memory:
 		c.probe = newProber(filepath.Dir(file), ctr.cfg.log, &ctr.sawLiteFS)
 	}
-	if file != "" && c.probe != nil {
-		c.posPath = filepath.Join(c.probe.dir, filepath.Base(file)+"-pos")
-	}
+	ctr.attach(c, file)
 	// SQLite calls the hook on this goroutine, inside the statement that
 	// commits, and only for transactions that wrote.
 	sc.RegisterCommitHook(func() int {
@@ -205,7 +203,7 @@ func (c *Conn) afterRun(ctx context.Context, t *Tracker) {
 	if t == nil {
 		t = TrackerFrom(ctx)
 	}
-	t.reportCommit(c.posPath)
+	t.reportCommit(c.pos)
 }
 
 // failed turns err from SQLite into a refusal when it is one: LiteFS
@@ -232,7 +230,7 @@ func (c *Conn) failed(ctx context.Context, err error) error {
 	default:
 		return err
 	}
-	refusal := c.probe.check()
+	refusal := c.probe.recheck()
 	if refusal == nil {
 		return err // this node may write: the failure is something else
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -45,6 +46,8 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A Connector of one connection shares nothing: no source to run.
+	c.Close()
 	return c.Connect(context.Background())
 }
 
@@ -63,6 +66,12 @@ type config struct {
 	sqlite         *sqlite3.SQLiteDriver
 	log            *slog.Logger
 	classCacheSize int
+
+	// The shared role and position source (watcher.go).
+	liteFSAPI    string
+	liteFSAPISet bool
+	roleEvery    time.Duration
+	maxWaiters   int
 }
 
 // WithMountDir sets the LiteFS mount directory the node's role is read from.
@@ -96,6 +105,8 @@ func newConfig(opts []Option) (config, error) {
 		sqlite:         &sqlite3.SQLiteDriver{},
 		log:            slog.Default(),
 		classCacheSize: DefaultClassCacheSize,
+		roleEvery:      DefaultRoleCheckInterval,
+		maxWaiters:     DefaultMaxWaiters,
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -112,6 +123,9 @@ func newConfig(opts []Option) (config, error) {
 		return c, errors.New("litefs: WithLogger needs a logger")
 	case c.classCacheSize < 1:
 		return c, fmt.Errorf("litefs: WithClassCacheSize(%d): want at least 1", c.classCacheSize)
+	}
+	if err := c.checkSource(); err != nil {
+		return c, err
 	}
 	if c.mountDirSet {
 		dir, err := filepath.Abs(c.mountDir)
@@ -133,6 +147,7 @@ type Connector struct {
 	info      dsnInfo
 	cfg       config
 	sawLiteFS atomic.Bool // a connection found the database on a LiteFS mount
+	src       source      // the role and position source its connections share
 }
 
 var _ driver.Connector = (*Connector)(nil)

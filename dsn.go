@@ -13,6 +13,8 @@ type dsnInfo struct {
 	memory       bool   // an in-memory or temporary database: nothing to replicate
 	txlockWrites bool   // _txlock takes the write lock at BEGIN
 	queryOnly    bool   // _query_only is set: the driver leaves the pragma alone
+	api          string // _litefs_api: LiteFS's HTTP API address ("" or "off": none)
+	apiSet       bool
 }
 
 // parseDSN reads a DSN the way go-sqlite3 does: parameters follow the first
@@ -50,6 +52,15 @@ func parseDSN(dsn string) (dsnInfo, error) {
 			return info, fmt.Errorf("litefs: invalid DSN: _query_only=%q (want a boolean)", v)
 		}
 		info.queryOnly = on
+	}
+	if params.Has("_litefs_api") {
+		info.api, info.apiSet = params.Get("_litefs_api"), true
+		if strings.EqualFold(info.api, "off") {
+			info.api = ""
+		}
+		if _, err := apiURL(info.api); err != nil {
+			return info, fmt.Errorf("litefs: invalid DSN: _litefs_api: %w", err)
+		}
 	}
 	return info, nil
 }

@@ -3,6 +3,7 @@ package litefs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strconv"
@@ -48,6 +49,11 @@ type prober struct {
 	liteFS    bool
 	sawLiteFS *atomic.Bool
 
+	// watch is the Connector's shared source of the role (watcher.go);
+	// while it trusts LiteFS's event stream, check reads no file. nil for
+	// a prober of its own (a status look, a watcher's checks).
+	watch *watcher
+
 	checks  atomic.Uint64 // role checks, for tests of the read path
 	lookups atomic.Uint64 // checks that looked at .primary and .lag
 }
@@ -87,19 +93,45 @@ func (p *prober) close() {
 
 // check returns nil when this node may write, a *NotPrimaryError when a
 // primary elsewhere is known, and an error matching ErrNoPrimary otherwise.
-// It touches the mount (an open of .primary, and a stat of .lag when
-// .primary is absent; on a plain directory unchanged for a while, one fstat
-// of it), so it runs for writes only.
+// While the Connector's watcher trusts LiteFS's event stream, the answer
+// comes from memory; otherwise check reads the mount ([prober.checkMount]).
+func (p *prober) check() error {
+	if p == nil {
+		return nil
+	}
+	if st := p.watch.trusted(); st != nil && (p.liteFS || !p.sawLiteFS.Load()) {
+		p.checks.Add(1)
+		return st.verdict()
+	}
+	return p.checkMount()
+}
+
+// recheck is check from the mount files alone, for a write that failed in a
+// way a replica's writes fail: if the event stream said otherwise, the
+// stream is dropped until it agrees with the mount again.
+func (p *prober) recheck() error {
+	if p == nil {
+		return nil
+	}
+	err := p.checkMount()
+	if st := p.watch.trusted(); st != nil && (st.verdict() == nil) != (err == nil) {
+		p.watch.distrust(fmt.Sprintf("a write failed as on a replica; the mount says %s", mountSays(err)))
+	}
+	return err
+}
+
+// checkMount is check from the mount files. It touches the mount (an open
+// of .primary, and a stat of .lag when .primary is absent; on a plain
+// directory unchanged for a while, one fstat of it), so it runs for writes
+// only.
 //
 // A missing .primary is not proof of primacy under LiteFS (a replica without
 // a primary has none either), so a LiteFS mount (.lag present) also needs
 // .lag stamped no earlier than this check began: LiteFS stamps it with the
 // current time on the primary, and with the last heartbeat or the Unix
-// epoch elsewhere. A plain directory (no .lag) is a single primary.
-func (p *prober) check() error {
-	if p == nil {
-		return nil
-	}
+// epoch elsewhere. A plain directory (no .lag) is a single primary; a
+// LiteFS mount without .lag is LiteFS gone, and refuses.
+func (p *prober) checkMount() error {
 	p.checks.Add(1)
 	if !p.liteFS && p.sawLiteFS.Load() {
 		return p.noPrimary("the LiteFS mount is gone from "+p.dir, nil)
@@ -130,7 +162,7 @@ func (p *prober) check() error {
 // exists.
 func (p *prober) lookup(start time.Time) (plain bool, err error) {
 	p.lookups.Add(1)
-	var buf [maxPrimaryID + 3]byte // room for CR, LF and one byte too many
+	var buf [maxPrimaryFile + 1]byte // one byte too many shows an over-long file
 	n, exists, err := readSmall(p.primaryPath, buf[:])
 	if err != nil {
 		return false, p.noPrimary("cannot read "+primaryFile, err)
@@ -148,6 +180,8 @@ func (p *prober) lookup(start time.Time) (plain bool, err error) {
 	switch {
 	case err != nil:
 		return false, p.noPrimary("cannot stat "+lagFile, err)
+	case !exists && p.liteFS:
+		return false, p.noPrimary("LiteFS is gone from "+p.dir, nil)
 	case !exists:
 		return true, nil
 	}
@@ -165,9 +199,18 @@ func (p *prober) noPrimary(reason string, err error) error {
 	return &noPrimaryError{reason: reason, err: err, probe: p}
 }
 
+// maxPrimaryFile is the longest .primary accepted: an ID of maxPrimaryID
+// bytes and CR LF. Longer content is refused whatever it holds, so that no
+// padding can bring a truncated read under the ID's limit.
+const maxPrimaryFile = maxPrimaryID + 2
+
 // parsePrimaryID returns the hostname in the contents of .primary, trimmed of
-// surrounding ASCII white space, if it is a valid primary ID.
+// surrounding ASCII white space, if it is a valid primary ID and the
+// content is at most maxPrimaryFile bytes.
 func parsePrimaryID(b []byte) (string, bool) {
+	if len(b) > maxPrimaryFile {
+		return "", false
+	}
 	for len(b) > 0 && isSpace(b[0]) {
 		b = b[1:]
 	}

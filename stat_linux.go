@@ -112,3 +112,25 @@ func fdMtime(fd int) (int64, bool) {
 }
 
 func closeFD(fd int) { syscall.Close(fd) }
+
+// openKept opens path read-only for preadKept, or returns -1 and whether it
+// exists.
+func openKept(path string) (fd int, exists bool) {
+	err := retry(func() (err error) {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return -1, err != syscall.ENOENT
+	}
+	return fd, true
+}
+
+// preadKept reads from offset 0 of fd.
+func preadKept(fd int, buf []byte) (n int, err error) {
+	err = retry(func() (err error) {
+		n, err = syscall.Pread(fd, buf, 0)
+		return err
+	})
+	return n, err
+}

@@ -54,3 +54,8 @@ func openDir(string) int { return -1 }
 func fdMtime(int) (int64, bool) { return 0, false }
 
 func closeFD(int) {}
+
+// openKept is Linux-only: files are kept open on LiteFS mounts only.
+func openKept(string) (int, bool) { return -1, true }
+
+func preadKept(int, []byte) (int, error) { return 0, errNotRegular }

@@ -19,7 +19,7 @@ type Tracker struct {
 	committed atomic.Bool
 	mu        sync.Mutex
 	refusal   error
-	posPath   string // <db>-pos of the database last committed to; "" if none
+	pos       *posFile // <db>-pos of the database last committed to; nil if none
 }
 
 type trackerKey struct{}
@@ -86,14 +86,14 @@ func (t *Tracker) Committed() bool {
 }
 
 // reportCommit records a committed write to the database whose position file
-// is posPath ("" for a database outside LiteFS).
-func (t *Tracker) reportCommit(posPath string) {
+// is pos (nil for a database in memory).
+func (t *Tracker) reportCommit(pos *posFile) {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
-	if posPath != "" {
-		t.posPath = posPath
+	if pos != nil {
+		t.pos = pos
 	}
 	t.mu.Unlock()
 	t.committed.Store(true)
