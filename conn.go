@@ -227,6 +227,7 @@ func (c *Conn) failed(ctx context.Context, err error) error {
 	case guarded:
 	case se.ExtendedCode == sqlite3.ErrIoErrWrite && deniedErrno(se.SystemErrno):
 	case se.ExtendedCode == errReadonlyDirectory:
+	case liteFSMayHaveGone(se.Code):
 	default:
 		return err
 	}

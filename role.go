@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
 )
 
 // Names of the files LiteFS shows in its mount directory.
@@ -275,3 +277,15 @@ func WaitPrimary(ctx context.Context, refusal error) (string, error) {
 }
 
 var errNotRegular = errors.New("not a regular file")
+
+// liteFSMayHaveGone reports whether a write that failed with code may have
+// met LiteFS stopping or demoting the node (seen here while LiteFS shut down
+// under a writer: SQLITE_PROTOCOL, SQLITE_BUSY, then SQLITE_IOERR), so that
+// the driver rechecks the role and refuses rather than pass on the error.
+func liteFSMayHaveGone(code sqlite3.ErrNo) bool {
+	switch code {
+	case sqlite3.ErrIoErr, sqlite3.ErrBusy, sqlite3.ErrProtocol, sqlite3.ErrCantOpen, sqlite3.ErrReadonly:
+		return true
+	}
+	return false
+}
