@@ -37,11 +37,12 @@ type prober struct {
 
 	// On a directory that is not a LiteFS mount (a local file, a test),
 	// dirfd is held open so that a write costs one fstat of it while it is
-	// unchanged since it was last found primary: creating or removing
-	// .primary or .lag changes the directory's mtime. primaryAt is that
-	// mtime in ns, or 0. LiteFS's own root keeps no such mtime.
-	dirfd     atomic.Int64 // -1 when not held
-	primaryAt atomic.Int64
+	// unchanged since its role was last read: creating, removing or
+	// replacing .primary or .lag changes the directory's mtime. known is
+	// that mtime and the role then found, or nil. LiteFS's own root keeps
+	// no such mtime.
+	dirfd atomic.Int64 // -1 when not held
+	known atomic.Pointer[dirRole]
 
 	// liteFS is set when dir is a FUSE mount. sawLiteFS is shared by the
 	// connections of one Connector and set once any of them found one: a
@@ -142,22 +143,41 @@ func (p *prober) checkMount() error {
 	var dirMtime int64
 	if fd := p.dirfd.Load(); fd >= 0 {
 		if m, ok := fdMtime(int(fd)); ok {
-			if at := p.primaryAt.Load(); at != 0 && m == at {
-				return nil
+			if k := p.known.Load(); k != nil && m == k.mtime {
+				return k.verdict()
 			}
 			dirMtime = m
 		}
 	}
 	plain, err := p.lookup(start)
+	var np *NotPrimaryError
 	switch {
-	case err != nil || !plain:
-		// .lag's freshness is a timestamp, not a directory entry: only a
-		// directory with neither file may be trusted to stay primary.
-		p.primaryAt.Store(0)
-	case dirMtime != 0 && dirMtime < start.Add(-dirMtimeSlack).UnixNano():
-		p.primaryAt.Store(dirMtime)
+	case dirMtime == 0 || dirMtime >= start.Add(-dirMtimeSlack).UnixNano():
+		p.known.Store(nil) // changed too recently for its mtime to show the next change
+	case err == nil && plain:
+		p.known.Store(&dirRole{mtime: dirMtime})
+	case errors.As(err, &np) && np.Err == nil:
+		p.known.Store(&dirRole{mtime: dirMtime, primaryID: np.PrimaryID})
+	default:
+		// .lag's freshness is a timestamp, not a directory entry: a
+		// directory with it is read at every write.
+		p.known.Store(nil)
 	}
 	return err
+}
+
+// dirRole is the role a plain directory showed while its mtime was mtime:
+// the single primary, or a replica of primaryID.
+type dirRole struct {
+	mtime     int64
+	primaryID string // "" for primary
+}
+
+func (k *dirRole) verdict() error {
+	if k.primaryID == "" {
+		return nil
+	}
+	return &NotPrimaryError{PrimaryID: k.primaryID}
 }
 
 // lookup reads the role from .primary and .lag; plain reports that neither

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -61,13 +60,30 @@ type Status struct {
 	Lag      time.Duration `json:"lag"`
 	LagKnown bool          `json:"lagKnown"` // false outside LiteFS, or when .lag could not be read
 	LagAt    time.Time     `json:"lagAt"`
+
+	// Source says where the role and TXID came from: SourceEvents or
+	// SourceMount.
+	Source string `json:"source"`
 }
+
+// Values of Status.Source.
+const (
+	// SourceEvents: LiteFS's event stream, which the driver follows and
+	// trusts while it agrees with the mount files (see [WithLiteFSAPI]).
+	// The TXID is then the last one the stream reported, which may trail
+	// a commit that has just returned by the stream's delivery time.
+	SourceEvents = "events"
+	// SourceMount: the files in the mount directory, read for this call.
+	SourceMount = "mount"
+)
 
 // NodeStatus reports this node's state for db's database: its role, the TXID
 // it has reached and the replication lag LiteFS reports. db must have been
-// opened with the litefs driver. It reads the mount, never the database, and
-// takes no connection from db's pool, so a health check can call it while
-// the pool is exhausted.
+// opened with the litefs driver. It never touches the database and takes no
+// connection from db's pool, so a health check can call it while the pool is
+// exhausted. While the driver follows LiteFS's event stream, the role and
+// TXID come from memory and it reads one file (.lag); otherwise it reads
+// .primary, .lag and <db>-pos.
 func NodeStatus(ctx context.Context, db *sql.DB) (Status, error) {
 	ctr, err := connectorOf(db)
 	if err != nil {
@@ -79,17 +95,41 @@ func NodeStatus(ctx context.Context, db *sql.DB) (Status, error) {
 	return ctr.status(), nil
 }
 
-// status reads the node's state from the mount files.
+// status reads the node's state from the shared source, or the mount files.
 func (c *Connector) status() Status {
-	dir := c.mountDir()
 	now := time.Now()
-	st := Status{Role: RoleNotLiteFS, RoleAt: now}
-	if dir == "" {
+	st := Status{Role: RoleNotLiteFS, RoleAt: now, TXIDAt: now, LagAt: now, Source: SourceMount}
+	w := c.watcher()
+	if w == nil {
 		return st
 	}
-	p := newProber(dir, c.cfg.log, &c.sawLiteFS)
+	if role := w.trusted(); role != nil && w.txLive.Load() {
+		st.Source = SourceEvents
+		st.Role, st.PrimaryID = RolePrimary, ""
+		if !role.primary {
+			st.Role, st.PrimaryID = RoleReplica, role.primaryID
+		}
+		st.TXID, st.TXIDKnown = TXID(w.txid.Load()), w.pos != nil
+	} else {
+		c.mountStatus(w, &st)
+	}
+	var buf [32]byte
+	if n, exists, err := readSmall(w.probe.lagPath, buf[:]); err == nil && exists {
+		if lag, ok := parseLag(buf[:n]); ok {
+			st.Lag, st.LagKnown = lag, true
+		}
+	}
+	st.LagAt = time.Now()
+	return st
+}
+
+// mountStatus fills st's role and TXID from the mount files.
+func (c *Connector) mountStatus(w *watcher, st *Status) {
+	// A prober of its own: whether the directory is a LiteFS mount is
+	// decided afresh, in case LiteFS mounted after the watcher was made.
+	p := newProber(w.probe.dir, c.cfg.log, &c.sawLiteFS)
 	defer p.close()
-	err := p.check()
+	err := p.checkMount()
 	st.RoleAt = time.Now()
 	var np *NotPrimaryError
 	var nope *noPrimaryError
@@ -105,18 +145,11 @@ func (c *Connector) status() Status {
 	default:
 		st.Role, st.Reason = RoleNoPrimary, err.Error()
 	}
-	if id, err := readPos(filepath.Join(dir, filepath.Base(c.info.path)+"-pos")); err == nil {
+	if id, err := w.pos.read(); err == nil {
 		st.TXID, st.TXIDKnown = id, true
+		w.advance(id)
 	}
 	st.TXIDAt = time.Now()
-	var buf [32]byte
-	if n, exists, err := readSmall(p.lagPath, buf[:]); err == nil && exists {
-		if lag, ok := parseLag(buf[:n]); ok {
-			st.Lag, st.LagKnown = lag, true
-		}
-	}
-	st.LagAt = time.Now()
-	return st
 }
 
 // parseLag parses .lag: a sign and milliseconds ("+000000000\n").

@@ -97,19 +97,22 @@ type waiter struct {
 	ch   chan struct{}
 }
 
-func newWatcher(dir, dbPath, api string, cfg *config) *watcher {
+func newWatcher(dir, dbPath, api string, cfg *config, sawLiteFS *atomic.Bool) *watcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &watcher{
 		api:       api,
 		roleEvery: cfg.roleEvery,
 		max:       cfg.maxWaiters,
 		log:       cfg.log,
-		probe:     newProber(dir, cfg.log, new(atomic.Bool)),
+		probe:     newProber(dir, cfg.log, sawLiteFS),
 		waiters:   make(map[*waiter]struct{}),
 		kick:      make(chan struct{}, 1),
 		ctx:       ctx,
 		cancel:    cancel,
 	}
+	// The watcher's checks compare the stream with the files themselves,
+	// never with a cached directory time.
+	w.probe.close()
 	if dbPath != "" {
 		w.db = filepath.Base(dbPath)
 		w.pos = newPosFile(filepath.Join(dir, w.db+"-pos"), w.probe.liteFS)
@@ -401,7 +404,7 @@ func (c *Connector) watcher() *watcher {
 			path = c.info.path
 		}
 		api, explicit := c.api()
-		w := newWatcher(dir, path, api, &c.cfg)
+		w := newWatcher(dir, path, api, &c.cfg, &c.sawLiteFS)
 		if !explicit && !w.probe.liteFS {
 			w.api = "" // the default address only serves a LiteFS mount
 		}
