@@ -3,7 +3,6 @@ package litefs
 import (
 	"database/sql"
 	"errors"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -152,7 +151,7 @@ func BenchmarkTempFile(b *testing.B) {
 	b.Run("write", func(b *testing.B) {
 		m := litefstest.NewMount(b)
 		raw, lite := benchPair(b, m.DSN())
-		backdate(b, m)
+		backdateDir(b, m)
 		report := allocs(update(b, raw), update(b, lite))
 		interleave(b, 100, update(b, raw), update(b, lite))
 		report(b)
@@ -161,7 +160,7 @@ func BenchmarkTempFile(b *testing.B) {
 		m := litefstest.NewMount(b)
 		raw, lite := benchPair(b, m.DSN())
 		m.SetReplica("node-a")
-		backdate(b, m)
+		backdateDir(b, m)
 		report := allocs(update(b, raw), refuse(b, lite))
 		interleave(b, 100, update(b, raw), refuse(b, lite))
 		report(b)
@@ -175,16 +174,6 @@ func BenchmarkTempFile(b *testing.B) {
 		interleave(b, 200, read(b, raw), read(b, lite))
 		report(b)
 	})
-}
-
-// backdate makes the mount directory look unchanged for an hour, as one in
-// service is, which lets the driver check a plain directory with one fstat.
-func backdate(b *testing.B, m *litefstest.Mount) {
-	b.Helper()
-	old := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(m.Dir(), old, old); err != nil {
-		b.Fatal(err)
-	}
 }
 
 // BenchmarkLiteFSCluster measures the driver on a real two-node LiteFS

@@ -38,7 +38,8 @@ func FuzzParseDSN(f *testing.F) {
 }
 
 func FuzzParsePrimaryID(f *testing.F) {
-	for _, s := range []string{"node-a\n", "", "\r\n", " x ", "a b", "3d8d9930b32038", "n\x00", strings.Repeat("z", 300)} {
+	for _, s := range []string{"node-a\n", "", "\r\n", " x ", "a b", "3d8d9930b32038", "n\x00", strings.Repeat("z", 300),
+		"   " + strings.Repeat("a", 255) + "b\n", strings.Repeat(" ", 300) + "a\n", strings.Repeat("a", 255) + "\r\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -51,6 +52,9 @@ func FuzzParsePrimaryID(f *testing.F) {
 		}
 		if len(id) == 0 || len(id) > maxPrimaryID {
 			t.Fatalf("accepted an ID of %d bytes", len(id))
+		}
+		if len(b) > maxPrimaryFile {
+			t.Fatalf("accepted %d bytes of .primary, over the %d a valid one can have", len(b), maxPrimaryFile)
 		}
 		for i := range len(id) {
 			if !isIDByte(id[i]) {

@@ -1,6 +1,9 @@
 package litefs
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // posFile reads a database's <db>-pos, the position LiteFS has applied.
 //
@@ -16,6 +19,8 @@ type posFile struct {
 	path string
 	keep bool // keep the file open: the directory is a LiteFS mount
 
+	reads atomic.Uint64 // reads of the file, for tests of the shared poller
+
 	mu     sync.RWMutex
 	fd     int  // the kept-open file, or -1; written under mu
 	closed bool // close was called: keep nothing open from now on
@@ -30,6 +35,7 @@ func (f *posFile) read() (TXID, error) {
 	if f == nil {
 		return 0, ErrNoPosition
 	}
+	f.reads.Add(1)
 	if !f.keep {
 		return readPos(f.path)
 	}

@@ -299,12 +299,14 @@ func (w *watcher) wait(ctx context.Context, want TXID) (TXID, error) {
 		return 0, ErrTooManyWaiters
 	}
 	w.waiters[wt] = struct{}{}
-	w.nwait.Add(1)
+	first := w.nwait.Add(1) == 1
 	w.mu.Unlock()
 	// The position may have moved between the first look and registering.
 	w.advance(TXID(w.txid.Load()))
 	w.run()
-	w.poke()
+	if first {
+		w.poke() // the poller reads at once, then every posPollInterval
+	}
 	select {
 	case <-wt.ch:
 		return wt.got, wt.err
