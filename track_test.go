@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestTrackerContext(t *testing.T) {
@@ -11,77 +14,55 @@ func TestTrackerContext(t *testing.T) {
 	type otherKey struct{}
 	parent, cancel := context.WithCancelCause(context.WithValue(context.Background(), otherKey{}, "v"))
 	ctx := &TrackerContext{Context: parent}
-	if got := TrackerFrom(ctx); got != &ctx.Tracker {
-		t.Errorf("TrackerFrom: got %p, want %p", got, &ctx.Tracker)
-	}
-	if got, want := ctx.Value(otherKey{}), "v"; got != want {
-		t.Errorf("parent value: got %v, want %v", got, want)
-	}
-	if got := ctx.Value([]int{1}); got != nil { // an uncomparable key must not panic
-		t.Errorf("unknown key: got %v, want nil", got)
-	}
+	assert.Same(t, &ctx.Tracker, TrackerFrom(ctx), "TrackerFrom")
+	assert.Equal(t, "v", ctx.Value(otherKey{}), "parent value")
+	assert.Nil(t, ctx.Value([]int{1}), "an uncomparable key must not panic")
 	child, stop := context.WithCancel(ctx)
 	defer stop()
 	cause := errors.New("client gone")
 	cancel(cause)
 	<-child.Done()
-	if got := context.Cause(child); got != cause {
-		t.Errorf("cause through a TrackerContext: got %v, want %v", got, cause)
-	}
-	if TrackerFrom(context.Background()) != nil {
-		t.Error("TrackerFrom found a Tracker in a bare context")
-	}
+	assert.Equal(t, cause, context.Cause(child), "cause through a TrackerContext")
+	assert.Nil(t, TrackerFrom(context.Background()), "TrackerFrom found a Tracker in a bare context")
 }
 
 func TestTrackerReportRefusal(t *testing.T) {
 	t.Parallel()
 	tr := &Tracker{}
-	if tr.Refusal() != nil {
-		t.Fatal("a new Tracker has a refusal")
-	}
+	require.NoError(t, tr.Refusal(), "a new Tracker has a refusal")
 	tr.ReportRefusal(errors.New("not a refusal"))
-	if tr.Refusal() != nil {
-		t.Fatal("recorded an error that is not a refusal")
-	}
+	require.NoError(t, tr.Refusal(), "recorded an error that is not a refusal")
 	first := &NotPrimaryError{PrimaryID: "node-a"}
 	tr.ReportRefusal(first)
 	tr.ReportRefusal(&NotPrimaryError{PrimaryID: "node-b"})
-	if tr.Refusal() != first {
-		t.Fatalf("got %v, want the first refusal", tr.Refusal())
-	}
+	require.Same(t, first, tr.Refusal(), "want the first refusal")
 	var nilTracker *Tracker
 	nilTracker.ReportRefusal(first) // must not panic
-	if nilTracker.Refusal() != nil || nilTracker.Committed() {
-		t.Fatal("a nil Tracker reports something")
-	}
+	assert.NoError(t, nilTracker.Refusal(), "a nil Tracker reports a refusal")
+	assert.False(t, nilTracker.Committed(), "a nil Tracker reports a commit")
 }
 
 func TestErrors(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
+	for _, tc := range []struct {
 		name      string
 		err       error
 		notPrim   bool
 		noPrimary bool
 		msg       string
 	}{
-		{"id only", &NotPrimaryError{PrimaryID: "node-a"}, true, false, `litefs: not the primary; writes go to "node-a"`},
-		{"empty", &NotPrimaryError{}, true, false, "litefs: not the primary"},
-		{"wrapped", errors.Join(errors.New("ctx"), &NotPrimaryError{PrimaryID: "x"}), true, false, ""},
-		{"no primary", &noPrimaryError{reason: "LiteFS reports no primary"}, true, true, "litefs: no primary known: LiteFS reports no primary"},
-		{"sentinel", ErrNoPrimary, true, true, "litefs: no primary known"},
-	}
-	for _, tc := range tests {
+		{name: "id only", err: &NotPrimaryError{PrimaryID: "node-a"}, notPrim: true, msg: `litefs: not the primary; writes go to "node-a"`},
+		{name: "empty", err: &NotPrimaryError{}, notPrim: true, msg: "litefs: not the primary"},
+		{name: "wrapped", err: errors.Join(errors.New("ctx"), &NotPrimaryError{PrimaryID: "x"}), notPrim: true},
+		{name: "no primary", err: &noPrimaryError{reason: "LiteFS reports no primary"}, notPrim: true, noPrimary: true, msg: "litefs: no primary known: LiteFS reports no primary"},
+		{name: "sentinel", err: ErrNoPrimary, notPrim: true, noPrimary: true, msg: "litefs: no primary known"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := errors.Is(tc.err, ErrNotPrimary); got != tc.notPrim {
-				t.Errorf("Is(ErrNotPrimary) = %v, want %v", got, tc.notPrim)
-			}
-			if got := errors.Is(tc.err, ErrNoPrimary); got != tc.noPrimary {
-				t.Errorf("Is(ErrNoPrimary) = %v, want %v", got, tc.noPrimary)
-			}
-			if tc.msg != "" && tc.err.Error() != tc.msg {
-				t.Errorf("Error() = %q, want %q", tc.err.Error(), tc.msg)
+			assert.Equal(t, tc.notPrim, errors.Is(tc.err, ErrNotPrimary), "Is(ErrNotPrimary)")
+			assert.Equal(t, tc.noPrimary, errors.Is(tc.err, ErrNoPrimary), "Is(ErrNoPrimary)")
+			if tc.msg != "" {
+				assert.EqualError(t, tc.err, tc.msg)
 			}
 		})
 	}

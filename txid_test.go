@@ -7,60 +7,64 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
 func TestParseTXID(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
+	for _, tc := range []struct {
 		in   string
 		want TXID
 		ok   bool
 	}{
-		{"0000000000000003", 3, true},
-		{"00000000000000ff", 255, true},
-		{"00000000000000FF", 255, true},
-		{"ffffffffffffffff", 1<<64 - 1, true},
-		{"", 0, false},
-		{"3", 0, false},
-		{"000000000000000g", 0, false},
-		{"+000000000000003", 0, false},
-		{"00000000000000003", 0, false},
-		{strings.Repeat("f", 1000), 0, false},
-	}
-	for _, tc := range tests {
+		{in: "0000000000000003", want: 3, ok: true},
+		{in: "00000000000000ff", want: 255, ok: true},
+		{in: "00000000000000FF", want: 255, ok: true},
+		{in: "ffffffffffffffff", want: 1<<64 - 1, ok: true},
+		{in: ""},
+		{in: "3"},
+		{in: "000000000000000g"},
+		{in: "+000000000000003"},
+		{in: "00000000000000003"},
+		{in: strings.Repeat("f", 1000)},
+	} {
 		got, err := ParseTXID(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseTXID(%q) = %v, %v; want %v, ok %v", truncate(tc.in), got, err, tc.want, tc.ok)
+		assert.Equal(t, tc.want, got, "ParseTXID(%q)", truncate(tc.in))
+		if !tc.ok {
+			if assert.Error(t, err, "ParseTXID(%q)", truncate(tc.in)) {
+				assert.LessOrEqual(t, len(err.Error()), 100, "ParseTXID(%q): error too long", truncate(tc.in))
+			}
+			continue
 		}
-		if err != nil && len(err.Error()) > 100 {
-			t.Errorf("ParseTXID(%q): error too long: %d bytes", truncate(tc.in), len(err.Error()))
-		}
+		assert.NoError(t, err, "ParseTXID(%q)", tc.in)
 	}
-	if got := TXID(0x2a).String(); got != "000000000000002a" {
-		t.Errorf("String() = %q, want 000000000000002a", got)
-	}
+	assert.Equal(t, "000000000000002a", TXID(0x2a).String())
 }
 
 func TestParsePos(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
+	for _, tc := range []struct {
 		in   string
 		want TXID
 		ok   bool
 	}{
-		{"0000000000000003/a2fc350ac7362d33\n", 3, true},
-		{"0000000000000000/0000000000000000\n", 0, true},
-		{"0000000000000003/a2fc350ac7362d33", 0, false},
-		{"0000000000000003-a2fc350ac7362d33\n", 0, false},
-		{"0000000000000003/a2fc350ac7362d3z\n", 0, false},
-		{"", 0, false},
-		{"\n", 0, false},
-	}
-	for _, tc := range tests {
+		{in: "0000000000000003/a2fc350ac7362d33\n", want: 3, ok: true},
+		{in: "0000000000000000/0000000000000000\n", want: 0, ok: true},
+		{in: "0000000000000003/a2fc350ac7362d33"},
+		{in: "0000000000000003-a2fc350ac7362d33\n"},
+		{in: "0000000000000003/a2fc350ac7362d3z\n"},
+		{in: ""},
+		{in: "\n"},
+	} {
 		got, err := parsePos([]byte(tc.in))
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("parsePos(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		assert.Equal(t, tc.want, got, "parsePos(%q)", tc.in)
+		if tc.ok {
+			assert.NoError(t, err, "parsePos(%q)", tc.in)
+		} else {
+			assert.Error(t, err, "parsePos(%q)", tc.in)
 		}
 	}
 }
@@ -84,16 +88,15 @@ func TestCurrentAndWaitTXID(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
-	if _, err := CurrentTXID(t.Context(), db); !errors.Is(err, ErrNoPosition) {
-		t.Fatalf("without -pos: got %v, want ErrNoPosition", err)
-	}
+	_, err := CurrentTXID(t.Context(), db)
+	require.ErrorIs(t, err, ErrNoPosition, "without -pos")
 	m.SetTXID(7)
-	if got, err := CurrentTXID(t.Context(), db); got != 7 || err != nil {
-		t.Fatalf("got %v, %v; want 7", got, err)
-	}
-	if got, err := WaitTXID(t.Context(), db, 5); got != 7 || err != nil {
-		t.Fatalf("already reached: got %v, %v; want 7", got, err)
-	}
+	got, err := CurrentTXID(t.Context(), db)
+	require.NoError(t, err)
+	require.Equal(t, TXID(7), got)
+	got, err = WaitTXID(t.Context(), db, 5)
+	require.NoError(t, err, "already reached")
+	require.Equal(t, TXID(7), got, "already reached")
 
 	done := make(chan error, 1)
 	go func() {
@@ -105,20 +108,16 @@ func TestCurrentAndWaitTXID(t *testing.T) {
 	}()
 	m.SetTXID(8)
 	m.SetTXID(9)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, <-done)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := WaitTXID(ctx, db, 100); !errors.Is(err, context.Canceled) {
-		t.Fatalf("canceled: got %v, want context.Canceled", err)
-	}
-	if err := os.WriteFile(m.PosPath(), []byte("garbage"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := WaitTXID(t.Context(), db, 100); err == nil || errors.Is(err, ErrNoPosition) {
-		t.Fatalf("garbage -pos: got %v, want a parse error", err)
+	_, err = WaitTXID(ctx, db, 100)
+	assert.ErrorIs(t, err, context.Canceled, "canceled")
+	require.NoError(t, os.WriteFile(m.PosPath(), []byte("garbage"), 0o644))
+	_, err = WaitTXID(t.Context(), db, 100)
+	if assert.Error(t, err, "garbage -pos") {
+		assert.NotErrorIs(t, err, ErrNoPosition, "garbage -pos: want a parse error")
 	}
 }
 
@@ -129,14 +128,14 @@ func TestTrackerTXID(t *testing.T) {
 	m.SetTXID(41)
 	tr := &Tracker{}
 	ctx := WithTracker(t.Context(), tr)
-	if _, ok, err := tr.TXID(); ok || err != nil {
-		t.Fatalf("before any write: got ok=%v, %v", ok, err)
-	}
-	if _, err := db.ExecContext(ctx, "INSERT INTO t(v) VALUES ('x')"); err != nil {
-		t.Fatal(err)
-	}
+	_, ok, err := tr.TXID()
+	require.NoError(t, err, "before any write")
+	require.False(t, ok, "before any write")
+	_, err = db.ExecContext(ctx, "INSERT INTO t(v) VALUES ('x')")
+	require.NoError(t, err)
 	m.SetTXID(42) // what LiteFS would show after that commit
-	if id, ok, err := tr.TXID(); id != 42 || !ok || err != nil {
-		t.Fatalf("got %v, %v, %v; want 42", id, ok, err)
-	}
+	id, ok, err := tr.TXID()
+	assert.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, TXID(42), id)
 }
