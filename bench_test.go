@@ -246,3 +246,48 @@ func updateTXID(b *testing.B, db *sql.DB) func(i int) {
 		}
 	}
 }
+
+// BenchmarkLiteFSMountFiles measures each look at a real LiteFS mount that
+// the driver could make (skipped without FUSE): ns/op is one look.
+func BenchmarkLiteFSMountFiles(b *testing.B) {
+	cluster := litefstest.StartCluster(b, 2)
+	p, r := cluster.Primary(), cluster.Replicas()[0]
+	setup, err := sql.Open("sqlite3", p.DSN())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer setup.Close()
+	if _, err := setup.Exec(benchSchema); err != nil {
+		b.Fatal(err)
+	}
+	cluster.WaitReplicated(b)
+	var buf [posSize + 1]byte
+	for _, n := range []*litefstest.Node{p, r} {
+		role := map[bool]string{true: "primary", false: "replica"}[n.IsPrimary()]
+		dir := n.MountDir()
+		b.Run(role+"/read-.primary", func(b *testing.B) {
+			for b.Loop() {
+				readSmall(dir+"/"+primaryFile, buf[:])
+			}
+		})
+		b.Run(role+"/stat-.lag", func(b *testing.B) {
+			for b.Loop() {
+				statMtime(dir + "/" + lagFile)
+			}
+		})
+		b.Run(role+"/read-pos", func(b *testing.B) {
+			for b.Loop() {
+				readPos(n.DBPath() + "-pos")
+			}
+		})
+		b.Run(role+"/pread-kept-pos", func(b *testing.B) {
+			f := newPosFile(n.DBPath()+"-pos", true)
+			defer f.close()
+			for b.Loop() {
+				if _, err := f.read(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
