@@ -231,7 +231,7 @@ func (c *Conn) failed(ctx context.Context, err error) error {
 	default:
 		return err
 	}
-	refusal := c.probe.recheck()
+	refusal := c.probe.recheck(err)
 	if refusal == nil {
 		return err // this node may write: the failure is something else
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -109,14 +110,20 @@ func (p *prober) check() error {
 	return p.checkMount()
 }
 
-// recheck is check from the mount files alone, for a write that failed in a
-// way a replica's writes fail: if the event stream said otherwise, the
-// stream is dropped until it agrees with the mount again.
-func (p *prober) recheck() error {
+// recheck is check from the mount files alone, for a write that failed
+// with failure in a way a replica's writes fail: if the event stream said
+// otherwise, the stream is dropped until it agrees with the mount again.
+// LiteFS denying the write outright (EACCES: "read only replica") is a
+// refusal even while the files still say primary: LiteFS stops taking
+// writes as it gives up the lease, before the files change.
+func (p *prober) recheck(failure error) error {
 	if p == nil {
 		return nil
 	}
 	err := p.checkMount()
+	if err == nil && p.liteFS && liteFSDenied(failure) {
+		err = p.noPrimary("LiteFS refused the write: this node no longer takes writes", nil)
+	}
 	if st := p.watch.trusted(); st != nil && (st.verdict() == nil) != (err == nil) {
 		p.watch.distrust(fmt.Sprintf("a write failed as on a replica; the mount says %s", mountSays(err)))
 	}
@@ -297,6 +304,18 @@ func WaitPrimary(ctx context.Context, refusal error) (string, error) {
 }
 
 var errNotRegular = errors.New("not a regular file")
+
+// liteFSDenied reports whether err is LiteFS refusing a write on a node that
+// does not hold the lease: EACCES on the WAL (SQLITE_IOERR_*), or on the
+// journal's directory (SQLITE_READONLY_DIRECTORY).
+func liteFSDenied(err error) bool {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code == sqlite3.ErrIoErr && se.SystemErrno == syscall.EACCES ||
+		se.ExtendedCode == sqlite3.ErrReadonly.Extend(6)
+}
 
 // liteFSMayHaveGone reports whether a write that failed with code may have
 // met LiteFS stopping or demoting the node (seen here while LiteFS shut down

@@ -4,9 +4,11 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -83,4 +85,91 @@ func backdateDir(tb testing.TB, m *litefstest.Mount) {
 	tb.Helper()
 	old := time.Now().Add(-time.Hour)
 	require.NoError(tb, os.Chtimes(m.Dir(), old, old))
+}
+
+// LiteFS denying a write (EACCES) is a refusal on a LiteFS mount even while
+// its files still say primary, as they do for a moment after LiteFS gives
+// up the lease; anywhere else EACCES is a permission problem.
+func TestRecheckTrustsLiteFSDenial(t *testing.T) {
+	t.Parallel()
+	denied := sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite, SystemErrno: syscall.EACCES}
+	journal := sqlite3.Error{Code: sqlite3.ErrReadonly, ExtendedCode: sqlite3.ErrReadonly.Extend(6)}
+	other := sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite, SystemErrno: syscall.EIO}
+	for _, tc := range []struct {
+		name    string
+		liteFS  bool
+		failure error
+		refused bool
+	}{
+		{name: "LiteFS denied the WAL", liteFS: true, failure: denied, refused: true},
+		{name: "LiteFS denied the journal", liteFS: true, failure: journal, refused: true},
+		{name: "another I/O error on LiteFS", liteFS: true, failure: other},
+		{name: "EACCES on a plain directory", failure: denied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			p := newProber(m.Dir(), discard, new(atomic.Bool))
+			p.close()
+			p.liteFS = tc.liteFS
+			// What a LiteFS primary shows: .lag stamped as it is read. The
+			// stamp must be within 10 ms of the look, so a sample counts
+			// only when a control (an error that is no denial) found this
+			// node primary.
+			var err error
+			require.Eventually(t, func() bool {
+				m.WriteLagFile([]byte("+000000000\n"), time.Now())
+				control := p.recheck(other)
+				m.WriteLagFile([]byte("+000000000\n"), time.Now())
+				err = p.recheck(tc.failure)
+				return control == nil
+			}, 10*time.Second, time.Millisecond, "the mount never read as primary")
+			if tc.refused {
+				assert.ErrorIs(t, err, ErrNoPrimary)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+}
+
+// A write that meets LiteFS shutting down fails with SQLITE_PROTOCOL,
+// SQLITE_BUSY or an I/O error (seen on a real cluster): where the mount no
+// longer lets this node write, that is a refusal, not SQLite's error.
+func TestWriteMeetingLiteFSGoneIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		err  sqlite3.Error
+	}{
+		{name: "locking protocol", err: sqlite3.Error{Code: sqlite3.ErrProtocol, ExtendedCode: sqlite3.ErrNoExtended(sqlite3.ErrProtocol)}},
+		{name: "database is locked", err: sqlite3.Error{Code: sqlite3.ErrBusy, ExtendedCode: sqlite3.ErrNoExtended(sqlite3.ErrBusy)}},
+		{name: "transport endpoint is not connected", err: sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite, SystemErrno: syscall.ENOTCONN}},
+		{name: "software caused connection abort", err: sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrFstat, SystemErrno: syscall.ECONNABORTED}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			db := openDB(t, m, "")
+			_, c := pinConn(t, db)
+			assert.Equal(t, tc.err, c.failed(t.Context(), tc.err), "on a primary: SQLite's error as it is")
+			m.SetNoPrimary()
+			err := c.failed(t.Context(), tc.err)
+			assert.ErrorIs(t, err, ErrNoPrimary)
+			assert.ErrorIs(t, err, tc.err, "SQLite's error is kept")
+		})
+	}
+}
+
+// A LiteFS mount whose .lag has gone is LiteFS gone (unmounted, the plain
+// directory beneath showing): writing there would fork the database.
+func TestLiteFSMountWithoutLagRefuses(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	p := newProber(m.Dir(), discard, new(atomic.Bool))
+	p.close()
+	p.liteFS = true
+	err := p.check()
+	assert.ErrorIs(t, err, ErrNoPrimary)
+	assert.ErrorContains(t, err, "LiteFS is gone")
 }

@@ -3,7 +3,6 @@ package litefs
 import (
 	"database/sql"
 	"errors"
-	"io"
 	"net"
 	"net/url"
 	"os/exec"
@@ -95,8 +94,6 @@ func (g *gate) drop() {
 	g.conns = nil
 }
 
-var _ = io.EOF
-
 // openWatched opens n's database with its event stream at api.
 func openWatched(t *testing.T, n *litefstest.Node, api string) (*sql.DB, *Connector) {
 	t.Helper()
@@ -117,18 +114,26 @@ func waitTrusted(t *testing.T, c *Connector, want bool) {
 
 // writer writes to db until stop is closed, and records every outcome.
 type writer struct {
+	name string
 	db   *sql.DB
+	stop chan struct{}
+	done chan struct{}
 	mu   sync.Mutex
 	oks  int
 	errs []error
-	last time.Time // of the last success
 }
 
-func (w *writer) run(stop <-chan struct{}, wg *sync.WaitGroup) {
-	defer wg.Done()
+func startWriter(name string, db *sql.DB) *writer {
+	w := &writer{name: name, db: db, stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *writer) run() {
+	defer close(w.done)
 	for i := 0; ; i++ {
 		select {
-		case <-stop:
+		case <-w.stop:
 			return
 		default:
 		}
@@ -136,19 +141,67 @@ func (w *writer) run(stop <-chan struct{}, wg *sync.WaitGroup) {
 		w.mu.Lock()
 		if err == nil {
 			w.oks++
-			w.last = time.Now()
 		} else {
 			w.errs = append(w.errs, err)
 		}
 		w.mu.Unlock()
-		time.Sleep(200 * time.Microsecond)
+		time.Sleep(200 * time.Microsecond) // pace, not synchronization
+	}
+}
+
+// halt stops the writer and waits until its last write has returned.
+func (w *writer) halt() {
+	close(w.stop)
+	<-w.done
+}
+
+// waitOutcomes waits until n more writes have returned.
+func (w *writer) waitOutcomes(t *testing.T, n int) {
+	t.Helper()
+	w.mu.Lock()
+	want := w.oks + len(w.errs) + n
+	w.mu.Unlock()
+	require.Eventually(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.oks+len(w.errs) >= want
+	}, 10*time.Second, time.Millisecond, "%d more writes on %s", n, w.name)
+}
+
+// refusedNoPrimary reports whether the last write was refused for want of
+// a primary.
+func (w *writer) refusedNoPrimary() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.errs) > 0 && errors.Is(w.errs[len(w.errs)-1], ErrNoPrimary)
+}
+
+// assertOutcomes checks that every write w made either succeeded (when
+// mayWrite) or was refused.
+func (w *writer) assertOutcomes(t *testing.T, mayWrite bool) {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !mayWrite {
+		assert.Zero(t, w.oks, "%s wrote", w.name)
+	}
+	for _, err := range w.errs {
+		if !assert.ErrorIs(t, err, ErrNotPrimary, "%s: a write neither succeeded nor was refused", w.name) {
+			return
+		}
 	}
 }
 
 // TestLiteFSRoleChange changes the role under live writers on a real
-// cluster: the events streams stall or drop, then the primary's LiteFS
-// stops. Every write must be a success on the true primary (before it
-// stopped) or a refusal: never a write on a replica, never another error.
+// cluster: the event streams drop, then stall, then the primary's LiteFS
+// stops. Every write must be a success on the true primary or a refusal:
+// never a write on a replica, never another error ("disk I/O error").
+//
+// The primary's writer pauses while its LiteFS exits: SQLite maps the
+// WAL index of a LiteFS mount into memory, and a statement running inside
+// SQLite as LiteFS exits dies of SIGBUS, whatever the driver does (which is
+// why an app runs as LiteFS's exec child). The writes after the exit are the
+// driver's to refuse before SQLite runs.
 func TestLiteFSRoleChange(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -168,57 +221,47 @@ func TestLiteFSRoleChange(t *testing.T) {
 			rdb, rc := openWatched(t, r, rg.addr())
 			waitTrusted(t, pc, true)
 			waitTrusted(t, rc, true)
-
-			pw, rw := &writer{db: pdb}, &writer{db: rdb}
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Add(2)
-			go pw.run(stop, &wg)
-			go rw.run(stop, &wg)
+			pw, rw := startWriter("the primary", pdb), startWriter("the replica", rdb)
+			pw.waitOutcomes(t, 20)
+			rw.waitOutcomes(t, 20)
 
 			// The streams drop: the driver reconnects and trusts them again.
 			pg.drop()
 			rg.drop()
 			waitTrusted(t, pc, true)
 			waitTrusted(t, rc, true)
+			pw.waitOutcomes(t, 20)
 			if tc.stall {
+				// The primary's writes move both positions past what the
+				// stalled streams report: both are found out.
 				pg.stalled.Store(true)
 				rg.stalled.Store(true)
+				waitTrusted(t, pc, false)
+				waitTrusted(t, rc, false)
+				pw.waitOutcomes(t, 20)
 			}
+			pw.halt()
+			pw.assertOutcomes(t, true)
 			require.NoError(t, syscall.Kill(p.Process().Pid(), syscall.SIGINT))
 			select {
 			case <-p.Process().Done():
 			case <-time.After(10 * time.Second):
 				t.Fatal("the primary's LiteFS did not exit")
 			}
-			stoppedAt := time.Now()
-			// Writes go on after the primary is gone, and the stalled
-			// streams are found out within a few checks.
-			waitTrusted(t, pc, false)
-			waitTrusted(t, rc, false)
-			time.Sleep(50 * time.Millisecond)
-			close(stop)
-			wg.Wait()
+			// At once after the exit, on the old primary: refusals.
+			after := startWriter("the stopped primary", pdb)
+			after.waitOutcomes(t, 20)
+			require.Eventually(t, rw.refusedNoPrimary, 10*time.Second, time.Millisecond,
+				"the replica never saw its primary go")
+			rw.waitOutcomes(t, 20)
+			after.halt()
+			rw.halt()
 			pdb.Close()
 			rdb.Close()
 			_ = exec.Command("fusermount3", "-u", p.MountDir()).Run()
 
-			assert.Positive(t, pw.oks, "the primary wrote before it stopped")
-			assert.False(t, pw.last.After(stoppedAt), "a write succeeded after the primary's LiteFS exited")
-			assert.Zero(t, rw.oks, "a replica wrote")
-			for _, w := range []*writer{pw, rw} {
-				for _, err := range w.errs {
-					if !assert.ErrorIs(t, err, ErrNotPrimary) {
-						break
-					}
-				}
-				assert.Positive(t, len(w.errs), "no write was refused")
-			}
-			var refusedNoPrimary bool
-			for _, err := range rw.errs {
-				refusedNoPrimary = refusedNoPrimary || errors.Is(err, ErrNoPrimary)
-			}
-			assert.True(t, refusedNoPrimary, "the replica never saw its primary go")
+			after.assertOutcomes(t, false)
+			rw.assertOutcomes(t, false)
 		})
 	}
 }
