@@ -49,6 +49,7 @@ func TestNodeStatus(t *testing.T) {
 			assert.Equal(t, tc.primary, st.PrimaryID)
 			assert.Equal(t, tc.lagKnown, st.LagKnown)
 			assert.Equal(t, tc.txidKnown, st.TXIDKnown)
+			assert.Equal(t, SourceMount, st.Source)
 			if tc.txidKnown {
 				assert.Equal(t, TXID(7), st.TXID)
 			}
@@ -67,4 +68,25 @@ func TestNodeStatusNeedsTheLitefsDriver(t *testing.T) {
 	assert.ErrorContains(t, err, "not the litefs driver")
 	_, err = NodeStatus(context.Background(), nil)
 	assert.Error(t, err)
+}
+
+// While the driver trusts LiteFS's event stream, NodeStatus answers from it.
+func TestNodeStatusFromEvents(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	m.SetTXID(7)
+	f := newFakeLiteFS(t, initReplicaA)
+	db, c := openFollowing(t, m, f)
+	m.SetReplica("node-a")
+	eventually(t, trustedAs(c, "node-a"), "the stream is trusted")
+	m.SetTXID(8) // as LiteFS applies a transaction, then reports it
+	f.tx(8)
+	eventually(t, func() bool { return c.watcher().txid.Load() == 8 }, "the tx event arrives")
+	st, err := NodeStatus(t.Context(), db)
+	require.NoError(t, err)
+	assert.Equal(t, SourceEvents, st.Source)
+	assert.Equal(t, RoleReplica, st.Role)
+	assert.Equal(t, "node-a", st.PrimaryID)
+	assert.True(t, st.TXIDKnown)
+	assert.Equal(t, TXID(8), st.TXID)
 }
