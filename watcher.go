@@ -313,8 +313,8 @@ func (w *watcher) wait(ctx context.Context, want TXID) (TXID, error) {
 	case <-ctx.Done():
 		w.mu.Lock()
 		if _, ok := w.waiters[wt]; ok {
-			w.release(wt)
 			wt.err = context.Cause(ctx)
+			w.release(wt)
 		}
 		w.mu.Unlock()
 		<-wt.ch
