@@ -121,12 +121,20 @@ func (w *watcher) follow() (trusted bool, err error) {
 	w.mu.Lock()
 	w.unfollow = cancel
 	w.mu.Unlock()
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		w.checkLoop(ctx, cancel)
+	}()
+	// The checks of this connection end before the next one is verified,
+	// so that none of them can untrust the next.
 	defer func() {
+		cancel()
+		<-checked
 		w.mu.Lock()
 		w.unfollow = nil
 		w.mu.Unlock()
 	}()
-	go w.checkLoop(ctx, cancel)
 	for lines.Scan() {
 		ev, err := parseEvent(lines.Bytes())
 		if err != nil {
@@ -238,7 +246,7 @@ func (w *watcher) checkLoop(ctx context.Context, cancel context.CancelFunc) {
 			return
 		case <-t.C:
 		}
-		if err := w.check(&prev); err != nil {
+		if err := w.check(&prev); err != nil && ctx.Err() == nil {
 			w.log.Warn("litefs: dropping the LiteFS event stream", "api", w.api, "why", err)
 			w.untrust()
 			cancel()

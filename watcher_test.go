@@ -386,6 +386,7 @@ func TestLiteFSAPIConfig(t *testing.T) {
 		{name: "no port", dsn: "/tmp/x.db", opts: []Option{WithLiteFSAPI("localhost")}, err: "litefs: WithLiteFSAPI: "},
 		{name: "a path", dsn: "/tmp/x.db?_litefs_api=http://h:1/x", err: "litefs: invalid DSN: _litefs_api: "},
 		{name: "waiters", dsn: "/tmp/x.db", opts: []Option{WithMaxWaiters(0)}, err: "litefs: WithMaxWaiters(0)"},
+		{name: "check interval", dsn: "/tmp/x.db", opts: []Option{WithRoleCheckInterval(0)}, err: "litefs: WithRoleCheckInterval(0s)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
