@@ -73,7 +73,7 @@
 // else [DefaultLiteFSAPI] (LiteFS's own default, on loopback), which is
 // used only for a database on a FUSE mount. The driver trusts a stream only
 // once its first event agrees with the mount files, and checks it again
-// every [DefaultRoleCheckInterval] (250 ms): if the files say another role,
+// every 250 ms ([WithRoleCheckInterval]): if the files say another role,
 // if the stream reports a transaction this node has not applied, or if it
 // has not reported by then the position read at the previous check (it
 // stalled), the stream is dropped and reconnected, and until a new one is
