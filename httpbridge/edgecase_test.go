@@ -77,14 +77,15 @@ func TestBodyClosedByTheHandler(t *testing.T) {
 	}
 }
 
-// The Forwarder passes on what the edge proxy said of the client.
+// The Forwarder passes on what a trusted edge proxy said of the client.
 func TestForwarderKeepsXForwarded(t *testing.T) {
 	t.Parallel()
 	var proto, forFor string
 	p := newPrimary(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		proto, forFor = r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-For")
 	}))
-	b := newBridge(t, Config{Replay: newForwarder(t, ForwardConfig{URL: "http://{primary}.internal", Transport: p.transport()})})
+	b := newBridge(t, Config{Replay: newForwarder(t, ForwardConfig{URL: "http://{primary}.internal", Transport: p.transport(),
+		TrustForwarded: func(*http.Request) bool { return true }})})
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		refuse(t, r, notPrimary("node-a"))
 	}))
