@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -529,4 +530,128 @@ func (a *ffApp) serveResolve(t testing.TB, ln net.Listener, resolve func(string)
 	require.NoError(t, err)
 	a.start(ln, b.Handler(a.handler()))
 	t.Cleanup(a.stop)
+}
+
+// ffNode is a LiteFS node of a static-lease cluster the test configures
+// itself, so it can restart the cluster with another primary on the same
+// data.
+type ffNode struct {
+	id, dir, addr string
+	proc          *litefstest.Process
+}
+
+func (n *ffNode) dsn() string { return litefstest.DSN(n.dir + "/mnt/" + litefstest.DefaultDBName) }
+
+// start runs the node as a replica of primary, or as the primary if it is
+// primary.
+func (n *ffNode) start(t testing.TB, primary *ffNode) {
+	t.Helper()
+	config := fmt.Sprintf("fuse: {dir: %q}\ndata: {dir: %q}\nhttp: {addr: %q}\n"+
+		"lease: {type: static, candidate: %t, hostname: %q, advertise-url: %q}\n",
+		n.dir+"/mnt", n.dir+"/data", n.addr, n == primary, primary.id, "http://"+primary.addr)
+	path := n.dir + "/litefs.yml"
+	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
+	n.proc = litefstest.StartLiteFS(t, path, nil)
+}
+
+// ffStartNodes starts the nodes, primary first.
+func ffStartNodes(t testing.TB, nodes []*ffNode, primary *ffNode) {
+	t.Helper()
+	primary.start(t, primary)
+	for _, n := range nodes {
+		if n != primary {
+			n.start(t, primary)
+		}
+	}
+}
+
+// TestOffFlyPrimaryMove moves the primary of a static-lease cluster, the
+// closest a static lease comes to a failover: stop every node, start node-1
+// as the primary and the others as its replicas, on the same data. The
+// apps, their bridges and Forwarders keep running (their database handles
+// are closed and reopened around the move, since LiteFS unmounts), and
+// writes sent through the balancer follow the new primary; no acknowledged
+// write is lost.
+func TestOffFlyPrimaryMove(t *testing.T) {
+	root := t.TempDir()
+	var nodes []*ffNode
+	for i := range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		n := &ffNode{id: fmt.Sprint("node-", i), addr: ln.Addr().String()}
+		ln.Close()
+		n.dir = fmt.Sprintf("%s/%s", root, n.id)
+		for _, d := range []string{n.dir + "/mnt", n.dir + "/data"} {
+			require.NoError(t, os.MkdirAll(d, 0o755))
+		}
+		nodes = append(nodes, n)
+	}
+	ffStartNodes(t, nodes, nodes[0])
+	open := func() []*sql.DB {
+		var dbs []*sql.DB
+		for _, n := range nodes {
+			db, err := sql.Open(litefs.DriverName, n.dsn())
+			require.NoError(t, err)
+			dbs = append(dbs, db)
+		}
+		return dbs
+	}
+	dbs := open()
+	_, err := dbs[0].Exec(ffSchema)
+	require.NoError(t, err)
+	ffWaitSame(t, dbs)
+	c := ffStart(t, []string{"node-0", "node-1", "node-2"}, dbs)
+
+	var acked []string
+	write := func(via, wantPrimary string) {
+		v := fmt.Sprint("move-", len(acked))
+		c.aim(t, via)
+		res, got := ffDo(t, ffClient(t), http.MethodPost, c.base+"/items", "application/x-www-form-urlencoded", strings.NewReader("v="+v))
+		require.Equal(t, http.StatusCreated, res.StatusCode, got)
+		require.Equal(t, wantPrimary, res.Header.Get("X-Stored-On"))
+		acked = append(acked, v)
+	}
+	for _, via := range []string{"node-0", "node-1", "node-2"} {
+		write(via, "node-0")
+	}
+
+	// The move: every node applied the last write; the apps let go of the
+	// mount; the cluster restarts with node-1 as the primary.
+	ffWaitSame(t, dbs)
+	for i, id := range c.order {
+		c.apps[id].db.Store(nil)
+		require.NoError(t, dbs[i].Close())
+	}
+	for _, n := range []*ffNode{nodes[2], nodes[1], nodes[0]} {
+		require.NoError(t, n.proc.Stop())
+	}
+	ffStartNodes(t, nodes, nodes[1])
+	dbs = open()
+	for i, id := range c.order {
+		c.apps[id].db.Store(dbs[i])
+		t.Cleanup(func() { dbs[i].Close() })
+	}
+
+	for _, via := range []string{"node-0", "node-2", "node-1"} {
+		write(via, "node-1")
+	}
+	for _, v := range acked {
+		n, _ := ffCount(t, dbs[1], v)
+		assert.Equal(t, 1, n, "acknowledged write %s on the new primary", v)
+	}
+	assert.Contains(t, c.apps["node-0"].log.String(), "primary=node-1", "node-0's bridge named the new primary")
+}
+
+// ffWaitSame waits until every node's database is at the first one's
+// position.
+func ffWaitSame(t testing.TB, dbs []*sql.DB) {
+	t.Helper()
+	want, err := litefs.CurrentTXID(t.Context(), dbs[0])
+	require.NoError(t, err)
+	for _, db := range dbs[1:] {
+		ctx, cancel := context.WithTimeout(t.Context(), litefstest.DefaultWaitTimeout)
+		_, err := litefs.WaitTXID(ctx, db, want)
+		cancel()
+		require.NoError(t, err)
+	}
 }
