@@ -36,6 +36,8 @@ type config struct {
 	SchemaWait time.Duration
 	// LogLevel is $LOG_LEVEL: debug, info, warn or error.
 	LogLevel slog.Level
+	// Forward says how to reach the primary off Fly.io (forward.go).
+	Forward forwarding
 }
 
 // loadConfig reads the configuration through getenv (os.Getenv in main),
@@ -91,6 +93,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if err := cfg.LogLevel.UnmarshalText([]byte(s)); err != nil {
 			errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", s))
 		}
+	}
+	var err error
+	if cfg.Forward, err = loadForwarding(getenv); err != nil {
+		errs = append(errs, err)
 	}
 	return cfg, errors.Join(errs...)
 }

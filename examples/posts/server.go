@@ -33,7 +33,13 @@ func newServer(cfg config, db *sqlx.DB, log *slog.Logger) (http.Handler, error) 
 	}
 	// With DB, the bridge also gives read-your-writes: a __txid cookie after
 	// a write, which a replica waits for before it serves that client.
-	bridge, err := httpbridge.New(httpbridge.Config{InstanceID: cfg.InstanceID, DB: db.DB, Logger: log})
+	// Off Fly.io (deploy/compose, deploy/kubernetes) it forwards writes to
+	// the primary itself instead of answering with fly-replay.
+	replay, err := cfg.Forward.replayer(log)
+	if err != nil {
+		return nil, fmt.Errorf("forwarding: %w", err)
+	}
+	bridge, err := httpbridge.New(httpbridge.Config{InstanceID: cfg.InstanceID, DB: db.DB, Logger: log, Replay: replay})
 	if err != nil {
 		return nil, fmt.Errorf("httpbridge: %w", err)
 	}
