@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -654,4 +655,58 @@ func ffWaitSame(t testing.TB, dbs []*sql.DB) {
 		cancel()
 		require.NoError(t, err)
 	}
+}
+
+// BenchmarkOffFly measures, on a real two-node cluster and interleaved in
+// one run: a write sent through the balancer to the replica and forwarded
+// by its bridge to the primary ("forwarded"), the same write sent through a
+// balancer straight to the primary ("direct"), and a read served by the
+// replica ("replica-read"). It reports the median of each in µs and the
+// ratio forwarded/direct: the price of the extra in-cluster hop.
+func BenchmarkOffFly(b *testing.B) {
+	cluster := litefstest.StartCluster(b, 2)
+	ids := []string{"node-0", "node-1"}
+	dbs := []*sql.DB{ffOpen(b, cluster.Primary().DSN()), ffOpen(b, cluster.Replicas()[0].DSN())}
+	_, err := dbs[0].Exec(ffSchema)
+	require.NoError(b, err)
+	cluster.WaitReplicated(b)
+	c := ffStart(b, ids, dbs)
+	toPrimary, err := litefstest.NewBalancer(c.apps["node-0"].URL())
+	require.NoError(b, err)
+	toReplica, err := litefstest.NewBalancer(c.apps["node-1"].URL())
+	require.NoError(b, err)
+	primaryBase, replicaBase := toPrimary.Start(b), toReplica.Start(b)
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}}
+
+	do := func(method, url string, want int) time.Duration {
+		start := time.Now()
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader("v=bench")
+		}
+		req, err := http.NewRequest(method, url, body)
+		require.NoError(b, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		res, err := client.Do(req)
+		require.NoError(b, err)
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		require.Equal(b, want, res.StatusCode, "%s %s", method, url)
+		return time.Since(start)
+	}
+	var fwd, direct, read []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		fwd = append(fwd, do(http.MethodPost, replicaBase+"/items", http.StatusCreated))
+		direct = append(direct, do(http.MethodPost, primaryBase+"/items", http.StatusCreated))
+		read = append(read, do(http.MethodGet, replicaBase+"/items?v=bench", http.StatusOK))
+	}
+	p50 := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)/2]) / float64(time.Microsecond)
+	}
+	b.ReportMetric(p50(fwd), "forwarded-p50-µs")
+	b.ReportMetric(p50(direct), "direct-p50-µs")
+	b.ReportMetric(p50(read), "replica-read-p50-µs")
+	b.ReportMetric(p50(fwd)/p50(direct), "forwarded/direct")
 }
