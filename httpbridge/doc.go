@@ -165,6 +165,70 @@
 // request to the primary in-process, and a [ReplayerFunc] does anything else
 // with the [Decision].
 //
+// # Off Fly.io
+//
+// Without Fly's proxy nothing follows a fly-replay response, so the node
+// whose write was refused forwards the request itself: make Config.Replay a
+// [Forwarder]. Any load balancer (nginx, Caddy, a Kubernetes Service) may
+// then send any request to any node:
+//
+//	client ──▶ load balancer ──▶ any node ──(write refused: forward)──▶ primary
+//	       ◀──────────────────── the primary's response ◀──────────────────┘
+//
+// The Forwarder turns the primary's ID (LiteFS's lease hostname, as
+// .primary shows it) into the base URL of the primary's app, in one of three
+// ways:
+//
+//   - ForwardConfig.URL, a template: "http://{primary}:8080" for Docker
+//     Compose service names or VM host names,
+//     "http://{primary}.posts:8080" for a Kubernetes StatefulSet whose pods
+//     are named through a headless Service "posts",
+//     "http://{primary}.vm.{app}.internal:8080" on Fly.io;
+//   - ForwardConfig.Primaries, a map from ID to base URL, where names do not
+//     resolve;
+//   - ForwardConfig.Resolve, a function, for anything else.
+//
+// For example:
+//
+//	fwd, err := httpbridge.NewForwarder(httpbridge.ForwardConfig{URL: "http://{primary}.posts:8080"})
+//	...
+//	b, err := httpbridge.New(httpbridge.Config{DB: db, Replay: fwd})
+//
+// The ID is looked up on every forwarded request, so when the primary moves
+// (a Consul lease changing hands, or a static lease restarted with another
+// candidate) forwarding follows it with no change to the app.
+//
+// The client gets the primary's response: status, headers, cookies and
+// body, streamed as the primary flushes it (Server-Sent Events pass
+// through). The read-your-writes cookie comes with it, so the client's next
+// read waits on whichever replica serves it until that replica has the
+// write.
+//
+// A forwarded request carries a Fly-Replay-Src value per node it passed
+// through, so it is never sent back to any of them, and goes at most
+// Config.MaxHops hops. An address that leads back to the sending node (a
+// template or map naming this node for the primary) is answered 503 with
+// Retry-After and logged at level Error, on its first return.
+//
+// When the primary cannot be reached the client gets 502 Bad Gateway; when
+// it does not answer within ForwardConfig.Timeout (30 s, or nine tenths of
+// the server's WriteTimeout if shorter), 504 Gateway Timeout. Both carry
+// Retry-After only when nothing of the request was sent: the client still
+// has its body and the write did not happen, so sending it again is safe.
+// Without Retry-After the write may have happened.
+//
+// The client's X-Forwarded-For, -Host and -Proto are not passed to the
+// primary unless ForwardConfig.TrustForwarded says the request came from a
+// proxy you trust ([TrustPeers] for the load balancer's networks); the
+// primary otherwise gets what httputil.ReverseProxy's SetXForwarded sets.
+//
+// Against fly-replay: each write that reaches a replica costs one more hop
+// inside the cluster, and the replica holds the client's connection, a
+// goroutine and a copy of the body (up to ForwardConfig.MaxBody, 16 MiB)
+// while the primary answers; in exchange bodies up to that bound can be
+// forwarded (fly-replay: 1 MB), and nothing depends on Fly.io. Reads are
+// served where they land, as before.
+//
 // # Observing
 //
 // Config.Logger gets a record for each refused write (Debug when replayed,
