@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
@@ -280,10 +281,15 @@ func (f *Forwarder) Replay(w http.ResponseWriter, r *http.Request, d Decision) {
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	// sent is set once request headers went to a connection: from then on,
-	// the primary may have run the request, and a retry may repeat it.
-	var sent atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
+	// Nothing was sent only if the transport asked for a connection and
+	// wrote no headers, or failed to dial: after that the primary may have
+	// run the request, and a retry may repeat it. A transport that reports
+	// neither counts as having sent it.
+	var asked, sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GetConn:      func(string) { asked.Store(true) },
+		WroteHeaders: func() { sent.Store(true) },
+	})
 	if timeout := f.timeoutFor(r); timeout > 0 {
 		// The timer is stopped when the response headers arrive: a stream
 		// is bounded by the server's WriteTimeout, not by this.
@@ -300,7 +306,9 @@ func (f *Forwarder) Replay(w http.ResponseWriter, r *http.Request, d Decision) {
 			if cause := context.Cause(r.Context()); errors.Is(cause, errForwardTimeout) {
 				status, err = http.StatusGatewayTimeout, cause
 			}
-			f.fail(w, d, err, status, !sent.Load())
+			var op *net.OpError
+			unsent := asked.Load() && !sent.Load() || errors.As(err, &op) && op.Op == "dial"
+			f.fail(w, d, err, status, unsent)
 		},
 	}
 	rp.ServeHTTP(w, r.WithContext(ctx))

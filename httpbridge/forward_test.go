@@ -610,3 +610,19 @@ func TestForwarderUnreachableSaysRetry(t *testing.T) {
 	assert.Equal(t, "1", w.Header().Get("Retry-After"), "nothing was sent: the client may send it again")
 	assert.Contains(t, w.Body.String(), "nothing was sent")
 }
+
+// A transport that reports nothing of what it sent leaves the outcome
+// unknown: no Retry-After.
+func TestForwarderOpaqueTransportFailure(t *testing.T) {
+	t.Parallel()
+	tr := roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, errors.New("sent, then lost") })
+	b := newBridge(t, Config{Replay: newForwarder(t, ForwardConfig{URL: "http://{primary}", Transport: tr, Logger: discardLogger()})})
+	w := serve(b.Handler(refusingHandler(t, "node-a")), httptest.NewRequest(http.MethodPost, "/", strings.NewReader("x")))
+	assert.Equal(t, http.StatusBadGateway, w.Code)
+	assert.Empty(t, w.Header().Get("Retry-After"))
+	assert.Contains(t, w.Body.String(), "may or may not have happened")
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
