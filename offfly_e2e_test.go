@@ -92,7 +92,7 @@ func (a *ffApp) serve(t testing.TB, ln net.Listener, primaries map[string]string
 	})
 	require.NoError(t, err)
 	b, err := httpbridge.New(httpbridge.Config{
-		InstanceID: a.id, Position: ffPosition{&a.db}, Replay: fwd, Logger: logger, MaxHops: 5,
+		InstanceID: a.id, Position: ffPosition{&a.db}, Replay: fwd, Logger: logger,
 	})
 	require.NoError(t, err)
 	handler := b.Handler(a.handler())
@@ -475,10 +475,10 @@ func ffLoops(t *testing.T, c *ffCluster, dbs []*sql.DB, pdb *sql.DB) {
 	// extra starts an app on node id's database whose Forwarder sends
 	// node-0's requests to the app at to (a func, so that two extras can
 	// name each other).
-	extra := func(id string, db *sql.DB, to func() string) *ffApp {
+	extra := func(id string, db *sql.DB, maxHops int, to func() string) *ffApp {
 		a, ln := ffListen(t, id)
 		a.db.Store(db)
-		a.serveResolve(t, ln, func(primary string) (string, error) { return to(), nil })
+		a.serveResolve(t, ln, maxHops, func(primary string) (string, error) { return to(), nil })
 		return a
 	}
 	post := func(t *testing.T, a *ffApp, v string) (*http.Response, string) {
@@ -488,7 +488,7 @@ func ffLoops(t *testing.T, c *ffCluster, dbs []*sql.DB, pdb *sql.DB) {
 	t.Run("one more hop", func(t *testing.T) {
 		// node-1's copy takes node-2 for the primary's address; node-2's
 		// own app knows better.
-		a := extra("node-1", dbs[0], func() string { return c.apps["node-2"].URL() })
+		a := extra("node-1", dbs[0], 0, func() string { return c.apps["node-2"].URL() })
 		res, got := post(t, a, "two-hops")
 		require.Equal(t, http.StatusCreated, res.StatusCode, got)
 		assert.Equal(t, "node-0", res.Header.Get("X-Stored-On"))
@@ -496,9 +496,21 @@ func ffLoops(t *testing.T, c *ffCluster, dbs []*sql.DB, pdb *sql.DB) {
 		n, _ := ffCount(t, pdb, "two-hops")
 		assert.Equal(t, 1, n)
 	})
+	t.Run("no second extra hop", func(t *testing.T) {
+		// Misaddressed twice: node-1's copy sends to node-2's copy, which
+		// sends to node-1's own app, which has no hop left.
+		b := extra("node-2", dbs[1], 0, func() string { return c.apps["node-1"].URL() })
+		a := extra("node-1", dbs[0], 0, func() string { return b.URL() })
+		res, got := post(t, a, "three-hops")
+		assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode, got)
+		assert.Equal(t, "1", res.Header.Get("Retry-After"))
+		assert.Contains(t, c.apps["node-1"].log.String(), "sending the request on would loop")
+		n, _ := ffCount(t, pdb, "three-hops")
+		assert.Zero(t, n)
+	})
 	t.Run("an address that is this node", func(t *testing.T) {
 		var a *ffApp
-		a = extra("node-1", dbs[0], func() string { return a.URL() })
+		a = extra("node-1", dbs[0], 0, func() string { return a.URL() })
 		res, got := post(t, a, "self")
 		assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode, got)
 		assert.Equal(t, "1", res.Header.Get("Retry-After"))
@@ -508,8 +520,9 @@ func ffLoops(t *testing.T, c *ffCluster, dbs []*sql.DB, pdb *sql.DB) {
 	})
 	t.Run("never back to a sender", func(t *testing.T) {
 		var a, b *ffApp
-		a = extra("node-1", dbs[0], func() string { return b.URL() })
-		b = extra("node-2", dbs[1], func() string { return a.URL() })
+		// With hops to spare, only the path rule stops it.
+		a = extra("node-1", dbs[0], 5, func() string { return b.URL() })
+		b = extra("node-2", dbs[1], 5, func() string { return a.URL() })
 		res, got := post(t, a, "cycle")
 		assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode, got)
 		assert.Contains(t, a.log.String(), "addresses this node as the primary")
@@ -520,14 +533,15 @@ func ffLoops(t *testing.T, c *ffCluster, dbs []*sql.DB, pdb *sql.DB) {
 	})
 }
 
-// serveResolve is serve with a Forwarder that asks resolve for addresses.
-func (a *ffApp) serveResolve(t testing.TB, ln net.Listener, resolve func(string) (string, error)) {
+// serveResolve is serve with a Forwarder that asks resolve for addresses,
+// and maxHops (0: the default).
+func (a *ffApp) serveResolve(t testing.TB, ln net.Listener, maxHops int, resolve func(string) (string, error)) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(&a.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fwd, err := httpbridge.NewForwarder(httpbridge.ForwardConfig{Resolve: resolve, Timeout: 5 * time.Second, Logger: logger,
 		Transport: &http.Transport{Proxy: nil}})
 	require.NoError(t, err)
-	b, err := httpbridge.New(httpbridge.Config{InstanceID: a.id, Position: ffPosition{&a.db}, Replay: fwd, Logger: logger, MaxHops: 5})
+	b, err := httpbridge.New(httpbridge.Config{InstanceID: a.id, Position: ffPosition{&a.db}, Replay: fwd, Logger: logger, MaxHops: maxHops})
 	require.NoError(t, err)
 	a.start(ln, b.Handler(a.handler()))
 	t.Cleanup(a.stop)
