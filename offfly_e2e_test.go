@@ -131,12 +131,12 @@ func (a *ffApp) restart(t testing.TB) {
 // ffPosition is the Position of whatever database the app has now.
 type ffPosition struct{ db *atomic.Pointer[sql.DB] }
 
-var errNoDB = errors.New("the app's database is closed")
+var ffErrNoDB = errors.New("the app's database is closed")
 
 func (p ffPosition) pos() (httpbridge.Position, error) {
 	db := p.db.Load()
 	if db == nil {
-		return nil, errNoDB
+		return nil, ffErrNoDB
 	}
 	return httpbridge.DBPosition(db), nil
 }
@@ -196,7 +196,7 @@ func (a *ffApp) handler() http.Handler {
 	mux.HandleFunc("GET /items", func(w http.ResponseWriter, r *http.Request) {
 		db := a.db.Load()
 		if db == nil {
-			http.Error(w, errNoDB.Error(), http.StatusServiceUnavailable)
+			http.Error(w, ffErrNoDB.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		var n int
@@ -216,7 +216,7 @@ func (a *ffApp) handler() http.Handler {
 func (a *ffApp) insert(w http.ResponseWriter, r *http.Request, v string, body []byte) bool {
 	db := a.db.Load()
 	if db == nil {
-		http.Error(w, errNoDB.Error(), http.StatusServiceUnavailable)
+		http.Error(w, ffErrNoDB.Error(), http.StatusServiceUnavailable)
 		return false
 	}
 	sum := sha256.Sum256(body)

@@ -27,9 +27,9 @@ import (
 // and for setting every variable LiteFS and the app read.
 
 const (
-	staticLiteFSConfig = "deploy/compose/litefs.yml"
-	composeFile        = "deploy/compose/compose.yaml"
-	kubernetesFile     = "deploy/kubernetes/posts.yaml"
+	offFlyLiteFSConfig = "deploy/compose/litefs.yml"
+	offFlyComposeFile        = "deploy/compose/compose.yaml"
+	offFlyKubernetesFile     = "deploy/kubernetes/posts.yaml"
 )
 
 // offFlyKit is one kit's environment for each of its nodes, as its file
@@ -39,7 +39,7 @@ type offFlyKit struct {
 	nodes []map[string]string // node 0 is the primary
 }
 
-func readKit(t *testing.T, path string) string {
+func offFlyReadKit(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -49,22 +49,22 @@ func readKit(t *testing.T, path string) string {
 }
 
 var (
-	composeEnvLine = regexp.MustCompile(`^ {2,6}([A-Z][A-Z0-9_]*): (.*)$`)
-	composeService = regexp.MustCompile(`^  (node-[0-9]+):$`)
-	kubeEnvLine    = regexp.MustCompile(`^ +- \{name: ([A-Z][A-Z0-9_]*), value: (.*)\}$`)
+	offFlyComposeEnv = regexp.MustCompile(`^ {2,6}([A-Z][A-Z0-9_]*): (.*)$`)
+	offFlyComposeService = regexp.MustCompile(`^  (node-[0-9]+):$`)
+	offFlyKubeEnv    = regexp.MustCompile(`^ +- \{name: ([A-Z][A-Z0-9_]*), value: (.*)\}$`)
 )
 
-// composeKit reads the environment of each node service of compose.yaml:
+// offFlyComposeKit reads the environment of each node service of compose.yaml:
 // the shared x-env block, then the service's own keys.
-func composeKit(t *testing.T) offFlyKit {
+func offFlyComposeKit(t *testing.T) offFlyKit {
 	t.Helper()
 	shared := map[string]string{}
 	var nodes []map[string]string
 	var cur map[string]string
 	section := ""
-	for line := range strings.Lines(readKit(t, composeFile)) {
+	for line := range strings.Lines(offFlyReadKit(t, offFlyComposeFile)) {
 		line = strings.TrimRight(line, "\n")
-		if m := composeService.FindStringSubmatch(line); m != nil && section == "services:" {
+		if m := offFlyComposeService.FindStringSubmatch(line); m != nil && section == "services:" {
 			cur = maps.Clone(shared)
 			nodes = append(nodes, cur)
 			continue
@@ -72,28 +72,28 @@ func composeKit(t *testing.T) offFlyKit {
 		if line != "" && !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "#") {
 			section, cur = line, nil // a top-level key starts a section
 		}
-		m := composeEnvLine.FindStringSubmatch(line)
+		m := offFlyComposeEnv.FindStringSubmatch(line)
 		switch {
 		case m == nil:
 		case cur != nil:
-			cur[m[1]] = unquoteYAML(m[2])
+			cur[m[1]] = offFlyUnquote(m[2])
 		case nodes == nil:
-			shared[m[1]] = unquoteYAML(m[2])
+			shared[m[1]] = offFlyUnquote(m[2])
 		}
 	}
 	return offFlyKit{name: "compose", nodes: nodes}
 }
 
-// kubernetesKit reads the container's env of posts.yaml, once per pod of
+// offFlyKubernetesKit reads the container's env of posts.yaml, once per pod of
 // the StatefulSet, with NODE_NAME the pod's name and $(VAR) references
 // expanded as the kubelet does.
-func kubernetesKit(t *testing.T) offFlyKit {
+func offFlyKubernetesKit(t *testing.T) offFlyKit {
 	t.Helper()
-	s := readKit(t, kubernetesFile)
+	s := offFlyReadKit(t, offFlyKubernetesFile)
 	env := map[string]string{}
 	for line := range strings.Lines(s) {
-		if m := kubeEnvLine.FindStringSubmatch(strings.TrimRight(line, "\n")); m != nil {
-			env[m[1]] = unquoteYAML(m[2])
+		if m := offFlyKubeEnv.FindStringSubmatch(strings.TrimRight(line, "\n")); m != nil {
+			env[m[1]] = offFlyUnquote(m[2])
 		}
 	}
 	require.Contains(t, s, "replicas: 3")
@@ -110,7 +110,7 @@ func kubernetesKit(t *testing.T) offFlyKit {
 	return offFlyKit{name: "kubernetes", nodes: nodes}
 }
 
-func unquoteYAML(v string) string {
+func offFlyUnquote(v string) string {
 	v = strings.TrimSpace(v)
 	if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
 		return v[1 : len(v)-1]
@@ -118,11 +118,11 @@ func unquoteYAML(v string) string {
 	return v
 }
 
-// liteFSVars returns the variables litefs.yml reads, in ${VAR} and in
+// offFlyLiteFSVars returns the variables litefs.yml reads, in ${VAR} and in
 // ${A == B} expressions.
-func liteFSVars(t *testing.T) []string {
+func offFlyLiteFSVars(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile(staticLiteFSConfig)
+	b, err := os.ReadFile(offFlyLiteFSConfig)
 	require.NoError(t, err)
 	set := map[string]bool{}
 	for _, m := range regexp.MustCompile(`\$\{\s*(\w+)\s*(?:(?:==|!=)\s*(\w+)\s*)?\}`).FindAllStringSubmatch(string(b), -1) {
@@ -137,10 +137,10 @@ func liteFSVars(t *testing.T) []string {
 
 func TestOffFlyKitsSetEveryVariable(t *testing.T) {
 	t.Parallel()
-	vars := liteFSVars(t)
+	vars := offFlyLiteFSVars(t)
 	require.Equal(t, []string{"LITEFS_DATA_DIR", "LITEFS_DIR", "LITEFS_EXEC", "LITEFS_HTTP_ADDR",
 		"NODE_NAME", "PRIMARY_NAME", "PRIMARY_URL"}, vars)
-	for _, kit := range []offFlyKit{composeKit(t), kubernetesKit(t)} {
+	for _, kit := range []offFlyKit{offFlyComposeKit(t), offFlyKubernetesKit(t)} {
 		t.Run(kit.name, func(t *testing.T) {
 			require.Len(t, kit.nodes, 3)
 			primary := kit.nodes[0]["NODE_NAME"]
@@ -173,7 +173,7 @@ func TestOffFlyKitsSetEveryVariable(t *testing.T) {
 // the documents, kinds and the names that must match.
 func TestOffFlyKitStructure(t *testing.T) {
 	t.Parallel()
-	docs := strings.Split(readKit(t, kubernetesFile), "\n---\n")
+	docs := strings.Split(offFlyReadKit(t, offFlyKubernetesFile), "\n---\n")
 	require.Len(t, docs, 3)
 	for _, want := range []string{"kind: Service\n", "kind: Service\n", "kind: StatefulSet\n"} {
 		found := false
@@ -187,12 +187,12 @@ func TestOffFlyKitStructure(t *testing.T) {
 	assert.Contains(t, docs[2], "serviceName: posts\n", "the StatefulSet names the headless Service")
 	assert.Contains(t, docs[2], `value: "http://{primary}.posts:8080"`, "FORWARD_URL reaches pods through the headless Service")
 
-	compose := readKit(t, composeFile)
+	compose := offFlyReadKit(t, offFlyComposeFile)
 	for _, want := range []string{"services:\n", "  node-0:\n", "  node-1:\n", "  node-2:\n", "  lb:\n",
 		"./litefs.yml:/etc/litefs-static.yml:ro", "./nginx.conf:/etc/nginx/conf.d/default.conf:ro", "devices: [/dev/fuse]"} {
 		assert.Contains(t, compose, want)
 	}
-	nginx := readKit(t, "deploy/compose/nginx.conf")
+	nginx := offFlyReadKit(t, "deploy/compose/nginx.conf")
 	for _, node := range []string{"node-0", "node-1", "node-2"} {
 		assert.Contains(t, nginx, "server "+node+":8080;")
 	}
@@ -208,7 +208,7 @@ func TestOffFlyKitStructure(t *testing.T) {
 func TestOffFlyKitMounts(t *testing.T) {
 	t.Parallel()
 	bin := buildApp(t)
-	for _, kit := range []offFlyKit{composeKit(t), kubernetesKit(t)} {
+	for _, kit := range []offFlyKit{offFlyComposeKit(t), offFlyKubernetesKit(t)} {
 		t.Run(kit.name, func(t *testing.T) {
 			dir := t.TempDir()
 			litefsAddr := []string{freeAddr(t), freeAddr(t)}
@@ -235,8 +235,8 @@ func TestOffFlyKitMounts(t *testing.T) {
 				for k, v := range env {
 					list = append(list, k+"="+v)
 				}
-				procs = append(procs, litefstest.StartLiteFS(t, staticLiteFSConfig, list))
-				waitHealthy(t, procs[i], "http://"+appAddr[i])
+				procs = append(procs, litefstest.StartLiteFS(t, offFlyLiteFSConfig, list))
+				offFlyWaitHealthy(t, procs[i], "http://"+appAddr[i])
 			}
 
 			jar, err := cookiejar.New(nil)
@@ -259,8 +259,8 @@ func TestOffFlyKitMounts(t *testing.T) {
 	}
 }
 
-// waitHealthy waits until the app LiteFS started answers /healthz.
-func waitHealthy(t *testing.T, p *litefstest.Process, base string) {
+// offFlyWaitHealthy waits until the app LiteFS started answers /healthz.
+func offFlyWaitHealthy(t *testing.T, p *litefstest.Process, base string) {
 	t.Helper()
 	litefstest.WaitFor(t, func() error {
 		select {
