@@ -27,9 +27,9 @@ import (
 // and for setting every variable LiteFS and the app read.
 
 const (
-	offFlyLiteFSConfig = "deploy/compose/litefs.yml"
-	offFlyComposeFile        = "deploy/compose/compose.yaml"
-	offFlyKubernetesFile     = "deploy/kubernetes/posts.yaml"
+	offFlyLiteFSConfig   = "deploy/compose/litefs.yml"
+	offFlyComposeFile    = "deploy/compose/compose.yaml"
+	offFlyKubernetesFile = "deploy/kubernetes/posts.yaml"
 )
 
 // offFlyKit is one kit's environment for each of its nodes, as its file
@@ -49,9 +49,9 @@ func offFlyReadKit(t *testing.T, path string) string {
 }
 
 var (
-	offFlyComposeEnv = regexp.MustCompile(`^ {2,6}([A-Z][A-Z0-9_]*): (.*)$`)
+	offFlyComposeEnv     = regexp.MustCompile(`^ {2,6}([A-Z][A-Z0-9_]*): (.*)$`)
 	offFlyComposeService = regexp.MustCompile(`^  (node-[0-9]+):$`)
-	offFlyKubeEnv    = regexp.MustCompile(`^ +- \{name: ([A-Z][A-Z0-9_]*), value: (.*)\}$`)
+	offFlyKubeEnv        = regexp.MustCompile(`^ +- \{name: ([A-Z][A-Z0-9_]*), value: (.*)\}$`)
 )
 
 // offFlyComposeKit reads the environment of each node service of compose.yaml:
