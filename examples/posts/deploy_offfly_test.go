@@ -201,59 +201,68 @@ func TestOffFlyKitStructure(t *testing.T) {
 }
 
 // TestOffFlyKitMounts mounts the kits' litefs.yml with the real litefs on
-// two nodes, with each kit's variables (paths and addresses made local, and
-// node names mapped to local addresses since they do not resolve here), and
-// checks that a post sent to the replica's app is stored on the primary and
-// read back on the replica.
+// three nodes, each running the app under exec: with its kit's variables
+// (paths and addresses made local, and node names mapped to local addresses
+// with FORWARD_PRIMARIES, since they do not resolve here), behind a
+// round-robin litefstest.Balancer: a post sent through it to each node is
+// stored once, on the primary, and every node then lists it.
 func TestOffFlyKitMounts(t *testing.T) {
 	t.Parallel()
 	bin := buildApp(t)
 	for _, kit := range []offFlyKit{offFlyComposeKit(t), offFlyKubernetesKit(t)} {
 		t.Run(kit.name, func(t *testing.T) {
 			dir := t.TempDir()
-			litefsAddr := []string{freeAddr(t), freeAddr(t)}
-			appAddr := []string{freeAddr(t), freeAddr(t)}
-			names := []string{kit.nodes[0]["NODE_NAME"], kit.nodes[1]["NODE_NAME"]}
-			primaries := names[0] + "=http://" + appAddr[0] + "," + names[1] + "=http://" + appAddr[1]
-			var procs []*litefstest.Process
-			for i := range 2 {
-				env := maps.Clone(kit.nodes[i])
+			var litefsAddr, appURL, names, primaries []string
+			for i := range kit.nodes {
+				litefsAddr = append(litefsAddr, freeAddr(t))
+				appURL = append(appURL, "http://"+freeAddr(t))
+				names = append(names, kit.nodes[i]["NODE_NAME"])
+				primaries = append(primaries, names[i]+"="+appURL[i])
+			}
+			for i := range kit.nodes {
 				mnt := filepath.Join(dir, names[i], "litefs")
-				local := map[string]string{
+				env := maps.Clone(kit.nodes[i])
+				maps.Copy(env, map[string]string{
 					"LITEFS_DIR":        mnt,
 					"LITEFS_DATA_DIR":   filepath.Join(dir, names[i], "data"),
 					"LITEFS_HTTP_ADDR":  litefsAddr[i],
 					"PRIMARY_URL":       "http://" + litefsAddr[0],
 					"LITEFS_EXEC":       shellQuote(bin),
-					"LISTEN_ADDR":       appAddr[i],
+					"LISTEN_ADDR":       strings.TrimPrefix(appURL[i], "http://"),
 					"DATABASE_PATH":     filepath.Join(mnt, "posts.db"),
 					"FORWARD_URL":       "",
-					"FORWARD_PRIMARIES": primaries,
-				}
-				maps.Copy(env, local)
+					"FORWARD_PRIMARIES": strings.Join(primaries, ","),
+				})
 				var list []string
 				for k, v := range env {
 					list = append(list, k+"="+v)
 				}
-				procs = append(procs, litefstest.StartLiteFS(t, offFlyLiteFSConfig, list))
-				offFlyWaitHealthy(t, procs[i], "http://"+appAddr[i])
+				offFlyWaitHealthy(t, litefstest.StartLiteFS(t, offFlyLiteFSConfig, list), appURL[i])
 			}
+			bal, err := litefstest.NewBalancer(appURL...)
+			require.NoError(t, err)
+			base := bal.Start(t)
 
 			jar, err := cookiejar.New(nil)
 			require.NoError(t, err)
 			client := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			res, err := client.PostForm("http://"+appAddr[1]+"/posts/store", url.Values{"title": {"Forwarded by " + kit.name}})
-			require.NoError(t, err)
-			res.Body.Close()
-			assert.Equal(t, http.StatusSeeOther, res.StatusCode, "the primary's redirect")
-			res, err = client.Get("http://" + appAddr[1] + "/posts")
-			require.NoError(t, err)
-			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			assert.Contains(t, string(body), "Forwarded by "+kit.name, "read on the replica")
-
-			for _, p := range []*litefstest.Process{procs[1], procs[0]} {
-				assert.NoError(t, p.Stop())
+			for i := range names {
+				require.Equal(t, i, bal.Next())
+				title := fmt.Sprintf("Sent to %s of %s", names[i], kit.name)
+				res, err := client.PostForm(base+"/posts/store", url.Values{"title": {title}})
+				require.NoError(t, err)
+				res.Body.Close()
+				assert.Equal(t, http.StatusSeeOther, res.StatusCode, "the primary's redirect")
+			}
+			for i := range names {
+				res, err := client.Get(appURL[i] + "/posts")
+				require.NoError(t, err)
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				for _, sent := range names {
+					title := fmt.Sprintf("Sent to %s of %s", sent, kit.name)
+					assert.Equal(t, 1, strings.Count(string(body), title), "%s lists %q once", names[i], title)
+				}
 			}
 		})
 	}
