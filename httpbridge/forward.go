@@ -107,11 +107,11 @@ type ForwardConfig struct {
 // the node that sent it (the configured address of the primary is this node)
 // gets 503 and an Error log record naming the misconfiguration.
 //
-// A primary that cannot be reached gets 502 Bad Gateway, one that does not
-// answer within ForwardConfig.Timeout 504 Gateway Timeout. Either carries
-// Retry-After only when nothing of the request was sent: the client still
-// holds the body and can send it again, and the write did not happen. Without
-// Retry-After the outcome is unknown to this node.
+// When the primary cannot be reached the client gets 502 Bad Gateway; when
+// it does not answer within ForwardConfig.Timeout, 504 Gateway Timeout.
+// Either carries Retry-After only when nothing of the request was sent: the
+// client still holds the body and can send it again, and the write did not
+// happen. Without Retry-After the outcome is unknown to this node.
 type Forwarder struct {
 	resolve        func(primary string) (*url.URL, error)
 	maxBody        int64
