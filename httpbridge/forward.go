@@ -366,8 +366,11 @@ func (f *Forwarder) rewrite(target *url.URL, d Decision) func(*httputil.ProxyReq
 // retry says nothing was sent, so the client may safely send it again.
 func (f *Forwarder) fail(w http.ResponseWriter, d Decision, err error, status int, retry bool) {
 	level := slog.LevelWarn
-	if errors.Is(err, errForwardedSelf) || errors.Is(err, errNoPrimaryURL) {
+	switch {
+	case errors.Is(err, errForwardedSelf) || errors.Is(err, errNoPrimaryURL):
 		level = slog.LevelError // a configuration error, not a passing failure
+	case errors.Is(err, context.Canceled):
+		level = slog.LevelDebug // the client went away: nothing failed here
 	}
 	f.log.Log(context.Background(), level, "litefs: forwarding a write to the primary failed",
 		"primary", d.Primary, "self", d.Self, "status", status, "sent", !retry, "error", err)

@@ -382,7 +382,9 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
 
 func TestForwarderTimeout(t *testing.T) {
 	t.Parallel()
@@ -644,4 +646,25 @@ func FuzzForwardTemplate(f *testing.F) {
 		assert.Contains(t, u.Host, "node-7")
 		assert.Contains(t, []string{"http", "https"}, u.Scheme)
 	})
+}
+
+// A client that leaves while the primary works is no failure to warn of.
+func TestForwarderClientGone(t *testing.T) {
+	t.Parallel()
+	var log logBuffer
+	reached := make(chan struct{})
+	p := newPrimary(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(reached)
+		<-r.Context().Done()
+	}))
+	b := newBridge(t, Config{Replay: newForwarder(t, ForwardConfig{URL: "http://{primary}", Transport: p.transport(), Logger: log.logger()})})
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-reached
+		cancel()
+	}()
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("x")).WithContext(ctx)
+	serve(b.Handler(refusingHandler(t, "node-a")), r)
+	assert.Contains(t, log.String(), "level=DEBUG")
+	assert.NotContains(t, log.String(), "level=WARN")
 }
