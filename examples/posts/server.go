@@ -17,12 +17,12 @@ import (
 // newServer returns the app's HTTP handler:
 //
 //	access log
-//	└─ security headers               nosniff, no framing, Cache-Control
-//	   └─ Host allow-list             refuses names of other sites (DNS rebinding)
-//	      └─ GET /healthz             this instance's health, never replayed
-//	      └─ CrossOriginProtection    refuses cross-site form posts (CSRF)
-//	         └─ httpbridge            replays writes refused on a replica;
-//	            │                     read-your-writes with a __txid cookie
+//	└─ security headers                  nosniff, no framing, Cache-Control
+//	   └─ GET /healthz                   this instance's health, never replayed
+//	   └─ Host allow-list                refuses names of other sites (DNS rebinding)
+//	      └─ CrossOriginProtection       refuses cross-site form posts (CSRF)
+//	         └─ httpbridge               replays writes refused on a replica;
+//	            │                        read-your-writes with a __txid cookie
 //	            └─ the routes
 //
 // No route is marked as a write: the bridge learns from the driver, through
@@ -57,10 +57,12 @@ func newServer(cfg config, db *sqlx.DB, log *slog.Logger) (http.Handler, error) 
 	csrf := http.NewCrossOriginProtection()
 	csrf.SetDenyHandler(http.HandlerFunc(a.forbidden))
 
+	// The health check answers whatever Host the checker names (Fly.io's
+	// checks do not use the app's public name); it changes nothing.
 	root := http.NewServeMux()
 	root.Handle("GET /healthz", http.HandlerFunc(a.health))
-	root.Handle("/", csrf.Handler(bridge.Handler(routes)))
-	return accessLog(log, securityHeaders(hostCheck(cfg.AllowedHosts, log, root))), nil
+	root.Handle("/", hostCheck(cfg.AllowedHosts, log, csrf.Handler(bridge.Handler(routes))))
+	return accessLog(log, securityHeaders(root)), nil
 }
 
 // cacheFor lets clients cache the responses of h for d.
