@@ -10,10 +10,10 @@ import (
 	"sync"
 )
 
-// maxPage bounds the HTML of one page. The largest page the app can make
-// (a post of 10,000 '<', each written as "&lt;") is about 45 KB, and a page
-// of the list is smaller; past the bound the render fails with a 500, so a
-// bug cannot make one request hold megabytes.
+// maxPage bounds the HTML of one page. The largest pages the app makes are
+// about 46 KB (a page of the list of posts made of '<', each written as
+// "&lt;") and 42 KB (one such post); past the bound the render fails with a
+// 500, so that a bug cannot make one request hold megabytes.
 const maxPage = 256 << 10
 
 // minGzip is the size under which a page is sent uncompressed: gzip's own

@@ -52,13 +52,14 @@ func TestListPageSize(t *testing.T) {
 	storeWorstPosts(t, a, 100)
 
 	seen := map[string]bool{}
-	path, pages := "/posts", 0
+	path, pages, largest := "/posts", 0, 0
 	for path != "" {
 		pages++
 		require.LessOrEqual(t, pages, 100/pageSize+1, "the list does not end")
 		resp, body := a.do(t, request{method: "GET", path: path})
 		require.Equal(t, http.StatusOK, resp.StatusCode, path)
 		assert.LessOrEqual(t, len(body), maxListPage, "%s: a page of %d bytes", path, len(body))
+		largest = max(largest, len(body))
 		ids := articleRE.FindAllStringSubmatch(body, -1)
 		assert.LessOrEqual(t, len(ids), pageSize, "%s: posts on the page", path)
 		for _, id := range ids {
@@ -73,6 +74,7 @@ func TestListPageSize(t *testing.T) {
 			path = m[1]
 		}
 	}
+	t.Logf("largest page of the list: %d bytes", largest)
 	assert.Len(t, seen, 100, "posts shown")
 	assert.Equal(t, 100/pageSize, pages, "pages")
 
@@ -82,6 +84,7 @@ func TestListPageSize(t *testing.T) {
 	assert.Contains(t, body, "<h1>"+strings.Repeat("&lt;", maxTitle)+"</h1>")
 	assert.Contains(t, body, ">"+strings.Repeat("&lt;", maxBody)+"</div>")
 	assert.Less(t, len(body), maxPage, "the largest post page is over maxPage")
+	t.Logf("largest post page: %d bytes", len(body))
 }
 
 // TestGzip checks that a page goes compressed to a client that accepts it,
