@@ -41,11 +41,12 @@ func (f *postForm) validate() bool {
 		f.Body = strings.ToValidUTF8(f.Body, "\uFFFD")
 	}()
 	f.Errors = map[string]string{}
+	titleHidden, bodyHidden := hidden(f.Title), hidden(f.Body)
 	switch n := utf8.RuneCountInString(f.Title); {
 	case !utf8.ValidString(f.Title) || strings.ContainsFunc(f.Title, unicode.IsControl):
 		f.Errors["title"] = "The title is not valid text."
-	case hidden(f.Title) != "":
-		f.Errors["title"] = "The title contains an invisible or text-direction character (" + hidden(f.Title) + "), which is not allowed."
+	case titleHidden != "":
+		f.Errors["title"] = "The title contains an invisible or text-direction character (" + titleHidden + "), which is not allowed."
 	case n == 0:
 		f.Errors["title"] = "A title is required."
 	case n > maxTitle:
@@ -54,8 +55,8 @@ func (f *postForm) validate() bool {
 	switch n := utf8.RuneCountInString(f.Body); {
 	case !utf8.ValidString(f.Body) || strings.ContainsFunc(f.Body, isControlInText):
 		f.Errors["body"] = "The text is not valid text."
-	case hidden(f.Body) != "":
-		f.Errors["body"] = "The text contains an invisible or text-direction character (" + hidden(f.Body) + "), which is not allowed."
+	case bodyHidden != "":
+		f.Errors["body"] = "The text contains an invisible or text-direction character (" + bodyHidden + "), which is not allowed."
 	case n > maxBody:
 		f.Errors["body"] = fmt.Sprintf("The text is %d characters long; the limit is %d.", n, maxBody)
 	}

@@ -37,6 +37,9 @@ func TestSlowReadersMemory(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads the app's memory in /proc")
 	}
+	if testing.Short() {
+		t.Skip("builds and loads the app for seconds")
+	}
 	t.Parallel()
 	bin := buildApp(t)
 	addr := freeAddr(t)
