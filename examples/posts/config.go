@@ -81,6 +81,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, fmt.Errorf("LISTEN_ADDR=%q: %v", cfg.Addr, err))
 	}
 	cfg.AllowedHosts = allowedHosts(getenv("ALLOWED_HOSTS"), cfg.Addr)
+	if cfg.AllowedHosts != nil && len(cfg.AllowedHosts) == 0 {
+		errs = append(errs, fmt.Errorf("ALLOWED_HOSTS=%q: want host names, or *", getenv("ALLOWED_HOSTS")))
+	}
 	if cfg.DatabasePath == "" {
 		cfg.DatabasePath = defaultDatabasePath
 	}
@@ -112,7 +115,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 }
 
 // allowedHosts returns the host allow-list: the comma-separated names of
-// value, nil for "*", or by default the loopback names and the host of the
+// value (empty if it names none), nil if one of them is "*", or by default the loopback names and the host of the
 // listen address addr, unless that host is empty or unspecified (0.0.0.0
 // names no host a browser would use).
 func allowedHosts(value, addr string) []string {
@@ -120,10 +123,14 @@ func allowedHosts(value, addr string) []string {
 	if value == "*" {
 		return nil
 	}
-	var hosts []string
+	hosts := []string{} // not nil, which would allow any host
 	if value != "" {
 		for h := range strings.SplitSeq(value, ",") {
-			if h = normalHost(h); h != "" {
+			switch h = normalHost(h); h {
+			case "*":
+				return nil
+			case "":
+			default:
 				hosts = append(hosts, h)
 			}
 		}

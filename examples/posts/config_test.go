@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +52,7 @@ func TestLoadConfig(t *testing.T) {
 		{"bad schema wait", map[string]string{"SCHEMA_WAIT": "soon"}, config{}, `SCHEMA_WAIT="soon"`},
 		{"negative schema wait", map[string]string{"SCHEMA_WAIT": "-1s"}, config{}, `SCHEMA_WAIT="-1s"`},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, config{}, `LOG_LEVEL="loud"`},
+		{"no allowed host", map[string]string{"ALLOWED_HOSTS": " , "}, config{}, `ALLOWED_HOSTS=" , ": want host names, or *`},
 		{"every error at once", map[string]string{"PORT": "x", "LOG_LEVEL": "y"}, config{}, `PORT="x": want a port number` + "\n" + `LOG_LEVEL="y"`},
 	}
 	for _, tc := range tests {
@@ -93,6 +96,8 @@ func TestAllowedHosts(t *testing.T) {
 		{"default on a named address", "", "Box.lan:8080", append(loopback, "box.lan")},
 		{"default on an IPv6 address", "", "[fd00::1]:8080", append(loopback, "fd00::1")},
 		{"any", "*", "127.0.0.1:8080", nil},
+		{"any among names", "a.example, *", "127.0.0.1:8080", nil},
+		{"no names", " , ", "127.0.0.1:8080", []string{}},
 		{"a list replaces the default", " posts.example , WWW.Posts.Example., [::1]:99 ,", ":8080",
 			[]string{"posts.example", "www.posts.example", "::1"}},
 	}
@@ -122,4 +127,19 @@ func TestDSN(t *testing.T) {
 			assert.Equal(t, "wal", mode, "journal_mode")
 		})
 	}
+}
+
+// FuzzNormalHost: any Host header value is read without a panic, in lower
+// case, and matches a loopback name only if it names it.
+func FuzzNormalHost(f *testing.F) {
+	for _, seed := range []string{"", "localhost", "LOCALHOST:8080", "[::1]:8080", "::1", "127.0.0.1.", "evil.example:80", "[", "]:", "a:b:c"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		got := normalHost(h)
+		assert.Equal(t, strings.ToLower(got), got, "normalHost(%q)", h)
+		if slices.Contains(loopbackHosts, got) {
+			assert.Contains(t, strings.ToLower(h), got, "normalHost(%q) names a loopback host it does not hold", h)
+		}
+	})
 }
