@@ -407,7 +407,7 @@ func TestNoPrimary(t *testing.T) {
 				if got, want := w.Header().Get("Retry-After"), "2"; got != want {
 					t.Errorf("Retry-After: got %q, want %q", got, want)
 				}
-				if !strings.HasPrefix(w.Body.String(), "litefs: ") {
+				if !strings.HasPrefix(w.Body.String(), "httpbridge: ") {
 					t.Errorf("body: got %q, want a litefs message", w.Body)
 				}
 			}

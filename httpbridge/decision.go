@@ -163,15 +163,14 @@ func (b *Bridge) decide(r *http.Request, refusal error, primary string, size int
 	case primary == b.cfg.InstanceID || fromPrimary:
 		return reject(ReasonLoop, b.cfg.RetryAfter)
 	}
+	p := b.body
 	switch {
-	case b.replayForwards && !kept:
-		d.Verdict, d.Reason, d.MaxBody = Reject, ReasonTooLarge, b.keepMax
-	case b.replayForwards || size <= b.replayMax:
+	case p.replayForwards && kept, !p.replayForwards && size <= p.replayMax:
 		d.Verdict, d.Reason = Replay, ReasonRefused
-	case b.forward != nil && kept:
+	case p.forwards && kept:
 		d.Verdict, d.Reason = Forward, ReasonTooLarge
 	default:
-		d.Verdict, d.Reason, d.MaxBody = Reject, ReasonTooLarge, b.replayMax
+		d.Verdict, d.Reason, d.MaxBody = Reject, ReasonTooLarge, p.limit()
 	}
 	return d
 }

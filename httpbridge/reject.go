@@ -18,7 +18,7 @@ func WriteRejection(w http.ResponseWriter, r *http.Request, d Decision) {
 	h.Set("Cache-Control", "no-store")
 	if d.Reason == ReasonTooLarge {
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
-		w.Write([]byte("litefs: this request writes to the database, which only the primary can do, and its body is over " +
+		w.Write([]byte("httpbridge: this request writes to the database, which only the primary can do, and its body is over " +
 			strconv.FormatInt(d.MaxBody, 10) + " bytes, too large to send there\n"))
 		return
 	}
@@ -30,7 +30,7 @@ func WriteRejection(w http.ResponseWriter, r *http.Request, d Decision) {
 }
 
 var rejectMessages = [numReasons]string{
-	ReasonNoPrimary:    "litefs: this request writes to the database and no primary is available; retry later\n",
-	ReasonLoop:         "litefs: this request writes to the database and could not be sent to the primary without a loop; retry later\n",
-	ReasonReplayFailed: "litefs: this request writes to the database and the primary could not be reached; retry later\n",
+	ReasonNoPrimary:    "httpbridge: this request writes to the database and no primary is available; retry later\n",
+	ReasonLoop:         "httpbridge: this request writes to the database and could not be sent to the primary without a loop; retry later\n",
+	ReasonReplayFailed: "httpbridge: this request writes to the database and the primary could not be reached; retry later\n",
 }

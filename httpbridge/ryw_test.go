@@ -280,7 +280,7 @@ func TestTXIDCookieTooLate(t *testing.T) {
 			if got := w.Header().Values("Set-Cookie"); len(got) != 0 {
 				t.Errorf("Set-Cookie: got %q, want none", got)
 			}
-			if got, want := logs.String(), "level=DEBUG msg=\"litefs: a write committed after the response started"; !strings.Contains(got, want) {
+			if got, want := logs.String(), "level=DEBUG msg=\"httpbridge: a write committed after the response started"; !strings.Contains(got, want) {
 				t.Errorf("log: got %q, want it to contain %q", got, want)
 			}
 		})

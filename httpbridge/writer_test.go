@@ -180,8 +180,8 @@ func TestHijack(t *testing.T) {
 			<-served
 			err = <-hijackErr
 			if tc.refuse {
-				if !errors.Is(err, errReplaced) || res.StatusCode != http.StatusConflict || res.Header.Get("Fly-Replay") == "" {
-					t.Errorf("got error %v, status %v, want errReplaced and a replay", err, res.StatusCode)
+				if !errors.Is(err, ErrResponseDropped) || res.StatusCode != http.StatusConflict || res.Header.Get("Fly-Replay") == "" {
+					t.Errorf("got error %v, status %v, want ErrResponseDropped and a replay", err, res.StatusCode)
 				}
 				if got, want := ev.only(t).Reason, ReasonRefused; got != want {
 					t.Errorf("reason: got %v, want %v", got, want)
