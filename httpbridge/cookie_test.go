@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
 )
 
 func TestCookieTXID(t *testing.T) {
@@ -54,6 +55,21 @@ func TestCookieTXIDAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { cookieTXID(h, "__txid") }); n != 0 {
 		t.Errorf("allocations: got %v, want 0", n)
 	}
+}
+
+// forgedCookies is a Cookie header of about 1 MB of invalid TXID cookies:
+// wrong lengths, and the right length with a non-hex digit.
+var forgedCookies = strings.Repeat("__txid=zzzzzzzzzzzzzzzz; __txid=7fff; __txid=000000000000000g; ", 1<<20/64)
+
+// TestCookieTXIDInvalidAllocs: invalid values cost no allocation, so a
+// forged header costs one scan of it.
+func TestCookieTXIDInvalidAllocs(t *testing.T) {
+	h := http.Header{"Cookie": {forgedCookies}}
+	allocs := testing.AllocsPerRun(5, func() {
+		_, ok := cookieTXID(h, "__txid")
+		assert.False(t, ok)
+	})
+	assert.Zero(t, allocs)
 }
 
 // FuzzCookieTXID checks cookieTXID against net/http's cookie parsing, on
@@ -110,6 +126,7 @@ func BenchmarkCookieTXID(b *testing.B) {
 	}{
 		{"none", http.Header{"Accept": {"*/*"}}},
 		{"three", http.Header{"Cookie": {"theme=dark; session=0123456789abcdef0123456789abcdef; __txid=0000000000000005"}}},
+		{"forged-1MB", http.Header{"Cookie": {forgedCookies}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
 )
 
 // rywMount opens a litefs database in a temp directory standing for a LiteFS
@@ -630,4 +631,37 @@ func TestPartialCommitIsNotReplayed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// crowdedPosition is a replica of node-a at TXID 1 whose WaitTXID finds its
+// waiter bound reached.
+type crowdedPosition struct{ waits atomic.Int32 }
+
+func (*crowdedPosition) CurrentTXID(context.Context) (litefs.TXID, error) { return 1, nil }
+func (p *crowdedPosition) WaitTXID(context.Context, litefs.TXID) (litefs.TXID, error) {
+	p.waits.Add(1)
+	return 0, litefs.ErrTooManyWaiters
+}
+func (*crowdedPosition) CheckPrimary(context.Context) error { return notPrimary("node-a") }
+
+// TestTooManyWaitersReplaysAtOnce: when the node's waiter bound is reached,
+// a request with a cookie ahead of this replica goes to the primary without
+// waiting, however long Config.TXIDWait is, rather than being served stale.
+func TestTooManyWaitersReplaysAtOnce(t *testing.T) {
+	t.Parallel()
+	var ev events
+	pos := &crowdedPosition{}
+	b := newBridge(t, Config{Position: pos, TXIDWait: time.Hour, OnEvent: ev.add})
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "served here")
+	}))
+	w := serve(h, withCookie(http.MethodGet, "/", "__txid=0000000000000005"))
+	assert.Equal(t, DefaultReplayStatus, w.Code)
+	assert.Equal(t, "instance=node-a;state=litefs-hops:1", w.Header().Get(HeaderReplay))
+	assert.Empty(t, w.Body.String())
+	assert.Equal(t, int32(1), pos.waits.Load())
+	e := ev.only(t)
+	assert.Equal(t, ReasonBehind, e.Reason)
+	assert.Equal(t, Replay, e.Verdict)
+	assert.ErrorIs(t, e.Err, litefs.ErrTooManyWaiters)
 }

@@ -197,7 +197,7 @@ func (w *writer) Write(p []byte) (int, error) {
 // touch is an empty write before the response started: it implies a 200,
 // as net/http's would, and sends nothing yet.
 func (w *writer) touch() error {
-	if w.phase == dropped {
+	if w.drop() {
 		return ErrResponseDropped
 	}
 	if w.status == 0 {

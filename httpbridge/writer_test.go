@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // Underlying writers with chosen optional methods.
@@ -277,5 +279,44 @@ func TestWriteDeadlineReachesConn(t *testing.T) {
 	}
 	if err := <-errs; !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("write after a past deadline: got %v, want %v", err, os.ErrDeadlineExceeded)
+	}
+}
+
+
+// TestDroppedOutputFailsWrites: once a refusal means the handler's output is
+// dropped, its writes and flushes fail with ErrResponseDropped, so a
+// streaming handler stops early instead of producing output for nothing.
+func TestDroppedOutputFailsWrites(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		write func(w http.ResponseWriter) error
+	}{
+		{name: "Write", write: func(w http.ResponseWriter) error { _, err := w.Write([]byte("x")); return err }},
+		{name: "empty Write", write: func(w http.ResponseWriter) error { _, err := w.Write(nil); return err }},
+		{name: "WriteString", write: func(w http.ResponseWriter) error { _, err := io.WriteString(w, "x"); return err }},
+		{name: "Flush", write: func(w http.ResponseWriter) error { return http.NewResponseController(w).Flush() }},
+		{name: "io.Copy of a long stream", write: func(w http.ResponseWriter) error {
+			src := &byteSource{n: 64 << 20}
+			_, err := io.Copy(w, src)
+			if src.n < 63<<20 {
+				return errors.New("io.Copy read on after the first failed write")
+			}
+			return err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBridge(t, Config{})
+			var err error
+			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				refuse(t, r, notPrimary("node-a"))
+				err = tc.write(w)
+			}))
+			w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
+			assert.ErrorIs(t, err, ErrResponseDropped)
+			assert.Equal(t, "instance=node-a;state=litefs-hops:1", w.Header().Get(HeaderReplay))
+		})
 	}
 }
