@@ -282,7 +282,6 @@ func TestWriteDeadlineReachesConn(t *testing.T) {
 	}
 }
 
-
 // TestDroppedOutputFailsWrites: once a refusal means the handler's output is
 // dropped, its writes and flushes fail with ErrResponseDropped, so a
 // streaming handler stops early instead of producing output for nothing.
