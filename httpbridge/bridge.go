@@ -108,7 +108,8 @@ type Config struct {
 	// response sets a cookie naming the transaction, and a request that
 	// carries the cookie is served on a replica only once the replica has
 	// that transaction (see the package documentation). Without DB or
-	// Position, read-your-writes is off.
+	// Position, read-your-writes is off. [Bridge.StatusHandler] reports on
+	// DB.
 	DB *sql.DB
 	// Position, instead of DB, tells the bridge where this node's copy of
 	// the database stands, for read-your-writes.

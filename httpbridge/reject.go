@@ -7,8 +7,9 @@ import (
 )
 
 // WriteRejection is the default Config.Reject. It answers 413 Content Too
-// Large when the body is over the replay limit: retrying the same request
-// cannot help, and the message names the limit. Otherwise it answers
+// Large when the body is over the limit that applied (d.MaxBody: the
+// Forwarder's where one takes large bodies, else Config.MaxReplayBody):
+// retrying the same request cannot help, and the message names the limit. Otherwise it answers
 // 503 Service Unavailable with Retry-After: no primary is known, or sending
 // the request on would loop, both of which a later retry may not meet.
 func WriteRejection(w http.ResponseWriter, r *http.Request, d Decision) {

@@ -69,7 +69,7 @@ func (b *Bridge) StatusHandler() http.Handler {
 // that goes with it.
 func (b *Bridge) status(ctx context.Context) (Status, int) {
 	st := Status{MaxLag: b.cfg.MaxLag, Counts: make(map[string]uint64, numReasons-1)}
-	for reason := ReasonRefused; reason < numReasons; reason++ {
+	for _, reason := range Reasons() {
 		st.Counts[reason.String()] = b.Count(reason)
 	}
 	if b.cfg.DB == nil {
