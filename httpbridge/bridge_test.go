@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // errNoPrimary stands for the driver's refusal when no primary is known.
@@ -149,28 +151,16 @@ func TestRefusalBecomesReplay(t *testing.T) {
 			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tc.handler(t, w, r) }))
 			w := serve(h, httptest.NewRequest(http.MethodPost, "/posts", strings.NewReader("title=x")))
 
-			if got, want := w.Code, http.StatusConflict; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
+			assert.Equal(t, http.StatusConflict, w.Code, "status")
 			if got, want := w.Header().Get("Fly-Replay"), "instance=node-a;state=litefs-hops:1"; got != want {
 				t.Errorf("Fly-Replay: got %q, want %q", got, want)
 			}
-			if got := w.Header().Get("X-Handler"); got != "" {
-				t.Errorf("X-Handler: got %q, want the handler's headers dropped", got)
-			}
-			if got := w.Body.String(); got != "" {
-				t.Errorf("body: got %q, want empty", got)
-			}
+			assert.Empty(t, w.Header().Get("X-Handler"), "X-Handler")
+			assert.Empty(t, w.Body.String(), "body")
 			e := ev.only(t)
-			if got, want := e.Reason, ReasonRefused; got != want {
-				t.Errorf("event reason: got %v, want %v", got, want)
-			}
-			if got, want := e.Primary, "node-a"; got != want {
-				t.Errorf("event primary: got %v, want %v", got, want)
-			}
-			if got, want := b.Count(ReasonRefused), uint64(1); got != want {
-				t.Errorf("Count(ReasonRefused): got %v, want %v", got, want)
-			}
+			assert.Equal(t, ReasonRefused, e.Reason, "event reason")
+			assert.Equal(t, "node-a", e.Primary, "event primary")
+			assert.Equal(t, uint64(1), b.Count(ReasonRefused), "Count(ReasonRefused)")
 		})
 	}
 }
@@ -219,15 +209,9 @@ func TestNoRefusalPassesThrough(t *testing.T) {
 			var ev events
 			b := newBridge(t, Config{OnEvent: ev.add})
 			w := serve(b.Handler(tc.handler), httptest.NewRequest(http.MethodGet, "/", nil))
-			if got, want := w.Code, tc.wantStatus; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
-			if got, want := w.Body.String(), tc.wantBody; got != want {
-				t.Errorf("body: got %q, want %q", got, want)
-			}
-			if got, want := w.Header().Get("X-Handler"), "1"; got != want {
-				t.Errorf("X-Handler: got %q, want %q", got, want)
-			}
+			assert.Equal(t, tc.wantStatus, w.Code, "status")
+			assert.Equal(t, tc.wantBody, w.Body.String(), "body")
+			assert.Equal(t, "1", w.Header().Get("X-Handler"), "X-Handler")
 			ev.none(t)
 		})
 	}
@@ -285,19 +269,13 @@ func TestTooLate(t *testing.T) {
 			io.WriteString(w, " rest")
 		}))
 		w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-		if got, want := w.Body.String(), "partial rest"; got != want {
-			t.Errorf("body: got %q, want %q", got, want)
-		}
-		if got := w.Header().Get("Fly-Replay"); got != "" {
-			t.Errorf("Fly-Replay: got %q, want none", got)
-		}
+		assert.Equal(t, "partial rest", w.Body.String(), "body")
+		assert.Empty(t, w.Header().Get("Fly-Replay"), "Fly-Replay")
 		e := ev.only(t)
 		if e.Reason != ReasonTooLate || e.Verdict != Keep || e.Primary != "node-a" {
 			t.Errorf("event: got %v/%v/%q, want too late/keep/node-a", e.Reason, e.Verdict, e.Primary)
 		}
-		if got, want := b.Count(ReasonTooLate), uint64(1); got != want {
-			t.Errorf("Count(ReasonTooLate): got %v, want %v", got, want)
-		}
+		assert.Equal(t, uint64(1), b.Count(ReasonTooLate), "Count(ReasonTooLate)")
 		if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "reason=\"too late\"") {
 			t.Errorf("log: got %q, want an ERROR record with reason too late", logs.String())
 		}
@@ -312,12 +290,8 @@ func TestTooLate(t *testing.T) {
 			refuse(t, r, notPrimary("node-a"))
 		}))
 		w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-		if got, want := w.Code, http.StatusAccepted; got != want {
-			t.Errorf("status: got %v, want %v", got, want)
-		}
-		if got, want := ev.only(t).Reason, ReasonTooLate; got != want {
-			t.Errorf("reason: got %v, want %v", got, want)
-		}
+		assert.Equal(t, http.StatusAccepted, w.Code, "status")
+		assert.Equal(t, ReasonTooLate, ev.only(t).Reason, "reason")
 	})
 	t.Run("refusal after an informational response", func(t *testing.T) {
 		t.Parallel()
@@ -328,9 +302,7 @@ func TestTooLate(t *testing.T) {
 			refuse(t, r, notPrimary("node-a"))
 		}))
 		serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-		if got, want := ev.only(t).Reason, ReasonTooLate; got != want {
-			t.Errorf("reason: got %v, want %v", got, want)
-		}
+		assert.Equal(t, ReasonTooLate, ev.only(t).Reason, "reason")
 	})
 	t.Run("panic after the body started aborts", func(t *testing.T) {
 		t.Parallel()
@@ -348,9 +320,7 @@ func TestTooLate(t *testing.T) {
 		if got != http.ErrAbortHandler {
 			t.Errorf("panic: got %v, want %v", got, http.ErrAbortHandler)
 		}
-		if got, want := ev.only(t).Reason, ReasonTooLate; got != want {
-			t.Errorf("reason: got %v, want %v", got, want)
-		}
+		assert.Equal(t, ReasonTooLate, ev.only(t).Reason, "reason")
 	})
 }
 
@@ -397,23 +367,15 @@ func TestNoPrimary(t *testing.T) {
 				http.Error(w, "oops", http.StatusInternalServerError)
 			}))
 			w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-			if got, want := w.Code, tc.wantStatus; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
-			if got, want := w.Header().Get("Fly-Replay"), tc.wantReplay; got != want {
-				t.Errorf("Fly-Replay: got %q, want %q", got, want)
-			}
+			assert.Equal(t, tc.wantStatus, w.Code, "status")
+			assert.Equal(t, tc.wantReplay, w.Header().Get("Fly-Replay"), "Fly-Replay")
 			if tc.wantStatus == http.StatusServiceUnavailable {
-				if got, want := w.Header().Get("Retry-After"), "2"; got != want {
-					t.Errorf("Retry-After: got %q, want %q", got, want)
-				}
+				assert.Equal(t, "2", w.Header().Get("Retry-After"), "Retry-After")
 				if !strings.HasPrefix(w.Body.String(), "httpbridge: ") {
 					t.Errorf("body: got %q, want a litefs message", w.Body)
 				}
 			}
-			if got, want := ev.only(t).Reason, tc.wantReason; got != want {
-				t.Errorf("reason: got %v, want %v", got, want)
-			}
+			assert.Equal(t, tc.wantReason, ev.only(t).Reason, "reason")
 		})
 	}
 }
@@ -422,14 +384,10 @@ func TestDefaultWaitPrimaryNeedsDriverRefusal(t *testing.T) {
 	t.Parallel()
 	// The real litefs.WaitPrimary refuses refusals it did not make, at once.
 	b, err := New(Config{InstanceID: "self", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { refuse(t, r, errNoPrimary) }))
 	w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-	if got, want := w.Code, http.StatusServiceUnavailable; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code, "status")
 }
 
 func TestRejectAndReplayArePluggable(t *testing.T) {
@@ -474,18 +432,14 @@ func TestServer(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	res, err := srv.Client().Post(srv.URL, "text/plain", strings.NewReader("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	if res.StatusCode != http.StatusConflict || res.Header.Get("Fly-Replay") != "instance=node-a;state=litefs-hops:1" || len(body) != 0 {
 		t.Errorf("POST: got %v %q %q, want 409 with Fly-Replay and no body", res.StatusCode, res.Header.Get("Fly-Replay"), body)
 	}
 	res, err = srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body, _ = io.ReadAll(res.Body)
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK || string(body) != "read ok" {
@@ -496,9 +450,7 @@ func TestServer(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
 	fwd, err := NewForwarder(ForwardConfig{URL: "http://{primary}:8080", MaxBody: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tests := []struct {
 		name string
 		c    Config
@@ -542,20 +494,14 @@ func wantConfigErr(t *testing.T, c Config, want string) {
 func TestInstanceIDDefault(t *testing.T) {
 	t.Setenv("FLY_MACHINE_ID", "148e21ea7e4089")
 	b, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := b.cfg.InstanceID, "148e21ea7e4089"; got != want {
-		t.Errorf("InstanceID: got %q, want %q", got, want)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "148e21ea7e4089", b.cfg.InstanceID, "InstanceID")
 	t.Setenv("FLY_MACHINE_ID", "")
 	if b, err = New(Config{}); err != nil {
 		t.Fatal(err)
 	}
 	host, _ := os.Hostname()
-	if got, want := b.cfg.InstanceID, host; got != want {
-		t.Errorf("InstanceID without FLY_MACHINE_ID: got %q, want the host name %q", got, want)
-	}
+	assert.Equal(t, host, b.cfg.InstanceID, "InstanceID without FLY_MACHINE_ID")
 }
 
 func TestMiddlewareUsesDefaults(t *testing.T) {
@@ -564,12 +510,8 @@ func TestMiddlewareUsesDefaults(t *testing.T) {
 		refuse(t, r, notPrimary("node-a")) // the primary is this node: a loop
 	}))
 	w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-	if got, want := w.Code, http.StatusServiceUnavailable; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
-	if got, want := w.Header().Get("Retry-After"), "1"; got != want {
-		t.Errorf("Retry-After: got %q, want %q", got, want)
-	}
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code, "status")
+	assert.Equal(t, "1", w.Header().Get("Retry-After"), "Retry-After")
 }
 
 func TestErrorWrittenAfterReturn(t *testing.T) {
@@ -601,12 +543,8 @@ func TestErrorWrittenAfterReturn(t *testing.T) {
 				}
 			})
 			w := serve(framework, httptest.NewRequest(http.MethodPost, "/", nil))
-			if got, want := w.Code, tc.wantStatus; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
-			if got, want := w.Header().Get("Fly-Replay"), tc.wantReplay; got != want {
-				t.Errorf("Fly-Replay: got %q, want %q", got, want)
-			}
+			assert.Equal(t, tc.wantStatus, w.Code, "status")
+			assert.Equal(t, tc.wantReplay, w.Header().Get("Fly-Replay"), "Fly-Replay")
 			if tc.wantReplay != "" && w.Body.Len() != 0 {
 				t.Errorf("body: got %q, want empty", w.Body)
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
 )
 
 func TestDecide(t *testing.T) {
@@ -59,21 +60,13 @@ func TestDecide(t *testing.T) {
 			if d.Verdict != tc.verdict || d.Reason != tc.reason || d.Hops != tc.hops {
 				t.Errorf("got %v/%v/%d hops, want %v/%v/%d hops", d.Verdict, d.Reason, d.Hops, tc.verdict, tc.reason, tc.hops)
 			}
-			if got, want := d.Err, tc.refusal; got != want {
-				t.Errorf("Err: got %v, want %v", got, want)
-			}
-			if got, want := d.Self, "self"; got != want {
-				t.Errorf("Self: got %v, want %v", got, want)
-			}
+			assert.Equal(t, tc.refusal, d.Err, "Err")
+			assert.Equal(t, "self", d.Self, "Self")
 			switch d.Reason {
 			case ReasonNoPrimary, ReasonLoop, ReasonReplayFailed:
-				if got, want := d.RetryAfter, 3*time.Second; got != want {
-					t.Errorf("RetryAfter: got %v, want %v", got, want)
-				}
+				assert.Equal(t, 3*time.Second, d.RetryAfter, "RetryAfter")
 			case ReasonTooLarge:
-				if got, want := d.MaxBody, int64(DefaultMaxReplayBody); got != want {
-					t.Errorf("MaxBody: got %v, want %v", got, want)
-				}
+				assert.Equal(t, int64(DefaultMaxReplayBody), d.MaxBody, "MaxBody")
 			}
 		})
 	}
@@ -123,9 +116,7 @@ func TestReplayFields(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/", nil)
 	r.Header.Set("Fly-Replay-Src", "instance=node-c;state=litefs-hops:1")
 	w := serve(h, r)
-	if got, want := w.Code, http.StatusOK; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
+	assert.Equal(t, http.StatusOK, w.Code, "status")
 	if got, want := w.Header().Get("Fly-Replay"), "instance=node-a;state=litefs-hops:2;timeout=800ms;fallback=force_self"; got != want {
 		t.Errorf("Fly-Replay: got %q, want %q", got, want)
 	}
@@ -138,12 +129,8 @@ func TestReasonAndVerdictStrings(t *testing.T) {
 			t.Errorf("Reason(%d).String(): got empty", r)
 		}
 	}
-	if got, want := ReasonTooLate.String(), "too late"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if got, want := Verdict(9).String(), "Verdict(9)"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	assert.Equal(t, "too late", ReasonTooLate.String())
+	assert.Equal(t, "Verdict(9)", Verdict(9).String())
 }
 
 func FuzzParseReplaySource(f *testing.F) {

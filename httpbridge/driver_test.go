@@ -1,13 +1,10 @@
 package httpbridge
 
 import (
-	"database/sql"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,42 +12,11 @@ import (
 	"github.com/litefs-sql/litefs"
 )
 
-// openMount opens a litefs database in a temp directory that stands for a
-// LiteFS mount: a .primary file there makes this node a replica.
-func openMount(t *testing.T) (*sql.DB, string) {
-	t.Helper()
-	dir := t.TempDir()
-	db, err := sql.Open(litefs.DriverName, "file:"+filepath.Join(dir, "app.db")+"?_journal_mode=WAL&_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec("CREATE TABLE posts (title TEXT)"); err != nil {
-		t.Fatal(err)
-	}
-	return db, dir
-}
-
-func writeFile(t *testing.T, path, data string, mtime time.Time) {
-	t.Helper()
-	if err := os.WriteFile(path+".tmp", []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if !mtime.IsZero() {
-		if err := os.Chtimes(path+".tmp", mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestWithDriver runs the bridge over the real driver: the refusals come
 // from litefs, not from the test.
 func TestWithDriver(t *testing.T) {
 	t.Parallel()
-	db, dir := openMount(t)
+	db, m := openTestDB(t)
 	var ev events
 	b := newBridge(t, Config{OnEvent: ev.add, WaitPrimary: litefs.WaitPrimary, PrimaryWait: 5 * time.Second})
 	mux := http.NewServeMux()
@@ -58,7 +24,7 @@ func TestWithDriver(t *testing.T) {
 		if _, err := db.ExecContext(r.Context(), "INSERT INTO posts VALUES (?)", "hi"); err != nil {
 			if r.URL.Query().Has("promote") {
 				// A primary is elected while the request is refused.
-				writeFile(t, filepath.Join(dir, ".primary"), "node-b\n", time.Time{})
+				m.SetReplica("node-b")
 			}
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -96,8 +62,8 @@ func TestWithDriver(t *testing.T) {
 	}
 
 	// Replica of node-a.
-	writeFile(t, filepath.Join(dir, ".primary"), "node-a\n", time.Time{})
-	writeFile(t, filepath.Join(dir, ".lag"), "+0000000001\n", time.Time{})
+	m.SetReplica("node-a")
+	m.WriteLagFile([]byte("+000000001\n"), time.Now())
 	for _, target := range []string{"/posts", "/mail"} {
 		w := do("POST", target)
 		if w.Code != http.StatusConflict || w.Header().Get("Fly-Replay") != "instance=node-a;state=litefs-hops:1" || w.Body.Len() != 0 {
@@ -109,8 +75,7 @@ func TestWithDriver(t *testing.T) {
 	}
 
 	// No primary known, then one elected while the bridge waits.
-	os.Remove(filepath.Join(dir, ".primary"))
-	writeFile(t, filepath.Join(dir, ".lag"), "+2147483647\n", time.Unix(0, 0))
+	m.SetNoPrimary()
 	w := do("POST", "/posts?promote")
 	if w.Code != http.StatusConflict || w.Header().Get("Fly-Replay") != "instance=node-b;state=litefs-hops:1" {
 		t.Errorf("POST with no primary, then node-b: got %v %q, want a replay to node-b", w.Code, w.Header().Get("Fly-Replay"))

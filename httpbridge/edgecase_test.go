@@ -4,10 +4,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // A handler that closes its body (defer r.Body.Close()) before the bridge
@@ -50,13 +50,9 @@ func TestBodyClosedByTheHandler(t *testing.T) {
 				body = io.MultiReader(body) // no length: sent chunked
 			}
 			req, err := http.NewRequest(http.MethodPost, srv.URL+"/posts", body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			got, _ := io.ReadAll(res.Body)
 			res.Body.Close()
 			if !tc.forward {
@@ -101,9 +97,9 @@ func TestForwarderKeepsXForwarded(t *testing.T) {
 // another database, gets an error response, not an empty 200.
 func TestRefusedThenCommittedElsewhere(t *testing.T) {
 	t.Parallel()
-	replicaDB, dir := openMount(t)
-	writeFile(t, filepath.Join(dir, ".primary"), "node-a\n", time.Time{})
-	localDB, _ := openMount(t)
+	replicaDB, m := openTestDB(t)
+	m.SetReplica("node-a")
+	localDB, _ := openTestDB(t)
 	var ev events
 	b := newBridge(t, Config{OnEvent: ev.add})
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

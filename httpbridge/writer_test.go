@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Underlying writers with chosen optional methods.
@@ -102,14 +103,10 @@ func TestResponseControllerThroughBridge(t *testing.T) {
 	if err := <-errs; err != nil {
 		t.Errorf("ResponseController: got %v, want no error", err)
 	}
-	if got, want := res.StatusCode, http.StatusAccepted; got != want {
-		t.Errorf("status before the handler returned: got %v, want %v", got, want)
-	}
+	assert.Equal(t, http.StatusAccepted, res.StatusCode, "status before the handler returned")
 	close(release)
 	body, _ := io.ReadAll(res.Body)
-	if got, want := string(body), "done"; got != want {
-		t.Errorf("body: got %q, want %q", got, want)
-	}
+	assert.Equal(t, "done", string(body), "body")
 }
 
 func TestResponseControllerUnsupported(t *testing.T) {
@@ -174,9 +171,7 @@ func TestHijack(t *testing.T) {
 			t.Cleanup(srv.Close)
 
 			res, err := srv.Client().Post(srv.URL, "text/plain", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
 			<-served
@@ -185,9 +180,7 @@ func TestHijack(t *testing.T) {
 				if !errors.Is(err, ErrResponseDropped) || res.StatusCode != http.StatusConflict || res.Header.Get("Fly-Replay") == "" {
 					t.Errorf("got error %v, status %v, want ErrResponseDropped and a replay", err, res.StatusCode)
 				}
-				if got, want := ev.only(t).Reason, ReasonRefused; got != want {
-					t.Errorf("reason: got %v, want %v", got, want)
-				}
+				assert.Equal(t, ReasonRefused, ev.only(t).Reason, "reason")
 				return
 			}
 			if err != nil {
@@ -196,9 +189,7 @@ func TestHijack(t *testing.T) {
 			if res.StatusCode != http.StatusOK || string(body) != tc.wantBody {
 				t.Errorf("got %v %q, want 200 %q", res.StatusCode, body, tc.wantBody)
 			}
-			if got, want := ev.only(t).Reason, ReasonTooLate; got != want {
-				t.Errorf("reason: got %v, want %v", got, want)
-			}
+			assert.Equal(t, ReasonTooLate, ev.only(t).Reason, "reason")
 		})
 	}
 }
@@ -219,18 +210,12 @@ func TestHTTP2(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	res, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if got, want := string(body), "HTTP/2.0 flush -"; got != want {
-		t.Errorf("GET: got %q, want %q", got, want)
-	}
+	assert.Equal(t, "HTTP/2.0 flush -", string(body), "GET")
 	res, err = srv.Client().Post(srv.URL, "text/plain", strings.NewReader("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res.Body.Close()
 	if got, want := res.Header.Get("Fly-Replay"), "instance=node-a;state=litefs-hops:1"; got != want {
 		t.Errorf("POST Fly-Replay: got %q, want %q", got, want)
@@ -250,9 +235,7 @@ func TestInvalidStatusPanicsAsWithoutBridge(t *testing.T) {
 	})))
 	t.Cleanup(srv.Close)
 	res, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res.Body.Close()
 }
 
