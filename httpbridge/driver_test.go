@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestWithDriver runs the bridge over the real driver: the refusals come
@@ -54,35 +56,32 @@ func TestWithDriver(t *testing.T) {
 	}
 
 	// Primary: a plain directory.
-	if w := do("POST", "/posts"); w.Code != http.StatusCreated {
-		t.Fatalf("POST on the primary: got %v %q, want 201", w.Code, w.Body)
-	}
-	if w := do("POST", "/mail"); w.Code != http.StatusOK || w.Body.String() != "sent" {
-		t.Fatalf("RequirePrimary on the primary: got %v %q, want 200 sent", w.Code, w.Body)
-	}
+	w := do("POST", "/posts")
+	require.Equal(t, http.StatusCreated, w.Code, "POST on the primary: body %q", w.Body)
+	w = do("POST", "/mail")
+	require.Equal(t, http.StatusOK, w.Code, "RequirePrimary on the primary")
+	require.Equal(t, "sent", w.Body.String(), "RequirePrimary on the primary")
 
 	// Replica of node-a.
 	m.SetReplica("node-a")
 	m.WriteLagFile([]byte("+000000001\n"), time.Now())
 	for _, target := range []string{"/posts", "/mail"} {
 		w := do("POST", target)
-		if w.Code != http.StatusConflict || w.Header().Get("Fly-Replay") != "instance=node-a;state=litefs-hops:1" || w.Body.Len() != 0 {
-			t.Errorf("POST %s on a replica: got %v %q %q, want a replay to node-a", target, w.Code, w.Header().Get("Fly-Replay"), w.Body)
-		}
+		assert.Equal(t, http.StatusConflict, w.Code, "POST %s on a replica", target)
+		assert.Equal(t, "instance=node-a;state=litefs-hops:1", w.Header().Get("Fly-Replay"), "POST %s on a replica", target)
+		assert.Empty(t, w.Body.String(), "POST %s on a replica", target)
 	}
-	if w := do("GET", "/posts"); w.Code != http.StatusOK || w.Body.String() != "p" {
-		t.Errorf("GET on a replica: got %v %q, want 200 %q", w.Code, w.Body, "p")
-	}
+	w = do("GET", "/posts")
+	assert.Equal(t, http.StatusOK, w.Code, "GET on a replica")
+	assert.Equal(t, "p", w.Body.String(), "GET on a replica")
 
 	// No primary known, then one elected while the bridge waits.
 	m.SetNoPrimary()
-	w := do("POST", "/posts?promote")
-	if w.Code != http.StatusConflict || w.Header().Get("Fly-Replay") != "instance=node-b;state=litefs-hops:1" {
-		t.Errorf("POST with no primary, then node-b: got %v %q, want a replay to node-b", w.Code, w.Header().Get("Fly-Replay"))
-	}
+	w = do("POST", "/posts?promote")
+	assert.Equal(t, http.StatusConflict, w.Code, "POST with no primary, then node-b")
+	assert.Equal(t, "instance=node-b;state=litefs-hops:1", w.Header().Get("Fly-Replay"), "POST with no primary, then node-b")
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
-	if len(ev.es) != 3 || ev.es[2].Primary != "node-b" {
-		t.Errorf("events: got %+v, want 3, the last to node-b", ev.es)
-	}
+	require.Len(t, ev.es, 3, "events")
+	assert.Equal(t, "node-b", ev.es[2].Primary, "the last event's primary")
 }
