@@ -1,6 +1,8 @@
 package httpbridge
 
 import (
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -14,19 +16,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestWithDriver runs the bridge over the real driver: the refusals come
-// from litefs, not from the test.
-func TestWithDriver(t *testing.T) {
-	t.Parallel()
-	db, m := openTestDB(t)
-	var ev events
-	b := newBridge(t, Config{OnEvent: ev.add, WaitPrimary: litefs.WaitPrimary, PrimaryWait: 5 * time.Second})
+// driverMux serves posts from db, and sends mail only on the primary. A POST
+// to /posts?promote calls promote when its write is refused.
+func driverMux(db *sql.DB, promote func()) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /posts", func(w http.ResponseWriter, r *http.Request) {
 		if _, err := db.ExecContext(r.Context(), "INSERT INTO posts VALUES (?)", "hi"); err != nil {
 			if r.URL.Query().Has("promote") {
 				// A primary is elected while the request is refused.
-				m.SetReplica("node-b")
+				promote()
 			}
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -50,7 +48,17 @@ func TestWithDriver(t *testing.T) {
 		}
 		io.WriteString(w, strings.Repeat("p", n))
 	})
-	h := b.Handler(mux)
+	return mux
+}
+
+// TestWithDriver runs the bridge over the real driver: the refusals come
+// from litefs, not from the test.
+func TestWithDriver(t *testing.T) {
+	t.Parallel()
+	db, m := openTestDB(t)
+	var ev events
+	b := newBridge(t, Config{OnEvent: ev.add, WaitPrimary: litefs.WaitPrimary, PrimaryWait: 5 * time.Second})
+	h := b.Handler(driverMux(db, func() { m.SetReplica("node-b") }))
 	do := func(method, target string) *httptest.ResponseRecorder {
 		return serve(h, httptest.NewRequest(method, target, strings.NewReader("title=hi")))
 	}
@@ -84,4 +92,103 @@ func TestWithDriver(t *testing.T) {
 	defer ev.mu.Unlock()
 	require.Len(t, ev.es, 3, "events")
 	assert.Equal(t, "node-b", ev.es[2].Primary, "the last event's primary")
+}
+
+// statusCases are node states and what the status handler must answer.
+var statusCases = []struct {
+	name      string
+	maxLag    time.Duration
+	replicaOf string // the primary in .primary; "" for none
+	lag       string // .lag's content; "" for none
+	noPrimary bool   // LiteFS knows no primary
+	wantCode  int
+	wantRole  litefs.Role
+	problem   string // in Problem; "" for none
+}{
+	// A LiteFS primary stamps .lag at each look, which a temp directory
+	// cannot imitate; a plain directory is a primary that needs no check.
+	{name: "not on LiteFS", wantCode: http.StatusOK, wantRole: litefs.RoleNotLiteFS},
+	{name: "replica in step", replicaOf: "node-a", lag: "+000000050\n",
+		wantCode: http.StatusOK, wantRole: litefs.RoleReplica},
+	{name: "replica behind", replicaOf: "node-a", lag: "+000015000\n",
+		wantCode: http.StatusServiceUnavailable, wantRole: litefs.RoleReplica, problem: "lag 15s is over 10s"},
+	{name: "replica behind, within a larger MaxLag", maxLag: 20 * time.Second, replicaOf: "node-a", lag: "+000015000\n",
+		wantCode: http.StatusOK, wantRole: litefs.RoleReplica},
+	{name: "no primary", noPrimary: true,
+		wantCode: http.StatusServiceUnavailable, wantRole: litefs.RoleNoPrimary, problem: "no primary"},
+	{name: "no primary, lag unbounded", maxLag: -1, noPrimary: true,
+		wantCode: http.StatusServiceUnavailable, wantRole: litefs.RoleNoPrimary, problem: "no primary"},
+}
+
+func TestStatusHandler(t *testing.T) {
+	t.Parallel()
+	for _, tc := range statusCases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, m := openTestDB(t)
+			if tc.replicaOf != "" {
+				m.SetReplica(tc.replicaOf)
+			}
+			if tc.lag != "" {
+				m.WriteLagFile([]byte(tc.lag), time.Now())
+			}
+			if tc.noPrimary {
+				m.SetNoPrimary()
+			}
+			b := newBridge(t, Config{DB: db, MaxLag: tc.maxLag})
+			w := serve(b.StatusHandler(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			assert.Equal(t, tc.wantCode, w.Code)
+			assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
+			assert.Equal(t, "no-store", w.Header().Get("Cache-Control"))
+			var st struct { // Status, but with the role as its name
+				OK      bool   `json:"ok"`
+				Problem string `json:"problem"`
+				Role    string `json:"role"`
+			}
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &st), w.Body.String())
+			assert.Equal(t, tc.wantRole.String(), st.Role)
+			assert.Equal(t, tc.wantCode == http.StatusOK, st.OK)
+			if tc.problem == "" {
+				assert.Empty(t, st.Problem)
+			} else {
+				assert.Contains(t, st.Problem, tc.problem)
+			}
+		})
+	}
+}
+
+// TestStatusHandlerCounts: the body carries the bridge's counts by reason,
+// the same as Bridge.Count.
+func TestStatusHandlerCounts(t *testing.T) {
+	t.Parallel()
+	db, _ := openTestDB(t)
+	b := newBridge(t, Config{DB: db})
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse(t, r, notPrimary("node-a"))
+	}))
+	for range 3 {
+		serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
+	}
+	w := serve(b.StatusHandler(), httptest.NewRequest(http.MethodGet, "/", nil))
+	var body struct {
+		Counts map[string]uint64 `json:"counts"`
+		Role   string            `json:"role"`
+		TXID   *uint64           `json:"txid"`
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), w.Body.String())
+	assert.Equal(t, uint64(3), body.Counts["refused"])
+	assert.Equal(t, uint64(0), body.Counts["no primary"])
+	assert.Len(t, body.Counts, int(numReasons)-1)
+	assert.Equal(t, "not-litefs", body.Role)
+	assert.NotNil(t, body.TXID, "the documented key txid")
+}
+
+func TestStatusHandlerWithoutDB(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{})
+	w := serve(b.StatusHandler(), httptest.NewRequest(http.MethodHead, "/", nil))
+	assert.Equal(t, http.StatusInternalServerError, w.Code)
+	assert.Empty(t, w.Body.String(), "HEAD gets no body")
+	w = serve(b.StatusHandler(), httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Contains(t, w.Body.String(), "Config.DB")
 }

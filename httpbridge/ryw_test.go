@@ -317,31 +317,36 @@ func TestReplicaWaitsForTXID(t *testing.T) {
 	assert.Equal(t, before, pos.calls(), "Position calls (current, check, wait) for reached cookies")
 }
 
+// wait is the TXIDWait of the replicas in replicaBehindCases.
+const wait = 20 * time.Millisecond
+
+// replicaBehindCases are requests whose cookie names TXID 5 or more on a
+// replica at 3, and where they must be served.
+var replicaBehindCases = []struct {
+	name        string
+	cookie      string
+	noPrimary   bool   // LiteFS knows no primary
+	src         string // Fly-Replay-Src
+	failed      bool   // Fly-Replay-Failed
+	body        io.Reader
+	txidWait    time.Duration
+	wantReplay  string // Fly-Replay; "" when served here
+	wantVerdict Verdict
+}{
+	{name: "behind", cookie: "__txid=0000000000000005", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
+	{name: "forged huge TXID", cookie: "__txid=ffffffffffffffff", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
+	{name: "no waiting", cookie: "__txid=0000000000000005", txidWait: -1, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
+	{name: "replayed once already", cookie: "__txid=0000000000000005", src: "instance=node-c;state=litefs-hops:1", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:2", wantVerdict: Replay},
+	{name: "came from the primary", cookie: "__txid=0000000000000005", src: "instance=node-a;state=litefs-hops:1", txidWait: wait, wantVerdict: Keep},
+	{name: "out of hops", cookie: "__txid=0000000000000005", src: "instance=node-c;state=litefs-hops:2", txidWait: wait, wantVerdict: Keep},
+	{name: "replay failed", cookie: "__txid=0000000000000005", failed: true, txidWait: wait, wantVerdict: Keep},
+	{name: "body of unknown size", cookie: "__txid=0000000000000005", body: onlyReader{strings.NewReader("x")}, txidWait: wait, wantVerdict: Keep},
+	{name: "no primary known", cookie: "__txid=0000000000000005", noPrimary: true, txidWait: wait, wantVerdict: Keep},
+}
+
 func TestReplicaBehind(t *testing.T) {
 	t.Parallel()
-	const wait = 20 * time.Millisecond
-	tests := []struct {
-		name        string
-		cookie      string
-		noPrimary   bool   // LiteFS knows no primary
-		src         string // Fly-Replay-Src
-		failed      bool   // Fly-Replay-Failed
-		body        io.Reader
-		txidWait    time.Duration
-		wantReplay  string // Fly-Replay; "" when served here
-		wantVerdict Verdict
-	}{
-		{name: "behind", cookie: "__txid=0000000000000005", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
-		{name: "forged huge TXID", cookie: "__txid=ffffffffffffffff", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
-		{name: "no waiting", cookie: "__txid=0000000000000005", txidWait: -1, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
-		{name: "replayed once already", cookie: "__txid=0000000000000005", src: "instance=node-c;state=litefs-hops:1", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:2", wantVerdict: Replay},
-		{name: "came from the primary", cookie: "__txid=0000000000000005", src: "instance=node-a;state=litefs-hops:1", txidWait: wait, wantVerdict: Keep},
-		{name: "out of hops", cookie: "__txid=0000000000000005", src: "instance=node-c;state=litefs-hops:2", txidWait: wait, wantVerdict: Keep},
-		{name: "replay failed", cookie: "__txid=0000000000000005", failed: true, txidWait: wait, wantVerdict: Keep},
-		{name: "body of unknown size", cookie: "__txid=0000000000000005", body: onlyReader{strings.NewReader("x")}, txidWait: wait, wantVerdict: Keep},
-		{name: "no primary known", cookie: "__txid=0000000000000005", noPrimary: true, txidWait: wait, wantVerdict: Keep},
-	}
-	for _, tc := range tests {
+	for _, tc := range replicaBehindCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			db, m := openAt(t, !tc.noPrimary, 3)
