@@ -179,6 +179,15 @@
 // request to the primary in-process, and a [ReplayerFunc] does anything else
 // with the [Decision].
 //
+// Two words keep one meaning each in this package. To replay a request is
+// to hand it to Config.Replay (a [Replayer]) for the primary: the Verdict
+// Replay, the Replayer's Replay method and Config.MaxReplayBody all mean
+// that, whatever the Replayer does. The Config fields ReplayStatus,
+// ReplayTimeout and ReplayFallback, and the Header constants, belong to
+// the default Replayer, the fly-replay response, and do nothing for
+// another. To forward is to hand the request to Config.Forward, for the
+// bodies over MaxReplayBody (the Verdict Forward).
+//
 // # Observing
 //
 // Config.Logger gets a record for each refused write (Debug when replayed,
