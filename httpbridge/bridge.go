@@ -330,7 +330,7 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 		x.body = b.body.newBody(r)
 		r.Body = x.body
 	}
-	x.writer = writer{w: w, tracker: tracker}
+	x.writer = writer{w: w, tracker: tracker, bridge: b, req: r}
 
 	if b.pos != nil {
 		// A cookie at or below what this node is known to have applied
@@ -340,7 +340,7 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 				return
 			}
 		}
-		x.writer.cookies, x.writer.req = b, r
+		x.writer.setCookie = true
 	}
 
 	panicked := b.run(next, x.writer.wrap(), r, tracker)
@@ -354,7 +354,7 @@ func (b *Bridge) afterHandler(r *http.Request, x *exchange, panicked bool) {
 	switch {
 	case refusal == nil:
 		x.writer.finish()
-		if x.writer.cookies != nil {
+		if x.writer.setCookie {
 			x.writer.lateCommit()
 		}
 	case x.writer.tracker.Committed():

@@ -51,9 +51,12 @@ type writer struct {
 	phase   phase
 	status  int // status held back; 0 if none yet
 
-	cookies *Bridge       // sets the TXID cookie; nil when read-your-writes is off
-	req     *http.Request // for the cookie's Secure attribute
-	txid    txidState
+	// Read-your-writes: when setCookie is true, the response gets the TXID
+	// cookie of a write the request committed.
+	setCookie bool
+	bridge    *Bridge       // names, logs and records the TXID
+	req       *http.Request // for the cookie's Secure attribute
+	txid      txidState
 }
 
 // started reports whether the response went out (or the connection was
@@ -85,7 +88,7 @@ func (w *writer) start() bool {
 		return false
 	}
 	w.phase = sent
-	if w.cookies != nil {
+	if w.setCookie {
 		w.addTXIDCookie()
 	}
 	if w.status != 0 {
@@ -101,7 +104,7 @@ func (w *writer) finish() {
 	if w.phase != held {
 		return
 	}
-	if w.cookies != nil {
+	if w.setCookie {
 		w.addTXIDCookie()
 	}
 	if w.status != 0 {
@@ -139,13 +142,13 @@ func (w *writer) addTXIDCookie() {
 	w.txid = txidCommitted
 	id, ok, err := w.tracker.TXID()
 	if err != nil {
-		w.cookies.cfg.Logger.Log(w.req.Context(), slog.LevelWarn, "httpbridge: cannot read the TXID of a committed write; no TXID cookie",
-			"cookie", w.cookies.cfg.TXIDCookie, "error", err)
+		w.bridge.cfg.Logger.Log(w.req.Context(), slog.LevelWarn, "httpbridge: cannot read the TXID of a committed write; no TXID cookie",
+			"cookie", w.bridge.cfg.TXIDCookie, "error", err)
 		return
 	}
 	if ok { // else the database is not in a LiteFS mount
-		w.cookies.saw(id)
-		w.cookies.setTXIDCookie(w.w.Header(), id, overTLS(w.req))
+		w.bridge.saw(id)
+		w.bridge.setTXIDCookie(w.w.Header(), id, overTLS(w.req))
 	}
 }
 
@@ -155,10 +158,10 @@ func (w *writer) lateCommit() {
 	if w.txid == txidCommitted {
 		return
 	}
-	ctx, log := w.req.Context(), w.cookies.cfg.Logger
+	ctx, log := w.req.Context(), w.bridge.cfg.Logger
 	if log.Enabled(ctx, slog.LevelDebug) && w.tracker.Committed() {
 		log.Log(ctx, slog.LevelDebug, "httpbridge: a write committed after the response started; no TXID cookie",
-			"cookie", w.cookies.cfg.TXIDCookie, "hijacked", w.phase == hijacked, "method", w.req.Method, "path", w.req.URL.Path)
+			"cookie", w.bridge.cfg.TXIDCookie, "hijacked", w.phase == hijacked, "method", w.req.Method, "path", w.req.URL.Path)
 	}
 }
 
