@@ -58,7 +58,7 @@ func (p bodyPolicy) newBody(r *http.Request) *body {
 	b.keep = p.keepMax > 0 && r.ContentLength <= p.keepMax
 	b.lost = p.keepMax > 0 && !b.keep
 	if b.keep && r.ContentLength > 0 {
-		b.want = int(r.ContentLength)
+		b.want = r.ContentLength
 	}
 	return b
 }
@@ -80,10 +80,11 @@ const (
 // body counts the request body bytes the handler reads and, when a Forwarder
 // may need to re-send the body, keeps a copy of them up to a bound.
 //
-// The copy is held in chunks that are filled and never moved: one chunk of
-// exactly the Content-Length when it is known, else chunks growing up to
-// maxChunk. So a copy never costs twice its size, as appending to one slice
-// would while it grows.
+// The copy is held in chunks that are filled and never moved, growing up to
+// maxChunk and ending at the Content-Length when it is known. So a copy
+// costs at most its size plus maxChunk, never twice its size as appending to
+// one slice would while it grows, and a client that announces a large body
+// and sends little gets little memory.
 type body struct {
 	rc      io.ReadCloser
 	n       int64 // bytes read so far
@@ -91,7 +92,7 @@ type body struct {
 	keep    bool     // copy what is read into chunks
 	chunks  [][]byte // the copy; every chunk but the last is full
 	kept    int64    // bytes in chunks
-	want    int      // size of the first chunk: the Content-Length, if known
+	want    int64    // the Content-Length, if known: the copy's last chunk ends there
 	keepMax int64
 	lost    bool // the copy was dropped, or never kept: it cannot be re-sent
 	closed  bool // the handler closed the body
@@ -125,26 +126,30 @@ func (b *body) copy(p []byte) {
 		b.keep, b.lost, b.chunks, b.kept = false, true, nil, 0
 		return
 	}
-	b.kept += int64(len(p))
 	for len(p) > 0 {
 		last := len(b.chunks) - 1
 		if last < 0 || len(b.chunks[last]) == cap(b.chunks[last]) {
-			b.chunks = append(b.chunks, make([]byte, 0, b.nextChunk()))
+			b.chunks = append(b.chunks, make([]byte, 0, max(b.nextChunk(b.kept), 1)))
 			last++
 		}
 		c := b.chunks[last]
 		m := min(len(p), cap(c)-len(c))
 		b.chunks[last] = append(c, p[:m]...)
+		b.kept += int64(m)
 		p = p[m:]
 	}
 }
 
-// nextChunk returns the capacity of the next chunk of the copy.
-func (b *body) nextChunk() int {
-	if len(b.chunks) == 0 && b.want > 0 {
-		return b.want
+// nextChunk returns the capacity of the next chunk of a copy kept bytes
+// long: as large as the copy so far,
+// within [minChunk, maxChunk], and no larger than the rest of the
+// Content-Length. So memory follows the bytes that arrived, never what a
+// client merely announced.
+func (b *body) nextChunk(kept int64) int {
+	size := min(max(kept, minChunk), maxChunk)
+	if rest := b.want - kept; b.want > 0 && rest > 0 {
+		size = min(size, rest)
 	}
-	size := min(max(b.kept, minChunk), maxChunk)
 	return int(min(size, b.keepMax))
 }
 

@@ -181,3 +181,20 @@ func TestNoCopyOverContentLength(t *testing.T) {
 	}
 	assert.Len(t, ev.es, 2)
 }
+
+// TestCopyFollowsWhatArrives: a client that announces a large body and sends
+// a little of it gets a copy the size of what it sent, not of its claim.
+func TestCopyFollowsWhatArrives(t *testing.T) {
+	const maxBody = 16 << 20
+	b := newBridge(t, Config{Forward: offlineForwarder(t, maxBody)})
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.CopyN(io.Discard, r.Body, 100)
+	}))
+	r := httptest.NewRequest(http.MethodPost, "/", &byteSource{n: maxBody})
+	r.ContentLength = maxBody
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	serve(h, r)
+	runtime.ReadMemStats(&after)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<10), "bytes allocated for 100 bytes read")
+}
