@@ -210,6 +210,7 @@
 //		Name: "httpbridge_refused_writes_total",
 //		Help: "Refused writes the bridge handled.",
 //	}, []string{"reason", "verdict"})
+//	prometheus.MustRegister(refused)
 //	b, err := httpbridge.New(httpbridge.Config{OnEvent: func(e httpbridge.Event) {
 //		refused.WithLabelValues(e.Reason.String(), e.Verdict.String()).Inc()
 //	}})
