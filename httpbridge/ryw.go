@@ -24,6 +24,9 @@ type Position interface {
 	CurrentTXID(ctx context.Context) (litefs.TXID, error)
 	// WaitTXID waits until this node has applied transaction want and
 	// returns the TXID reached, or context.Cause(ctx) when ctx ends first.
+	// An error matching litefs.ErrTooManyWaiters says that too many
+	// requests wait already: the bridge then sends the request to the
+	// primary at once.
 	WaitTXID(ctx context.Context, want litefs.TXID) (litefs.TXID, error)
 	// CheckPrimary returns nil on the primary, else the refusal a write
 	// would get: a *litefs.NotPrimaryError naming the primary, or an error
