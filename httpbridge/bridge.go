@@ -363,7 +363,7 @@ func (b *Bridge) afterHandler(r *http.Request, x *exchange, panicked bool) {
 		// The response went out before the refusal. A handler that panicked
 		// mid-response is aborted, so the client sees a broken response
 		// rather than a truncated one that looks complete.
-		b.report(Event{Decision: b.keepDecision(r, refusal, ReasonTooLate), Request: r})
+		b.report(Event{Decision: b.keepDecision(r, ReasonTooLate, primaryOf(refusal), refusal), Request: r})
 		if panicked {
 			panic(http.ErrAbortHandler)
 		}
@@ -372,16 +372,17 @@ func (b *Bridge) afterHandler(r *http.Request, x *exchange, panicked bool) {
 	}
 }
 
-// keepDecision is the Decision of a refused request whose handler's response
-// stands, for reason.
-func (b *Bridge) keepDecision(r *http.Request, refusal error, reason Reason) Decision {
+// keepDecision is the Decision of a request whose handler's response
+// stands (or, with ReasonBehind, that the handler serves here), for reason;
+// err is the refusal, or what the wait for a transaction ended with.
+func (b *Bridge) keepDecision(r *http.Request, reason Reason, primary string, err error) Decision {
 	d := Decision{
 		Verdict:  Keep,
 		Reason:   reason,
-		Primary:  primaryOf(refusal),
+		Primary:  primary,
 		Self:     b.cfg.InstanceID,
 		BodySize: r.ContentLength,
-		Err:      refusal,
+		Err:      err,
 	}
 	d.Hops, _ = replayOrigin(r.Header, "")
 	return d
@@ -393,7 +394,7 @@ func (b *Bridge) keepDecision(r *http.Request, refusal error, reason Reason) Dec
 // never written because the handler panicked, becomes a 500, with the
 // cookie of the write that did commit.
 func (b *Bridge) partial(r *http.Request, x *exchange, refusal error, panicked bool) {
-	b.report(Event{Decision: b.keepDecision(r, refusal, ReasonPartial), Request: r})
+	b.report(Event{Decision: b.keepDecision(r, ReasonPartial, primaryOf(refusal), refusal), Request: r})
 	switch {
 	case x.writer.started() && panicked:
 		panic(http.ErrAbortHandler)

@@ -182,9 +182,8 @@ func (b *Bridge) sendBehind(w http.ResponseWriter, r *http.Request, cause error,
 		b.send(w, r, d, waited)
 		return true
 	}
-	d.Err = fmt.Errorf("%w; not sent to the primary: %s", cause, d.Reason)
-	d.Verdict, d.Reason, d.MaxBody, d.RetryAfter = Keep, ReasonBehind, 0, 0
-	b.report(Event{Decision: d, Request: r, Waited: waited})
+	err := fmt.Errorf("%w; not sent to the primary: %s", cause, d.Reason)
+	b.report(Event{Decision: b.keepDecision(r, ReasonBehind, primary, err), Request: r, Waited: waited})
 	return false
 }
 
