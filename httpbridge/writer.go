@@ -17,7 +17,8 @@ import (
 // answers instead. A streaming handler can stop early on it; io.Copy does.
 var ErrResponseDropped = errors.New("httpbridge: response dropped: a write was refused, and the bridge answers instead")
 
-// phase is where a handler's response stands.
+// phase is where a handler's response stands. The phases in which the
+// response has started, sent and hijacked, come last: started relies on it.
 type phase uint8
 
 const (
