@@ -15,6 +15,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
+	"github.com/stretchr/testify/assert"
 
 	"github.com/litefs-sql/litefs/litefstest"
 )
@@ -102,23 +103,11 @@ func pinConn(tb testing.TB, db *sql.DB) (*sql.Conn, *Conn) {
 	return conn, c
 }
 
-// run executes q with Exec, or with Query when query is set, draining rows.
-func run(ctx context.Context, db *sql.DB, q string, query bool, args ...any) error {
-	if !query {
-		_, err := db.ExecContext(ctx, q, args...)
-		return err
-	}
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
-		return err
-	}
-	return rows.Close()
+// failed returns what a statement that failed with err gets on c, outside
+// any admission: SQLite's error, or the refusal it reveals.
+func failed(c *Conn, ctx context.Context, err error) error {
+	r := run{c: c, ctx: ctx}
+	return r.end(err)
 }
 
 func TestReplicaRefusesWrites(t *testing.T) {
@@ -129,89 +118,149 @@ func TestReplicaRefusesWrites(t *testing.T) {
 		query   bool // run with Query instead of Exec
 		refused bool
 		args    []any
+		// replicaErr, when set, is the error a case that is not a refusal
+		// gets on a replica; primaryErr what a refused case gets on the
+		// primary (nil: success).
+		replicaErr, primaryErr error
 	}{
-		{"insert", "INSERT INTO t(v) VALUES ('x')", false, true, nil},
-		{"update", "UPDATE t SET v = 'y'", false, true, nil},
-		{"delete", "DELETE FROM t", false, true, nil},
-		{"replace", "REPLACE INTO t(id, v) VALUES (1, 'r')", false, true, nil},
-		{"upsert", "INSERT INTO t(id, v) VALUES (1, 'u') ON CONFLICT(id) DO UPDATE SET v = excluded.v", false, true, nil},
-		{"cte insert", "WITH n(v) AS (SELECT 'c') INSERT INTO t(v) SELECT v FROM n", false, true, nil},
-		{"insert returning via Query", "INSERT INTO t(v) VALUES ('q') RETURNING id", true, true, nil},
-		{"delete returning via Query", "DELETE FROM t RETURNING id", true, true, nil},
-		{"create table", "CREATE TABLE u(x)", false, true, nil},
-		{"create table if not exists, new", "CREATE TABLE IF NOT EXISTS u(x)", false, true, nil},
-		{"create index", "CREATE INDEX t_id_v ON t(id, v)", false, true, nil},
-		{"create trigger", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'z'; END", false, true, nil},
-		{"drop table", "DROP TABLE t", false, true, nil},
-		{"alter table", "ALTER TABLE t ADD COLUMN w TEXT", false, true, nil},
-		{"pragma set", "PRAGMA user_version = 7", false, true, nil},
-		{"pragma optimize", "PRAGMA optimize", false, true, nil},
-		{"pragma wal_checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)", false, true, nil},
-		{"vacuum", "VACUUM", false, true, nil},
-		{"analyze", "ANALYZE", false, true, nil},
-		{"reindex", "REINDEX", false, true, nil},
-		{"begin immediate", "BEGIN IMMEDIATE", false, true, nil},
-		{"begin exclusive", "BEGIN EXCLUSIVE", false, true, nil},
-		{"temp table", "CREATE TEMP TABLE tt(x)", false, true, nil},
-		{"multi exec, write second", "SELECT 1; INSERT INTO t(v) VALUES ('m')", false, true, nil},
-		{"multi query, write second", "SELECT 1; INSERT INTO t(v) VALUES ('m') RETURNING id", true, true, nil},
-		{"multi exec, write first", "INSERT INTO t(v) VALUES ('m'); SELECT 1", false, true, nil},
-		{"multi query, write first", "INSERT INTO t(v) VALUES ('m'); SELECT 1", true, true, nil},
-		{"multi exec, write in the middle", "SELECT 1; DELETE FROM t; SELECT 2", false, true, nil},
+		{name: "insert", sql: "INSERT INTO t(v) VALUES ('x')", refused: true},
+		{name: "update", sql: "UPDATE t SET v = 'y'", refused: true},
+		{name: "delete", sql: "DELETE FROM t", refused: true},
+		{name: "replace", sql: "REPLACE INTO t(id, v) VALUES (1, 'r')", refused: true},
+		{name: "upsert", sql: "INSERT INTO t(id, v) VALUES (1, 'u') ON CONFLICT(id) DO UPDATE SET v = excluded.v", refused: true},
+		{name: "cte insert", sql: "WITH n(v) AS (SELECT 'c') INSERT INTO t(v) SELECT v FROM n", refused: true},
+		{name: "insert returning via Query", sql: "INSERT INTO t(v) VALUES ('q') RETURNING id", query: true, refused: true},
+		{name: "delete returning via Query", sql: "DELETE FROM t RETURNING id", query: true, refused: true},
+		{name: "create table", sql: "CREATE TABLE u(x)", refused: true},
+		{name: "create table if not exists, new", sql: "CREATE TABLE IF NOT EXISTS u(x)", refused: true},
+		{name: "create index", sql: "CREATE INDEX t_id_v ON t(id, v)", refused: true},
+		{name: "create trigger", sql: "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'z'; END", refused: true},
+		{name: "drop table", sql: "DROP TABLE t", refused: true},
+		{name: "alter table", sql: "ALTER TABLE t ADD COLUMN w TEXT", refused: true},
+		{name: "pragma set", sql: "PRAGMA user_version = 7", refused: true},
+		{name: "pragma optimize", sql: "PRAGMA optimize", refused: true},
+		{name: "pragma wal_checkpoint", sql: "PRAGMA wal_checkpoint(TRUNCATE)", refused: true},
+		{name: "vacuum", sql: "VACUUM", refused: true},
+		{name: "analyze", sql: "ANALYZE", refused: true},
+		{name: "reindex", sql: "REINDEX", refused: true},
+		{name: "begin immediate", sql: "BEGIN IMMEDIATE", refused: true},
+		{name: "begin exclusive", sql: "BEGIN EXCLUSIVE", refused: true},
+		{name: "temp table", sql: "CREATE TEMP TABLE tt(x)", refused: true},
+		{name: "multi exec, write second", sql: "SELECT 1; INSERT INTO t(v) VALUES ('m')", refused: true},
+		{name: "multi query, write second", sql: "SELECT 1; INSERT INTO t(v) VALUES ('m') RETURNING id", query: true, refused: true},
+		{name: "multi exec, write first", sql: "INSERT INTO t(v) VALUES ('m'); SELECT 1", refused: true},
+		{name: "multi query, write first", sql: "INSERT INTO t(v) VALUES ('m'); SELECT 1", query: true, refused: true},
+		{name: "multi exec, write in the middle", sql: "SELECT 1; DELETE FROM t; SELECT 2", refused: true},
 
-		{"select", "SELECT * FROM t", true, false, nil},
-		{"select via Exec", "SELECT count(*) FROM t", false, false, nil},
-		{"read cte", "WITH n(x) AS (SELECT 1) SELECT x FROM n", true, false, nil},
-		{"pragma read", "PRAGMA user_version", true, false, nil},
-		{"multi read", "SELECT 1; SELECT 2", true, false, nil},
-		{"multi read via Exec", "SELECT 1; SELECT 2;", false, false, nil},
-		{"explain insert", "EXPLAIN INSERT INTO t(v) VALUES ('e')", true, false, nil},
-		{"create table if not exists, present", "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)", false, false, nil},
-		{"create index if not exists, present", "CREATE INDEX IF NOT EXISTS t_v ON t(v)", false, false, nil},
-		{"drop if exists, absent", "DROP TABLE IF EXISTS nothere", false, false, nil},
-		{"journal_mode read", "PRAGMA journal_mode", true, false, nil},
-		{"journal_mode set, even unchanged", "PRAGMA journal_mode = WAL", true, true, nil},
-		{"journal_mode changed", "PRAGMA journal_mode = DELETE", false, true, nil},
-		{"quoted pragma name", `PRAGMA "optimize"(0x10002)`, false, true, nil},
-		{"bracketed pragma name", "PRAGMA main.[optimize]", false, true, nil},
-		{"multi, journal_mode", "SELECT 1; PRAGMA journal_mode = DELETE", false, true, nil},
-		{"multi, checkpoint", "SELECT 1; PRAGMA wal_checkpoint(TRUNCATE)", false, true, nil},
-		{"multi, lifting query_only", "SELECT 1; PRAGMA query_only = 0; INSERT INTO t(v) VALUES ('q')", false, true, nil},
-		{"semicolon inside a $var(...)", "SELECT $a(--);INSERT INTO t(v) VALUES ('tcl')", false, true, []any{1}},
-		{"comment start inside a $var(...)", "SELECT $a(/*);INSERT INTO t(v) VALUES ('tcl')", false, true, []any{1}},
-		{"quote inside a @var(...)", "SELECT @a(');INSERT INTO t(v) VALUES ('tcl')--')", false, true, []any{1}},
-		{"semicolon in a literal", "SELECT ';INSERT INTO t VALUES(1)' FROM t", true, false, nil},
-		{"trailing comment", "SELECT 1; -- INSERT INTO t VALUES(1)", true, false, nil},
-		{"deferred begin and commit", "BEGIN; SELECT 1; COMMIT", false, false, nil},
+		{name: "select", sql: "SELECT * FROM t", query: true},
+		{name: "select via Exec", sql: "SELECT count(*) FROM t"},
+		{name: "read cte", sql: "WITH n(x) AS (SELECT 1) SELECT x FROM n", query: true},
+		{name: "pragma read", sql: "PRAGMA user_version", query: true},
+		{name: "multi read", sql: "SELECT 1; SELECT 2", query: true},
+		{name: "multi read via Exec", sql: "SELECT 1; SELECT 2;"},
+		{name: "explain insert", sql: "EXPLAIN INSERT INTO t(v) VALUES ('e')", query: true},
+		{name: "create table if not exists, present", sql: "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)"},
+		{name: "create index if not exists, present", sql: "CREATE INDEX IF NOT EXISTS t_v ON t(v)"},
+		{name: "drop if exists, absent", sql: "DROP TABLE IF EXISTS nothere"},
+		{name: "journal_mode read", sql: "PRAGMA journal_mode", query: true},
+		{name: "journal_mode set, even unchanged", sql: "PRAGMA journal_mode = WAL", query: true, refused: true},
+		{name: "journal_mode changed", sql: "PRAGMA journal_mode = DELETE", refused: true},
+		{name: "quoted pragma name", sql: `PRAGMA "optimize"(0x10002)`, refused: true},
+		{name: "bracketed pragma name", sql: "PRAGMA main.[optimize]", refused: true},
+		{name: "multi, journal_mode", sql: "SELECT 1; PRAGMA journal_mode = DELETE", refused: true},
+		{name: "multi, checkpoint", sql: "SELECT 1; PRAGMA wal_checkpoint(TRUNCATE)", refused: true},
+		{name: "multi, lifting query_only", sql: "SELECT 1; PRAGMA query_only = 0; INSERT INTO t(v) VALUES ('q')", refused: true, primaryErr: errManagedPragma},
+		{name: "semicolon inside a $var(...)", sql: "SELECT $a(--);INSERT INTO t(v) VALUES ('tcl')", refused: true, args: []any{1}},
+		{name: "comment start inside a $var(...)", sql: "SELECT $a(/*);INSERT INTO t(v) VALUES ('tcl')", refused: true, args: []any{1}},
+		{name: "quote inside a @var(...)", sql: "SELECT @a(');INSERT INTO t(v) VALUES ('tcl')--')", refused: true, args: []any{1}},
+		{name: "semicolon in a literal", sql: "SELECT ';INSERT INTO t VALUES(1)' FROM t", query: true},
+		{name: "trailing comment", sql: "SELECT 1; -- INSERT INTO t VALUES(1)", query: true},
+		{name: "deferred begin and commit", sql: "BEGIN; SELECT 1; COMMIT"},
+
+		{name: "one-string transaction", sql: "BEGIN; INSERT INTO t(v) VALUES ('b'); COMMIT", refused: true},
+		{name: "one-string immediate transaction", sql: "BEGIN IMMEDIATE; INSERT INTO t(v) VALUES ('b'); COMMIT", refused: true},
+		{name: "savepoint", sql: "SAVEPOINT s; INSERT INTO t(v) VALUES ('s'); RELEASE s", refused: true},
+		{name: "table-valued optimize", sql: "SELECT * FROM pragma_optimize(65538)", query: true, refused: true},
+		{name: "table-valued optimize in a cte", sql: "WITH o AS (SELECT * FROM pragma_optimize(65538)) SELECT * FROM o", query: true, refused: true},
+		{name: "table-valued journal_mode", sql: "SELECT * FROM pragma_journal_mode('main')", query: true},
+		{name: "table-valued table_info", sql: "SELECT name FROM pragma_table_info('t')", query: true},
+		{name: "schema-qualified pragma set", sql: "PRAGMA main.user_version = 3", refused: true},
+		{name: "temp schema pragma set", sql: "PRAGMA temp.user_version = 3", refused: true},
+		{name: "pragma locking_mode exclusive", sql: "PRAGMA locking_mode = EXCLUSIVE", refused: true},
+		{name: "pragma incremental_vacuum", sql: "PRAGMA incremental_vacuum", refused: true},
+		{name: "pragma wal_checkpoint bare", sql: "PRAGMA wal_checkpoint", refused: true},
+		{name: "pragma unknown set", sql: "PRAGMA no_such_pragma = 1", refused: true},
+		{name: "explain pragma set", sql: "EXPLAIN PRAGMA user_version = 3", query: true, refused: true},
+		{name: "pragma foreign_keys", sql: "PRAGMA foreign_keys = ON"},
+		{name: "pragma recursive_triggers", sql: "PRAGMA recursive_triggers = 1"},
+		{name: "pragma defer_foreign_keys", sql: "PRAGMA defer_foreign_keys = 1"},
+		{name: "pragma ignore_check_constraints", sql: "PRAGMA ignore_check_constraints = 1"},
+		{name: "pragma trusted_schema", sql: "PRAGMA trusted_schema = 0"},
+		{name: "pragma writable_schema", sql: "PRAGMA writable_schema = 1"},
+		{name: "pragma shrink_memory", sql: "PRAGMA shrink_memory"},
+		{name: "pragma table_info", sql: "PRAGMA table_info(t)", query: true},
+		{name: "pragma query_only set", sql: "PRAGMA query_only = 0", replicaErr: errManagedPragma},
+		{name: "explain pragma query_only set", sql: "EXPLAIN PRAGMA query_only = 0", query: true, replicaErr: errManagedPragma},
+		{name: "attach", sql: "ATTACH ':memory:' AS aux"},
+		{name: "insert into a missing table", sql: "INSERT INTO nosuch VALUES (1)", refused: true, primaryErr: errSQLite},
+		{name: "insert into a missing column", sql: "INSERT INTO t(nocol) VALUES (1)", refused: true, primaryErr: errSQLite},
+		{name: "vacuum into the mount", sql: "VACUUM INTO '{mount}/copy.db'", refused: true},
+		{name: "vacuum into a parameter", sql: "VACUUM INTO ?", refused: true, args: []any{"{tmp}/p.db"}},
+		{name: "vacuum into an expression", sql: "VACUUM INTO '{tmp}/' || 'e.db'", refused: true},
+		{name: "vacuum into a uri", sql: "VACUUM INTO 'file:{tmp}/u.db'", refused: true},
+		{name: "vacuum into outside the mount", sql: "VACUUM INTO '{tmp}/backup.db'"},
+		{name: "vacuum schema into outside the mount", sql: "VACUUM main INTO '{tmp}/backup2.db'"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			m := litefstest.NewMount(t)
+			tmp := t.TempDir()
+			expand := strings.NewReplacer("{mount}", m.Dir(), "{tmp}", tmp).Replace
+			q, args := expand(tc.sql), make([]any, len(tc.args))
+			for i, a := range tc.args {
+				if s, ok := a.(string); ok {
+					a = expand(s)
+				}
+				args[i] = a
+			}
 			db := openDB(t, m, "")
+			conn, _ := pinConn(t, db) // opened on the primary: the hardest case
 			before := fingerprint(t, m)
 			m.SetReplica("node-a")
 
-			err := run(t.Context(), db, tc.sql, tc.query, tc.args...)
-			if tc.refused {
+			err := runOn(t.Context(), conn, q, tc.query, args...)
+			switch {
+			case tc.refused:
 				wantNotPrimary(t, err, "node-a")
-			} else if err != nil {
-				t.Fatalf("got %v, want no error on a replica", err)
+				assertRefusedCleanly(t, m, conn, before)
+			case tc.replicaErr != nil:
+				assert.ErrorIs(t, err, tc.replicaErr)
+			default:
+				assert.NoError(t, err, "want no error on a replica")
 			}
-			if got := fingerprint(t, m); got != before {
-				t.Fatal("the database or WAL changed on a replica")
-			}
+			assert.Equal(t, before, fingerprint(t, m), "the database or WAL changed on a replica")
 			assertNoWriteLock(t, m)
-
-			if tc.refused {
-				m.SetPrimary()
-				if err := run(t.Context(), db, tc.sql, tc.query, tc.args...); err != nil {
-					t.Fatalf("on the primary: %v", err)
-				}
+			if !tc.refused {
+				return
+			}
+			m.SetPrimary()
+			err = runOn(t.Context(), conn, q, tc.query, args...)
+			switch {
+			case tc.primaryErr == errSQLite:
+				var se sqlite3.Error
+				assert.ErrorAs(t, err, &se, "on the primary")
+			case tc.primaryErr != nil:
+				assert.ErrorIs(t, err, tc.primaryErr, "on the primary")
+			default:
+				assert.NoError(t, err, "on the primary")
 			}
 		})
 	}
 }
+
+// errSQLite stands for any error from SQLite in a test table.
+var errSQLite = errors.New("an error from SQLite")
 
 func TestPreparedStatementAfterDemotion(t *testing.T) {
 	t.Parallel()
@@ -503,7 +552,7 @@ func TestLiteFSRefusalBackstop(t *testing.T) {
 			c := dc.(*Conn)
 			m.SetReplica("node-a")
 			tr := &Tracker{}
-			got := c.failed(WithTracker(t.Context(), tr), tc.err)
+			got := failed(c, WithTracker(t.Context(), tr), tc.err)
 			wantNotPrimary(t, got, "node-a")
 			if !errors.Is(got, tc.err) {
 				t.Errorf("%s: the refusal does not wrap SQLite's error", tc.name)
@@ -512,11 +561,11 @@ func TestLiteFSRefusalBackstop(t *testing.T) {
 				t.Errorf("%s: the refusal was not reported to the tracker", tc.name)
 			}
 			m.SetNoPrimary()
-			if got := c.failed(t.Context(), tc.err); !errors.Is(got, ErrNoPrimary) {
+			if got := failed(c, t.Context(), tc.err); !errors.Is(got, ErrNoPrimary) {
 				t.Errorf("%s, no primary: got %v, want ErrNoPrimary", tc.name, got)
 			}
 			m.SetPrimary()
-			if got := c.failed(t.Context(), tc.err); got != tc.err {
+			if got := failed(c, t.Context(), tc.err); got != tc.err {
 				t.Errorf("%s on a primary: got %v, want SQLite's error unchanged", tc.name, got)
 			}
 			return nil
@@ -534,7 +583,7 @@ func TestTracker(t *testing.T) {
 		committed bool
 	}{
 		{"read", func(ctx context.Context) error {
-			return run(ctx, db, "SELECT * FROM t", true)
+			return runOn(ctx, db, "SELECT * FROM t", true)
 		}, false},
 		{"autocommit insert", func(ctx context.Context) error {
 			_, err := db.ExecContext(ctx, "INSERT INTO t(v) VALUES ('a')")
@@ -983,7 +1032,7 @@ func TestManagedPragma(t *testing.T) {
 			t.Errorf("%s: got %v, want errManagedPragma", q, err)
 		}
 	}
-	if err := run(t.Context(), db, "PRAGMA query_only", true); err != nil {
+	if err := runOn(t.Context(), db, "PRAGMA query_only", true); err != nil {
 		t.Errorf("reading query_only: %v", err)
 	}
 }
@@ -1003,7 +1052,7 @@ func TestQueryCommitsAreTrackedToTheirEnd(t *testing.T) {
 		t.Fatal("INSERT ... RETURNING through QueryRow: Committed() = false, want true")
 	}
 	second := &Tracker{}
-	if err := run(WithTracker(t.Context(), second), db, "SELECT * FROM t", true); err != nil {
+	if err := runOn(WithTracker(t.Context(), second), db, "SELECT * FROM t", true); err != nil {
 		t.Fatal(err)
 	}
 	if second.Committed() {

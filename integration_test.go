@@ -140,7 +140,7 @@ func TestLiteFSCluster(t *testing.T) {
 			if _, err := c.SQLite().Exec("PRAGMA query_only = 0", nil); err != nil {
 				t.Fatal(err)
 			}
-			c.queryOnly = false
+			c.queryOnly = qoOff
 			_, raw := c.SQLite().Exec("INSERT INTO t(v) VALUES ('raw')", nil)
 			var se sqlite3.Error
 			if !errors.As(raw, &se) {
@@ -150,7 +150,7 @@ func TestLiteFSCluster(t *testing.T) {
 				t.Fatalf("got %v, want LiteFS's SQLITE_IOERR_WRITE", raw)
 			}
 			t.Logf("LiteFS refused with %v (code %d, extended %d, errno %d)", raw, se.Code, se.ExtendedCode, se.SystemErrno)
-			got := c.failed(t.Context(), raw)
+			got := failed(c, t.Context(), raw)
 			var np *NotPrimaryError
 			if !errors.As(got, &np) || np.PrimaryID != primary.Hostname() || !errors.Is(got, raw) {
 				t.Fatalf("got %v, want a NotPrimaryError naming %s and wrapping SQLite's error", got, primary.Hostname())
