@@ -319,3 +319,48 @@ func TestFunctionsThatWriteOnAReplica(t *testing.T) {
 		})
 	}
 }
+
+func TestGuardRefusalOutlivesARoleFlip(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db)
+	m.SetReplica("node-a")
+	const q = "SELECT 1; INSERT INTO t(v) VALUES ('flip')"
+	require.NoError(t, conn.Raw(func(dc any) error {
+		c := dc.(*Conn)
+		r, err := c.begin(t.Context(), classMaybe, q)
+		require.NoError(t, err)
+		m.SetPrimary() // promoted after admission, before SQLite refuses
+		_, err = c.sc.ExecContext(t.Context(), q, nil)
+		var se sqlite3.Error
+		require.ErrorAs(t, err, &se, "query_only refused the write")
+		err = r.end(err)
+		wantNotPrimary(t, err, "node-a")
+		assert.ErrorIs(t, err, se, "the refusal wraps SQLite's error")
+		return nil
+	}))
+}
+
+func TestOpenRefusal(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	// mode=ro on a file the replica does not have yet fails to open, as a
+	// database LiteFS has not replicated yet does.
+	c, err := NewConnector("file:"+m.DBPath()+"?mode=ro", WithLogger(discard))
+	require.NoError(t, err)
+	m.SetNoPrimary()
+	tr := &Tracker{}
+	_, err = c.Connect(WithTracker(t.Context(), tr))
+	require.ErrorIs(t, err, ErrNoPrimary)
+	assert.Equal(t, err, tr.Refusal(), "Connect reports its refusal to the context's Tracker")
+
+	got := make(chan string, 1)
+	go func() {
+		id, werr := WaitPrimary(t.Context(), err)
+		assert.NoError(t, werr, "WaitPrimary accepts a refusal from Connect")
+		got <- id
+	}()
+	m.SetReplica("node-b")
+	assert.Equal(t, "node-b", <-got)
+}
