@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/mattn/go-sqlite3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/litefs-sql/litefs/litefstest"
 )
@@ -177,4 +179,56 @@ func TestLiteFSReplicaOpensBeforeTheDatabaseExists(t *testing.T) {
 	if !errors.As(err, &np) || np.PrimaryID != cluster.Primary().Hostname() {
 		t.Fatalf("got %v, want a NotPrimaryError naming %s", err, cluster.Primary().Hostname())
 	}
+}
+
+// replicaRefusedKinds are statements a replica refuses, one of each way a
+// write could slip through or leave a trace.
+var replicaRefusedKinds = []string{
+	"INSERT INTO t(v) VALUES ('no')",
+	"SELECT 1; DELETE FROM t",
+	"BEGIN; INSERT INTO t(v) VALUES ('b'); COMMIT",
+	"BEGIN IMMEDIATE; INSERT INTO t(v) VALUES ('b'); COMMIT",
+	"SAVEPOINT s; INSERT INTO t(v) VALUES ('s'); RELEASE s",
+	"CREATE TABLE IF NOT EXISTS u(x)",
+	"INSERT INTO not_yet(x) VALUES (1)",
+	"SELECT * FROM pragma_optimize(65538)",
+	"PRAGMA journal_mode = DELETE",
+	"PRAGMA wal_checkpoint(TRUNCATE)",
+	"PRAGMA locking_mode = EXCLUSIVE",
+	"PRAGMA user_version = 9",
+	"VACUUM",
+	"ANALYZE",
+}
+
+func TestLiteFSReplicaKeepsApplyingAfterRefusals(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 2)
+	primary, replica := cluster.Primary(), cluster.Replicas()[0]
+	pdb := openNode(t, primary)
+	_, err := pdb.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v); INSERT INTO t(v) VALUES ('a')")
+	require.NoError(t, err)
+	cluster.WaitReplicated(t)
+	rdb := openNode(t, replica)
+	rdb.SetMaxOpenConns(1) // one connection: whatever a refusal leaves, the next statement meets
+	for _, q := range replicaRefusedKinds {
+		err := runOn(t.Context(), rdb, q, true)
+		var np *NotPrimaryError
+		if assert.ErrorAs(t, err, &np, q) {
+			assert.Equal(t, primary.Hostname(), np.PrimaryID, q)
+		}
+		tr := &Tracker{}
+		_, err = pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES (?)", q)
+		require.NoError(t, err)
+		txid, ok, err := tr.TXID()
+		require.True(t, ok)
+		require.NoError(t, err)
+		replica.WaitTXID(t, uint64(txid)) // its -pos advances: replication goes on
+		var n int
+		assert.NoError(t, rdb.QueryRow("SELECT count(*) FROM t WHERE v = ?", q).Scan(&n), q)
+		assert.Equal(t, 1, n, "after %q the replica sees the primary's row", q)
+	}
+	// The databases close before LiteFS stops, and both nodes unmount cleanly.
+	require.NoError(t, rdb.Close())
+	require.NoError(t, pdb.Close())
+	assert.NoError(t, replica.Process().Stop(), "replica stop")
+	assert.NoError(t, primary.Process().Stop(), "primary stop")
 }
