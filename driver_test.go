@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/litefs-sql/litefs/litefstest"
 )
@@ -679,37 +681,56 @@ func TestCheckPrimary(t *testing.T) {
 	}
 }
 
+// flipWrites are the statement kinds the role-flip tests run: each inserts
+// exactly one row when it succeeds, and none when it is refused.
+var flipWrites = []string{
+	"INSERT INTO t(v) VALUES (?)",
+	"SELECT 1; INSERT INTO t(v) VALUES (?)",
+	"BEGIN; INSERT INTO t(v) VALUES (?); COMMIT",
+	"SAVEPOINT s; INSERT INTO t(v) VALUES (?); RELEASE s",
+	"CREATE TABLE IF NOT EXISTS t(x); INSERT INTO t(v) VALUES (?)",
+}
+
+// writeAcrossFlips runs writers goroutines of perWriter writes of every
+// flipWrites kind on db, and returns the writes acknowledged and the errors
+// that are neither success nor a refusal.
+func writeAcrossFlips(db *sql.DB, writers, perWriter int) (acked int, odd []error) {
+	type result struct {
+		acked int
+		odd   []error
+	}
+	results := make(chan result, writers)
+	for w := range writers {
+		go func() {
+			var r result
+			for i := range perWriter {
+				q := flipWrites[(w+i)%len(flipWrites)]
+				_, err := db.Exec(q, w*1000+i)
+				switch {
+				case err == nil:
+					r.acked++
+				case !errors.Is(err, ErrNotPrimary):
+					r.odd = append(r.odd, fmt.Errorf("%s: %w", q, err))
+				}
+			}
+			results <- r
+		}()
+	}
+	for range writers {
+		r := <-results
+		acked += r.acked
+		odd = append(odd, r.odd...)
+	}
+	return acked, odd
+}
+
 func TestConcurrentWritersAcrossRoleFlips(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	var seed int
-	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&seed); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM t").Scan(&seed))
 	const writers, perWriter = 4, 60
-	type result struct {
-		acked int
-		err   error
-	}
-	results := make(chan result, writers)
-	for w := range writers {
-		go func() {
-			n := 0
-			for i := range perWriter {
-				_, err := db.Exec("INSERT INTO t(v) VALUES (?)", w*1000+i)
-				switch {
-				case err == nil:
-					n++
-				case errors.Is(err, ErrNotPrimary):
-				default:
-					results <- result{n, err}
-					return
-				}
-			}
-			results <- result{acked: n}
-		}()
-	}
 	stop := make(chan struct{})
 	flipped := make(chan struct{})
 	go func() {
@@ -730,28 +751,14 @@ func TestConcurrentWritersAcrossRoleFlips(t *testing.T) {
 			}
 		}
 	}()
-	total := 0
-	var errs []error
-	for range writers {
-		r := <-results
-		total += r.acked
-		if r.err != nil {
-			errs = append(errs, r.err)
-		}
-	}
+	total, odd := writeAcrossFlips(db, writers, perWriter)
 	close(stop)
 	<-flipped
-	if len(errs) > 0 {
-		t.Fatalf("writers got errors that are not refusals: %v", errs)
-	}
+	assert.Empty(t, odd, "every error is a refusal: no third kind")
 	m.SetPrimary()
 	var rows int
-	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	if rows-seed != total {
-		t.Fatalf("got %d rows written, want %d (the writes acknowledged)", rows-seed, total)
-	}
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM t").Scan(&rows))
+	assert.Equal(t, total, rows-seed, "rows written = writes acknowledged")
 	t.Logf("%d of %d writes acknowledged across role flips", total, writers*perWriter)
 }
 

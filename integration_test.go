@@ -232,3 +232,41 @@ func TestLiteFSReplicaKeepsApplyingAfterRefusals(t *testing.T) {
 	assert.NoError(t, replica.Process().Stop(), "replica stop")
 	assert.NoError(t, primary.Process().Stop(), "primary stop")
 }
+
+// TestLiteFSWritersOnBothNodes runs every flipWrites kind at once on the
+// primary and on a replica of a real cluster: each error must be a refusal,
+// and every refused write leaves replication going. (A static lease cannot
+// move the primary, so the role does not flip here; temp mounts flip it.)
+func TestLiteFSWritersOnBothNodes(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 2)
+	primary, replica := cluster.Primary(), cluster.Replicas()[0]
+	pdb := openNode(t, primary)
+	_, err := pdb.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	require.NoError(t, err)
+	cluster.WaitReplicated(t)
+	rdb := openNode(t, replica)
+	const writers, perWriter = 3, 20
+	type outcome struct {
+		acked int
+		odd   []error
+	}
+	onReplica := make(chan outcome, 1)
+	go func() {
+		acked, odd := writeAcrossFlips(rdb, writers, perWriter)
+		onReplica <- outcome{acked, odd}
+	}()
+	acked, odd := writeAcrossFlips(pdb, writers, perWriter)
+	assert.Empty(t, odd, "on the primary")
+	assert.Equal(t, writers*perWriter, acked, "on the primary")
+	r := <-onReplica
+	assert.Empty(t, r.odd, "on the replica, every error is a refusal")
+	assert.Zero(t, r.acked, "the replica acknowledged writes")
+	cluster.WaitReplicated(t)
+	var n int
+	require.NoError(t, rdb.QueryRow("SELECT count(*) FROM t").Scan(&n))
+	assert.Equal(t, acked, n, "the replica has every acknowledged row")
+	require.NoError(t, rdb.Close())
+	require.NoError(t, pdb.Close())
+	assert.NoError(t, replica.Process().Stop(), "replica stop")
+	assert.NoError(t, primary.Process().Stop(), "primary stop")
+}
