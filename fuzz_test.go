@@ -1,12 +1,19 @@
 package litefs
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/litefs-sql/litefs/litefstest"
 )
 
 func FuzzParseDSN(f *testing.F) {
@@ -118,4 +125,87 @@ func FuzzIsMulti(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// classifySeeds are statements from every case the replica tests cover.
+var classifySeeds = []string{
+	"SELECT * FROM t", "SELECT 1; INSERT INTO t(v) VALUES (1)", "PRAGMA query_only = 0",
+	"EXPLAIN PRAGMA query_only = 0", "EXPLAIN QUERY PLAN PRAGMA main.query_only = false",
+	`PRAGMA/**/"main"./**/[query_only]/**/=/**/0`, "PRAGMA query_only(1)", "PRAGMA foreign_keys = 0",
+	"PRAGMA writable_schema = 1", "PRAGMA recursive_triggers = 1", "PRAGMA trusted_schema = 0",
+	"PRAGMA defer_foreign_keys = 1", "PRAGMA ignore_check_constraints = 1", "PRAGMA journal_mode",
+	"PRAGMA journal_mode = DELETE", "PRAGMA wal_checkpoint", "PRAGMA optimize", "PRAGMA incremental_vacuum",
+	"PRAGMA locking_mode = EXCLUSIVE", "PRAGMA temp.user_version = 3", "PRAGMA table_info(t)",
+	"SELECT * FROM pragma_optimize(65538)", `SELECT count(*) FROM "pragma_optimize"(65538)`,
+	"WITH o AS (SELECT * FROM pragma_optimize(65538)) SELECT * FROM o", "SELECT * FROM optimizer",
+	"SELECT * FROM pragma_journal_mode", "SELECT * FROM pragma_table_info('t')", "SELECT bump()",
+	"BEGIN; INSERT INTO t(v) VALUES (1); COMMIT", "SAVEPOINT s", "BEGIN IMMEDIATE", "ATTACH ':memory:' AS aux",
+	"VACUUM INTO '/tmp/x.db'", "VACUUM", "ANALYZE", "REINDEX", "CREATE TEMP TABLE tt(x)",
+	"CREATE TABLE IF NOT EXISTS t(x)", "INSERT INTO nosuch VALUES (1)", "EXPLAIN INSERT INTO t(v) VALUES (1)",
+	"DELETE FROM t RETURNING id", "WITH n(x) AS (SELECT 1) INSERT INTO t(v) SELECT x FROM n",
+}
+
+// FuzzReadsDoNotWrite checks the classifier against SQLite: a statement the
+// driver classifies as a read, run on a connection without query_only and
+// again with it, commits nothing, leaves the files as they were, and leaves
+// query_only as it was.
+func FuzzReadsDoNotWrite(f *testing.F) {
+	for _, s := range classifySeeds {
+		f.Add(s)
+	}
+	m := litefstest.NewMount(f)
+	d := &sqlite3.SQLiteDriver{ConnectHook: func(sc *sqlite3.SQLiteConn) error {
+		return sc.RegisterFunc("bump", func() (int64, error) {
+			_, err := sc.Exec("INSERT INTO t(v) VALUES ('bump')", nil)
+			return 1, err
+		}, false)
+	}}
+	ctr, err := NewConnector(m.DSN(), WithLogger(discard), WithSQLiteDriver(d))
+	require.NoError(f, err)
+	db := sql.OpenDB(ctr)
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	_, err = db.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v);" +
+		"INSERT INTO t(v) VALUES ('a'), ('b'); CREATE VIEW optimizer AS SELECT * FROM pragma_optimize(65538)")
+	require.NoError(f, err)
+	conn, err := db.Conn(f.Context())
+	require.NoError(f, err)
+	defer conn.Close()
+	f.Fuzz(func(t *testing.T, q string) {
+		if strings.ContainsRune(q, 0) || len(q) > 2000 {
+			return
+		}
+		require.NoError(t, conn.Raw(func(dc any) error {
+			c := dc.(*Conn)
+			if cl, err := c.classify(t.Context(), q); err != nil || cl != classRead {
+				return nil
+			}
+			for _, on := range []bool{false, true} {
+				checkRead(t, m, c, q, on)
+			}
+			return nil
+		}))
+	})
+}
+
+// checkRead runs q, classified as a read, on c with query_only set to on.
+func checkRead(t *testing.T, m *litefstest.Mount, c *Conn, q string, on bool) {
+	require.NoError(t, c.setQueryOnly(on))
+	before := fingerprint(t, m)
+	tr := &Tracker{}
+	ctx, cancel := context.WithTimeout(WithTracker(t.Context(), tr), 100*time.Millisecond)
+	defer cancel()
+	c.ExecContext(ctx, q, nil)
+	if !c.sc.AutoCommit() {
+		_, err := c.sc.Exec("ROLLBACK", nil) // a read may BEGIN; the next input starts afresh
+		require.NoError(t, err)
+	}
+	assert.False(t, tr.Committed(), "%q (query_only %v) committed a write", q, on)
+	assert.Equal(t, before, fingerprint(t, m), "%q (query_only %v) changed the files", q, on)
+	rows, err := c.sc.Query("PRAGMA query_only", nil)
+	require.NoError(t, err)
+	v := make([]driver.Value, 1)
+	require.NoError(t, rows.Next(v))
+	rows.Close()
+	assert.Equal(t, on, v[0] == int64(1), "%q changed query_only", q)
 }
