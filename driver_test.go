@@ -933,6 +933,8 @@ func TestWaitPrimary(t *testing.T) {
 
 func TestSQLX(t *testing.T) {
 	t.Parallel()
+	assert.Equal(t, sqlx.BindType("sqlite3"), sqlx.BindType(DriverName), "sqlx binds litefs as it binds sqlite3")
+	assert.Equal(t, sqlx.QUESTION, sqlx.BindType(DriverName))
 	m := litefstest.NewMount(t)
 	openDB(t, m, "").Close()
 	db, err := sqlx.Open(DriverName, m.DSN())
