@@ -27,19 +27,13 @@ func FuzzParseDSN(f *testing.F) {
 	f.Fuzz(func(t *testing.T, dsn string) {
 		info, err := parseDSN(dsn)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "litefs: ") {
-				t.Fatalf("error %q lacks the package prefix", err)
-			}
+			require.True(t, strings.HasPrefix(err.Error(), "litefs: "), "error %q lacks the package prefix", err)
 			return
 		}
-		if strings.ContainsRune(dsn, 0) {
-			t.Fatal("accepted a NUL byte")
-		}
-		if !strings.Contains(dsn, info.path) {
-			t.Fatalf("path %q is not part of the DSN", info.path)
-		}
-		if info.txlockWrites && !strings.Contains(strings.ToLower(dsn), "_txlock") {
-			t.Fatal("txlockWrites without _txlock")
+		require.False(t, strings.ContainsRune(dsn, 0), "accepted a NUL byte")
+		require.Contains(t, dsn, info.path, "the path is part of the DSN")
+		if info.txlockWrites {
+			require.Contains(t, strings.ToLower(dsn), "_txlock", "txlockWrites without _txlock")
 		}
 	})
 }
@@ -51,22 +45,17 @@ func FuzzParsePrimaryID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		id, ok := parsePrimaryID(b)
 		if !ok {
-			if id != "" {
-				t.Fatalf("rejected input yielded ID %q", id)
-			}
+			require.Empty(t, id, "a rejected input yielded an ID")
 			return
 		}
-		if len(id) == 0 || len(id) > maxPrimaryID {
-			t.Fatalf("accepted an ID of %d bytes", len(id))
-		}
+		require.NotEmpty(t, id)
+		require.LessOrEqual(t, len(id), maxPrimaryID, "accepted an ID too long")
 		for i := range len(id) {
-			if !isIDByte(id[i]) {
-				t.Fatalf("accepted byte %q in %q", id[i], id)
-			}
+			require.True(t, isIDByte(id[i]), "accepted byte %q in %q", id[i], id)
 		}
-		if again, ok := parsePrimaryID([]byte(id)); !ok || again != id {
-			t.Fatalf("not idempotent: %q -> %q, %v", id, again, ok)
-		}
+		again, ok := parsePrimaryID([]byte(id))
+		require.True(t, ok, "not idempotent: %q rejected", id)
+		require.Equal(t, id, again, "not idempotent")
 	})
 }
 
@@ -84,18 +73,13 @@ func FuzzIsMulti(f *testing.F) {
 		f.Add(s)
 	}
 	db, err := sql.Open("sqlite3", ":memory:")
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
-		f.Fatal(err)
-	}
+	_, err = db.Exec("CREATE TABLE t(x)")
+	require.NoError(f, err)
 	conn, err := db.Conn(f.Context())
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	defer conn.Close()
 	f.Fuzz(func(t *testing.T, q string) {
 		if strings.ContainsRune(q, 0) {
@@ -114,8 +98,8 @@ func FuzzIsMulti(f *testing.F) {
 				runs := !v.FieldByName("s").IsNil()
 				tail := v.FieldByName("t").String()
 				ds.Close()
-				if runs && n > 0 && !multi {
-					t.Fatalf("isMulti(%q) = false, but SQLite runs a statement in %q", q, rest)
+				if runs && n > 0 {
+					require.True(t, multi, "isMulti(%q) = false, but SQLite runs a statement in %q", q, rest)
 				}
 				if tail == rest {
 					return nil

@@ -3,7 +3,6 @@ package litefs
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"testing"
 
 	"github.com/mattn/go-sqlite3"
@@ -19,9 +18,7 @@ import (
 func openNode(tb testing.TB, n *litefstest.Node) *sql.DB {
 	tb.Helper()
 	c, err := NewConnector(n.DSN(), WithLogger(discard))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	db := sql.OpenDB(c)
 	tb.Cleanup(func() { db.Close() })
 	return db
@@ -35,31 +32,26 @@ func TestLiteFSCluster(t *testing.T) {
 		"CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)",
 		"INSERT INTO t(v) VALUES ('one'), ('two')",
 	} {
-		if _, err := pdb.Exec(q); err != nil {
-			t.Fatalf("primary: %s: %v", q, err)
-		}
+		_, err := pdb.Exec(q)
+		require.NoError(t, err, "primary: %s", q)
 	}
 	cluster.WaitReplicated(t)
 	rdb := openNode(t, replica)
 
 	t.Run("no directory cache on a LiteFS mount", func(t *testing.T) {
 		conn, err := pdb.Conn(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer conn.Close()
-		conn.Raw(func(dc any) error {
-			if fd := dc.(*Conn).probe.dirfd.Load(); fd != -1 {
-				t.Errorf("the prober holds the LiteFS root open (fd %d): FUSE mounts must be read every write", fd)
-			}
+		require.NoError(t, conn.Raw(func(dc any) error {
+			assert.Equal(t, int64(-1), dc.(*Conn).probe.dirfd.Load(),
+				"the prober holds the LiteFS root open: FUSE mounts must be read every write")
 			return nil
-		})
+		}))
 	})
 	t.Run("replica reads what the primary wrote", func(t *testing.T) {
 		var n int
-		if err := rdb.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 {
-			t.Fatalf("got %d rows, %v; want 2", n, err)
-		}
+		require.NoError(t, rdb.QueryRow("SELECT count(*) FROM t").Scan(&n))
+		require.Equal(t, 2, n, "rows")
 	})
 	t.Run("replica refuses writes naming the primary", func(t *testing.T) {
 		for _, q := range []string{
@@ -69,42 +61,33 @@ func TestLiteFSCluster(t *testing.T) {
 		} {
 			_, err := rdb.Exec(q)
 			var np *NotPrimaryError
-			if !errors.As(err, &np) || np.PrimaryID != primary.Hostname() {
-				t.Fatalf("%s: got %v, want a NotPrimaryError naming %s", q, err, primary.Hostname())
-			}
+			require.ErrorAs(t, err, &np, q)
+			require.Equal(t, primary.Hostname(), np.PrimaryID, q)
 		}
-		if _, err := rdb.Exec("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)"); err != nil {
-			t.Fatalf("start-up DDL for a table the primary made: %v", err)
-		}
+		_, err := rdb.Exec("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)")
+		require.NoError(t, err, "start-up DDL for a table the primary made")
 	})
 	t.Run("primary writes reach the replica", func(t *testing.T) {
 		tr := &Tracker{}
-		if _, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('three')"); err != nil {
-			t.Fatal(err)
-		}
+		_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('three')")
+		require.NoError(t, err)
 		id, ok, err := tr.TXID()
-		if !ok || err != nil {
-			t.Fatalf("Tracker.TXID after a commit on the primary: %v, %v, %v", id, ok, err)
-		}
-		if cur, err := CurrentTXID(t.Context(), pdb); err != nil || cur < id {
-			t.Fatalf("CurrentTXID on the primary: %v, %v; want at least %v", cur, err, id)
-		}
+		require.NoError(t, err, "Tracker.TXID after a commit on the primary")
+		require.True(t, ok, "Tracker.TXID after a commit on the primary")
+		cur, err := CurrentTXID(t.Context(), pdb)
+		require.NoError(t, err, "CurrentTXID on the primary")
+		require.GreaterOrEqual(t, cur, id, "CurrentTXID on the primary")
 		ctx, cancel := context.WithTimeout(t.Context(), litefstest.DefaultWaitTimeout)
 		defer cancel()
-		if _, err := WaitTXID(ctx, rdb, id); err != nil {
-			t.Fatalf("WaitTXID(%v) on the replica: %v", id, err)
-		}
+		_, err = WaitTXID(ctx, rdb, id)
+		require.NoError(t, err, "WaitTXID(%v) on the replica", id)
 		var v string
-		if err := rdb.QueryRow("SELECT v FROM t WHERE v = 'three'").Scan(&v); err != nil {
-			t.Fatalf("the replica at TXID %v does not have the row: %v", id, err)
-		}
+		require.NoError(t, rdb.QueryRow("SELECT v FROM t WHERE v = 'three'").Scan(&v), "the replica at TXID %v has the row", id)
 	})
 	t.Run("a write transaction on a replica does not stall replication", func(t *testing.T) {
 		for _, suffix := range []string{"", "&_txlock=immediate"} {
 			c, err := NewConnector(replica.DSN()+suffix, WithLogger(discard))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			db := sql.OpenDB(c)
 			defer db.Close()
 			tx, err := db.BeginTx(t.Context(), nil)
@@ -112,18 +95,14 @@ func TestLiteFSCluster(t *testing.T) {
 				_, err = tx.Exec("INSERT INTO t(v) VALUES ('stall?')")
 				defer tx.Rollback() // held open while the primary writes
 			}
-			if !errors.Is(err, ErrNotPrimary) {
-				t.Fatalf("_txlock%q: got %v, want a refusal", suffix, err)
-			}
+			require.ErrorIs(t, err, ErrNotPrimary, "_txlock%q", suffix)
 			var last TXID
 			for range 5 {
 				tr := &Tracker{}
-				if _, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('go on')"); err != nil {
-					t.Fatal(err)
-				}
-				if last, _, err = tr.TXID(); err != nil {
-					t.Fatal(err)
-				}
+				_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('go on')")
+				require.NoError(t, err)
+				last, _, err = tr.TXID()
+				require.NoError(t, err)
 			}
 			replica.WaitTXID(t, uint64(last))
 		}
@@ -131,37 +110,28 @@ func TestLiteFSCluster(t *testing.T) {
 	t.Run("LiteFS's own refusal becomes NotPrimaryError", func(t *testing.T) {
 		fresh := openNode(t, replica)
 		conn, err := fresh.Conn(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer conn.Close()
 		err = conn.Raw(func(dc any) error {
 			c := dc.(*Conn)
 			// Bypass the driver's check and its query_only, as a write
 			// racing a demotion would.
-			if _, err := c.SQLite().Exec("PRAGMA query_only = 0", nil); err != nil {
-				t.Fatal(err)
-			}
+			_, err := c.SQLite().Exec("PRAGMA query_only = 0", nil)
+			require.NoError(t, err)
 			c.queryOnly = qoOff
 			_, raw := c.SQLite().Exec("INSERT INTO t(v) VALUES ('raw')", nil)
 			var se sqlite3.Error
-			if !errors.As(raw, &se) {
-				t.Fatalf("LiteFS let a replica write: %v", raw)
-			}
-			if se.ExtendedCode != sqlite3.ErrIoErrWrite {
-				t.Fatalf("got %v, want LiteFS's SQLITE_IOERR_WRITE", raw)
-			}
+			require.ErrorAs(t, raw, &se, "LiteFS let a replica write")
+			require.Equal(t, sqlite3.ErrIoErrWrite, se.ExtendedCode, "LiteFS's SQLITE_IOERR_WRITE")
 			t.Logf("LiteFS refused with %v (code %d, extended %d, errno %d)", raw, se.Code, se.ExtendedCode, se.SystemErrno)
 			got := failed(c, t.Context(), raw)
 			var np *NotPrimaryError
-			if !errors.As(got, &np) || np.PrimaryID != primary.Hostname() || !errors.Is(got, raw) {
-				t.Fatalf("got %v, want a NotPrimaryError naming %s and wrapping SQLite's error", got, primary.Hostname())
-			}
+			require.ErrorAs(t, got, &np)
+			require.Equal(t, primary.Hostname(), np.PrimaryID)
+			require.ErrorIs(t, got, raw, "the refusal wraps SQLite's error")
 			return nil
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 	})
 }
 
@@ -169,16 +139,13 @@ func TestLiteFSReplicaOpensBeforeTheDatabaseExists(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	replica := cluster.Replicas()[0]
 	c, err := NewConnector(replica.DSN(), WithLogger(discard))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	db := sql.OpenDB(c)
 	defer db.Close()
 	err = db.PingContext(t.Context())
 	var np *NotPrimaryError
-	if !errors.As(err, &np) || np.PrimaryID != cluster.Primary().Hostname() {
-		t.Fatalf("got %v, want a NotPrimaryError naming %s", err, cluster.Primary().Hostname())
-	}
+	require.ErrorAs(t, err, &np)
+	require.Equal(t, cluster.Primary().Hostname(), np.PrimaryID)
 }
 
 // replicaRefusedKinds are statements a replica refuses, one of each way a
