@@ -97,152 +97,164 @@ func failed(c *Conn, ctx context.Context, err error) error {
 	return r.end(err)
 }
 
+// writeKind is a statement run on a replica, and what it must get.
+type writeKind struct {
+	name    string
+	sql     string // {mount} and {tmp} stand for the mount and a directory outside it
+	query   bool   // run with Query instead of Exec
+	refused bool
+	args    []any
+	// replicaErr, when set, is the error a case that is not a refusal
+	// gets on a replica; primaryErr what a refused case gets on the
+	// primary (nil: success).
+	replicaErr, primaryErr error
+}
+
+// writeKinds is the write-kind table: every way a statement may try to
+// write on a replica, and reads that must still work there.
+var writeKinds = []writeKind{
+	{name: "insert", sql: "INSERT INTO t(v) VALUES ('x')", refused: true},
+	{name: "update", sql: "UPDATE t SET v = 'y'", refused: true},
+	{name: "delete", sql: "DELETE FROM t", refused: true},
+	{name: "replace", sql: "REPLACE INTO t(id, v) VALUES (1, 'r')", refused: true},
+	{name: "upsert", sql: "INSERT INTO t(id, v) VALUES (1, 'u') ON CONFLICT(id) DO UPDATE SET v = excluded.v", refused: true},
+	{name: "cte insert", sql: "WITH n(v) AS (SELECT 'c') INSERT INTO t(v) SELECT v FROM n", refused: true},
+	{name: "insert returning via Query", sql: "INSERT INTO t(v) VALUES ('q') RETURNING id", query: true, refused: true},
+	{name: "delete returning via Query", sql: "DELETE FROM t RETURNING id", query: true, refused: true},
+	{name: "create table", sql: "CREATE TABLE u(x)", refused: true},
+	{name: "create table if not exists, new", sql: "CREATE TABLE IF NOT EXISTS u(x)", refused: true},
+	{name: "create index", sql: "CREATE INDEX t_id_v ON t(id, v)", refused: true},
+	{name: "create trigger", sql: "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'z'; END", refused: true},
+	{name: "drop table", sql: "DROP TABLE t", refused: true},
+	{name: "alter table", sql: "ALTER TABLE t ADD COLUMN w TEXT", refused: true},
+	{name: "pragma set", sql: "PRAGMA user_version = 7", refused: true},
+	{name: "pragma optimize", sql: "PRAGMA optimize", refused: true},
+	{name: "pragma wal_checkpoint", sql: "PRAGMA wal_checkpoint(TRUNCATE)", refused: true},
+	{name: "vacuum", sql: "VACUUM", refused: true},
+	{name: "analyze", sql: "ANALYZE", refused: true},
+	{name: "reindex", sql: "REINDEX", refused: true},
+	{name: "begin immediate", sql: "BEGIN IMMEDIATE", refused: true},
+	{name: "begin exclusive", sql: "BEGIN EXCLUSIVE", refused: true},
+	{name: "temp table", sql: "CREATE TEMP TABLE tt(x)", refused: true},
+	{name: "multi exec, write second", sql: "SELECT 1; INSERT INTO t(v) VALUES ('m')", refused: true},
+	{name: "multi query, write second", sql: "SELECT 1; INSERT INTO t(v) VALUES ('m') RETURNING id", query: true, refused: true},
+	{name: "multi exec, write first", sql: "INSERT INTO t(v) VALUES ('m'); SELECT 1", refused: true},
+	{name: "multi query, write first", sql: "INSERT INTO t(v) VALUES ('m'); SELECT 1", query: true, refused: true},
+	{name: "multi exec, write in the middle", sql: "SELECT 1; DELETE FROM t; SELECT 2", refused: true},
+
+	{name: "select", sql: "SELECT * FROM t", query: true},
+	{name: "select via Exec", sql: "SELECT count(*) FROM t"},
+	{name: "read cte", sql: "WITH n(x) AS (SELECT 1) SELECT x FROM n", query: true},
+	{name: "pragma read", sql: "PRAGMA user_version", query: true},
+	{name: "multi read", sql: "SELECT 1; SELECT 2", query: true},
+	{name: "multi read via Exec", sql: "SELECT 1; SELECT 2;"},
+	{name: "explain insert", sql: "EXPLAIN INSERT INTO t(v) VALUES ('e')", query: true},
+	{name: "create table if not exists, present", sql: "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)"},
+	{name: "create index if not exists, present", sql: "CREATE INDEX IF NOT EXISTS t_v ON t(v)"},
+	{name: "drop if exists, absent", sql: "DROP TABLE IF EXISTS nothere"},
+	{name: "journal_mode read", sql: "PRAGMA journal_mode", query: true},
+	{name: "journal_mode set, even unchanged", sql: "PRAGMA journal_mode = WAL", query: true, refused: true},
+	{name: "journal_mode changed", sql: "PRAGMA journal_mode = DELETE", refused: true},
+	{name: "quoted pragma name", sql: `PRAGMA "optimize"(0x10002)`, refused: true},
+	{name: "bracketed pragma name", sql: "PRAGMA main.[optimize]", refused: true},
+	{name: "multi, journal_mode", sql: "SELECT 1; PRAGMA journal_mode = DELETE", refused: true},
+	{name: "multi, checkpoint", sql: "SELECT 1; PRAGMA wal_checkpoint(TRUNCATE)", refused: true},
+	{name: "multi, lifting query_only", sql: "SELECT 1; PRAGMA query_only = 0; INSERT INTO t(v) VALUES ('q')", refused: true, primaryErr: errManagedPragma},
+	{name: "semicolon inside a $var(...)", sql: "SELECT $a(--);INSERT INTO t(v) VALUES ('tcl')", refused: true, args: []any{1}},
+	{name: "comment start inside a $var(...)", sql: "SELECT $a(/*);INSERT INTO t(v) VALUES ('tcl')", refused: true, args: []any{1}},
+	{name: "quote inside a @var(...)", sql: "SELECT @a(');INSERT INTO t(v) VALUES ('tcl')--')", refused: true, args: []any{1}},
+	{name: "semicolon in a literal", sql: "SELECT ';INSERT INTO t VALUES(1)' FROM t", query: true},
+	{name: "trailing comment", sql: "SELECT 1; -- INSERT INTO t VALUES(1)", query: true},
+	{name: "deferred begin and commit", sql: "BEGIN; SELECT 1; COMMIT"},
+
+	{name: "one-string transaction", sql: "BEGIN; INSERT INTO t(v) VALUES ('b'); COMMIT", refused: true},
+	{name: "one-string immediate transaction", sql: "BEGIN IMMEDIATE; INSERT INTO t(v) VALUES ('b'); COMMIT", refused: true},
+	{name: "savepoint", sql: "SAVEPOINT s; INSERT INTO t(v) VALUES ('s'); RELEASE s", refused: true},
+	{name: "table-valued optimize", sql: "SELECT * FROM pragma_optimize(65538)", query: true, refused: true},
+	{name: "table-valued optimize in a cte", sql: "WITH o AS (SELECT * FROM pragma_optimize(65538)) SELECT * FROM o", query: true, refused: true},
+	{name: "table-valued journal_mode", sql: "SELECT * FROM pragma_journal_mode('main')", query: true},
+	{name: "table-valued table_info", sql: "SELECT name FROM pragma_table_info('t')", query: true},
+	{name: "schema-qualified pragma set", sql: "PRAGMA main.user_version = 3", refused: true},
+	{name: "temp schema pragma set", sql: "PRAGMA temp.user_version = 3", refused: true},
+	{name: "pragma locking_mode exclusive", sql: "PRAGMA locking_mode = EXCLUSIVE", refused: true},
+	{name: "pragma incremental_vacuum", sql: "PRAGMA incremental_vacuum", refused: true},
+	{name: "pragma wal_checkpoint bare", sql: "PRAGMA wal_checkpoint", refused: true},
+	{name: "pragma unknown set", sql: "PRAGMA no_such_pragma = 1", refused: true},
+	{name: "explain pragma set", sql: "EXPLAIN PRAGMA user_version = 3", query: true, refused: true},
+	{name: "pragma foreign_keys", sql: "PRAGMA foreign_keys = ON"},
+	{name: "pragma recursive_triggers", sql: "PRAGMA recursive_triggers = 1"},
+	{name: "pragma defer_foreign_keys", sql: "PRAGMA defer_foreign_keys = 1"},
+	{name: "pragma ignore_check_constraints", sql: "PRAGMA ignore_check_constraints = 1"},
+	{name: "pragma trusted_schema", sql: "PRAGMA trusted_schema = 0"},
+	{name: "pragma writable_schema", sql: "PRAGMA writable_schema = 1"},
+	{name: "pragma shrink_memory", sql: "PRAGMA shrink_memory"},
+	{name: "pragma table_info", sql: "PRAGMA table_info(t)", query: true},
+	{name: "pragma query_only set", sql: "PRAGMA query_only = 0", replicaErr: errManagedPragma},
+	{name: "explain pragma query_only set", sql: "EXPLAIN PRAGMA query_only = 0", query: true, replicaErr: errManagedPragma},
+	{name: "attach", sql: "ATTACH ':memory:' AS aux"},
+	{name: "insert into a missing table", sql: "INSERT INTO nosuch VALUES (1)", refused: true, primaryErr: errSQLite},
+	{name: "insert into a missing column", sql: "INSERT INTO t(nocol) VALUES (1)", refused: true, primaryErr: errSQLite},
+	{name: "vacuum into the mount", sql: "VACUUM INTO '{mount}/copy.db'", refused: true},
+	{name: "vacuum into a parameter", sql: "VACUUM INTO ?", refused: true, args: []any{"{tmp}/p.db"}},
+	{name: "vacuum into an expression", sql: "VACUUM INTO '{tmp}/' || 'e.db'", refused: true},
+	{name: "vacuum into a uri", sql: "VACUUM INTO 'file:{tmp}/u.db'", refused: true},
+	{name: "vacuum into outside the mount", sql: "VACUUM INTO '{tmp}/backup.db'"},
+	{name: "vacuum schema into outside the mount", sql: "VACUUM main INTO '{tmp}/backup2.db'"},
+}
+
 func TestReplicaRefusesWrites(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name    string
-		sql     string
-		query   bool // run with Query instead of Exec
-		refused bool
-		args    []any
-		// replicaErr, when set, is the error a case that is not a refusal
-		// gets on a replica; primaryErr what a refused case gets on the
-		// primary (nil: success).
-		replicaErr, primaryErr error
-	}{
-		{name: "insert", sql: "INSERT INTO t(v) VALUES ('x')", refused: true},
-		{name: "update", sql: "UPDATE t SET v = 'y'", refused: true},
-		{name: "delete", sql: "DELETE FROM t", refused: true},
-		{name: "replace", sql: "REPLACE INTO t(id, v) VALUES (1, 'r')", refused: true},
-		{name: "upsert", sql: "INSERT INTO t(id, v) VALUES (1, 'u') ON CONFLICT(id) DO UPDATE SET v = excluded.v", refused: true},
-		{name: "cte insert", sql: "WITH n(v) AS (SELECT 'c') INSERT INTO t(v) SELECT v FROM n", refused: true},
-		{name: "insert returning via Query", sql: "INSERT INTO t(v) VALUES ('q') RETURNING id", query: true, refused: true},
-		{name: "delete returning via Query", sql: "DELETE FROM t RETURNING id", query: true, refused: true},
-		{name: "create table", sql: "CREATE TABLE u(x)", refused: true},
-		{name: "create table if not exists, new", sql: "CREATE TABLE IF NOT EXISTS u(x)", refused: true},
-		{name: "create index", sql: "CREATE INDEX t_id_v ON t(id, v)", refused: true},
-		{name: "create trigger", sql: "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'z'; END", refused: true},
-		{name: "drop table", sql: "DROP TABLE t", refused: true},
-		{name: "alter table", sql: "ALTER TABLE t ADD COLUMN w TEXT", refused: true},
-		{name: "pragma set", sql: "PRAGMA user_version = 7", refused: true},
-		{name: "pragma optimize", sql: "PRAGMA optimize", refused: true},
-		{name: "pragma wal_checkpoint", sql: "PRAGMA wal_checkpoint(TRUNCATE)", refused: true},
-		{name: "vacuum", sql: "VACUUM", refused: true},
-		{name: "analyze", sql: "ANALYZE", refused: true},
-		{name: "reindex", sql: "REINDEX", refused: true},
-		{name: "begin immediate", sql: "BEGIN IMMEDIATE", refused: true},
-		{name: "begin exclusive", sql: "BEGIN EXCLUSIVE", refused: true},
-		{name: "temp table", sql: "CREATE TEMP TABLE tt(x)", refused: true},
-		{name: "multi exec, write second", sql: "SELECT 1; INSERT INTO t(v) VALUES ('m')", refused: true},
-		{name: "multi query, write second", sql: "SELECT 1; INSERT INTO t(v) VALUES ('m') RETURNING id", query: true, refused: true},
-		{name: "multi exec, write first", sql: "INSERT INTO t(v) VALUES ('m'); SELECT 1", refused: true},
-		{name: "multi query, write first", sql: "INSERT INTO t(v) VALUES ('m'); SELECT 1", query: true, refused: true},
-		{name: "multi exec, write in the middle", sql: "SELECT 1; DELETE FROM t; SELECT 2", refused: true},
-
-		{name: "select", sql: "SELECT * FROM t", query: true},
-		{name: "select via Exec", sql: "SELECT count(*) FROM t"},
-		{name: "read cte", sql: "WITH n(x) AS (SELECT 1) SELECT x FROM n", query: true},
-		{name: "pragma read", sql: "PRAGMA user_version", query: true},
-		{name: "multi read", sql: "SELECT 1; SELECT 2", query: true},
-		{name: "multi read via Exec", sql: "SELECT 1; SELECT 2;"},
-		{name: "explain insert", sql: "EXPLAIN INSERT INTO t(v) VALUES ('e')", query: true},
-		{name: "create table if not exists, present", sql: "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)"},
-		{name: "create index if not exists, present", sql: "CREATE INDEX IF NOT EXISTS t_v ON t(v)"},
-		{name: "drop if exists, absent", sql: "DROP TABLE IF EXISTS nothere"},
-		{name: "journal_mode read", sql: "PRAGMA journal_mode", query: true},
-		{name: "journal_mode set, even unchanged", sql: "PRAGMA journal_mode = WAL", query: true, refused: true},
-		{name: "journal_mode changed", sql: "PRAGMA journal_mode = DELETE", refused: true},
-		{name: "quoted pragma name", sql: `PRAGMA "optimize"(0x10002)`, refused: true},
-		{name: "bracketed pragma name", sql: "PRAGMA main.[optimize]", refused: true},
-		{name: "multi, journal_mode", sql: "SELECT 1; PRAGMA journal_mode = DELETE", refused: true},
-		{name: "multi, checkpoint", sql: "SELECT 1; PRAGMA wal_checkpoint(TRUNCATE)", refused: true},
-		{name: "multi, lifting query_only", sql: "SELECT 1; PRAGMA query_only = 0; INSERT INTO t(v) VALUES ('q')", refused: true, primaryErr: errManagedPragma},
-		{name: "semicolon inside a $var(...)", sql: "SELECT $a(--);INSERT INTO t(v) VALUES ('tcl')", refused: true, args: []any{1}},
-		{name: "comment start inside a $var(...)", sql: "SELECT $a(/*);INSERT INTO t(v) VALUES ('tcl')", refused: true, args: []any{1}},
-		{name: "quote inside a @var(...)", sql: "SELECT @a(');INSERT INTO t(v) VALUES ('tcl')--')", refused: true, args: []any{1}},
-		{name: "semicolon in a literal", sql: "SELECT ';INSERT INTO t VALUES(1)' FROM t", query: true},
-		{name: "trailing comment", sql: "SELECT 1; -- INSERT INTO t VALUES(1)", query: true},
-		{name: "deferred begin and commit", sql: "BEGIN; SELECT 1; COMMIT"},
-
-		{name: "one-string transaction", sql: "BEGIN; INSERT INTO t(v) VALUES ('b'); COMMIT", refused: true},
-		{name: "one-string immediate transaction", sql: "BEGIN IMMEDIATE; INSERT INTO t(v) VALUES ('b'); COMMIT", refused: true},
-		{name: "savepoint", sql: "SAVEPOINT s; INSERT INTO t(v) VALUES ('s'); RELEASE s", refused: true},
-		{name: "table-valued optimize", sql: "SELECT * FROM pragma_optimize(65538)", query: true, refused: true},
-		{name: "table-valued optimize in a cte", sql: "WITH o AS (SELECT * FROM pragma_optimize(65538)) SELECT * FROM o", query: true, refused: true},
-		{name: "table-valued journal_mode", sql: "SELECT * FROM pragma_journal_mode('main')", query: true},
-		{name: "table-valued table_info", sql: "SELECT name FROM pragma_table_info('t')", query: true},
-		{name: "schema-qualified pragma set", sql: "PRAGMA main.user_version = 3", refused: true},
-		{name: "temp schema pragma set", sql: "PRAGMA temp.user_version = 3", refused: true},
-		{name: "pragma locking_mode exclusive", sql: "PRAGMA locking_mode = EXCLUSIVE", refused: true},
-		{name: "pragma incremental_vacuum", sql: "PRAGMA incremental_vacuum", refused: true},
-		{name: "pragma wal_checkpoint bare", sql: "PRAGMA wal_checkpoint", refused: true},
-		{name: "pragma unknown set", sql: "PRAGMA no_such_pragma = 1", refused: true},
-		{name: "explain pragma set", sql: "EXPLAIN PRAGMA user_version = 3", query: true, refused: true},
-		{name: "pragma foreign_keys", sql: "PRAGMA foreign_keys = ON"},
-		{name: "pragma recursive_triggers", sql: "PRAGMA recursive_triggers = 1"},
-		{name: "pragma defer_foreign_keys", sql: "PRAGMA defer_foreign_keys = 1"},
-		{name: "pragma ignore_check_constraints", sql: "PRAGMA ignore_check_constraints = 1"},
-		{name: "pragma trusted_schema", sql: "PRAGMA trusted_schema = 0"},
-		{name: "pragma writable_schema", sql: "PRAGMA writable_schema = 1"},
-		{name: "pragma shrink_memory", sql: "PRAGMA shrink_memory"},
-		{name: "pragma table_info", sql: "PRAGMA table_info(t)", query: true},
-		{name: "pragma query_only set", sql: "PRAGMA query_only = 0", replicaErr: errManagedPragma},
-		{name: "explain pragma query_only set", sql: "EXPLAIN PRAGMA query_only = 0", query: true, replicaErr: errManagedPragma},
-		{name: "attach", sql: "ATTACH ':memory:' AS aux"},
-		{name: "insert into a missing table", sql: "INSERT INTO nosuch VALUES (1)", refused: true, primaryErr: errSQLite},
-		{name: "insert into a missing column", sql: "INSERT INTO t(nocol) VALUES (1)", refused: true, primaryErr: errSQLite},
-		{name: "vacuum into the mount", sql: "VACUUM INTO '{mount}/copy.db'", refused: true},
-		{name: "vacuum into a parameter", sql: "VACUUM INTO ?", refused: true, args: []any{"{tmp}/p.db"}},
-		{name: "vacuum into an expression", sql: "VACUUM INTO '{tmp}/' || 'e.db'", refused: true},
-		{name: "vacuum into a uri", sql: "VACUUM INTO 'file:{tmp}/u.db'", refused: true},
-		{name: "vacuum into outside the mount", sql: "VACUUM INTO '{tmp}/backup.db'"},
-		{name: "vacuum schema into outside the mount", sql: "VACUUM main INTO '{tmp}/backup2.db'"},
-	}
-	for _, tc := range tests {
+	for _, tc := range writeKinds {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			m := litefstest.NewMount(t)
-			tmp := t.TempDir()
-			expand := strings.NewReplacer("{mount}", m.Dir(), "{tmp}", tmp).Replace
-			q, args := expand(tc.sql), make([]any, len(tc.args))
-			for i, a := range tc.args {
-				if s, ok := a.(string); ok {
-					a = expand(s)
-				}
-				args[i] = a
-			}
-			db := openDB(t, m, "")
-			conn, _ := pinConn(t, db) // opened on the primary: the hardest case
-			before := fingerprint(t, m)
-			m.SetReplica("node-a")
-
-			err := runOn(t.Context(), conn, q, tc.query, args...)
-			switch {
-			case tc.refused:
-				wantNotPrimary(t, err, "node-a")
-				assertRefusedCleanly(t, m, conn, before)
-			case tc.replicaErr != nil:
-				assert.ErrorIs(t, err, tc.replicaErr)
-			default:
-				assert.NoError(t, err, "want no error on a replica")
-			}
-			assert.Equal(t, before, fingerprint(t, m), "the database or WAL changed on a replica")
-			assertNoWriteLock(t, m)
-			if !tc.refused {
-				return
-			}
-			m.SetPrimary()
-			err = runOn(t.Context(), conn, q, tc.query, args...)
-			switch {
-			case tc.primaryErr == errSQLite:
-				var se sqlite3.Error
-				assert.ErrorAs(t, err, &se, "on the primary")
-			case tc.primaryErr != nil:
-				assert.ErrorIs(t, err, tc.primaryErr, "on the primary")
-			default:
-				assert.NoError(t, err, "on the primary")
-			}
+			checkWriteKind(t, tc)
 		})
+	}
+}
+
+// checkWriteKind runs tc on a replica, on a connection opened on the
+// primary (the hardest case), and then, if refused there, on the primary.
+func checkWriteKind(t *testing.T, tc writeKind) {
+	m := litefstest.NewMount(t)
+	tmp := t.TempDir()
+	expand := strings.NewReplacer("{mount}", m.Dir(), "{tmp}", tmp).Replace
+	q, args := expand(tc.sql), make([]any, len(tc.args))
+	for i, a := range tc.args {
+		if s, ok := a.(string); ok {
+			a = expand(s)
+		}
+		args[i] = a
+	}
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db) // opened on the primary: the hardest case
+	before := fingerprint(t, m)
+	m.SetReplica("node-a")
+
+	err := runOn(t.Context(), conn, q, tc.query, args...)
+	switch {
+	case tc.refused:
+		wantNotPrimary(t, err, "node-a")
+		assertRefusedCleanly(t, m, conn, before)
+	case tc.replicaErr != nil:
+		assert.ErrorIs(t, err, tc.replicaErr)
+	default:
+		assert.NoError(t, err, "want no error on a replica")
+	}
+	assert.Equal(t, before, fingerprint(t, m), "the database or WAL changed on a replica")
+	assertNoWriteLock(t, m)
+	if !tc.refused {
+		return
+	}
+	m.SetPrimary()
+	err = runOn(t.Context(), conn, q, tc.query, args...)
+	switch {
+	case tc.primaryErr == errSQLite:
+		var se sqlite3.Error
+		assert.ErrorAs(t, err, &se, "on the primary")
+	case tc.primaryErr != nil:
+		assert.ErrorIs(t, err, tc.primaryErr, "on the primary")
+	default:
+		assert.NoError(t, err, "on the primary")
 	}
 }
 
@@ -346,6 +358,10 @@ func TestTransactions(t *testing.T) {
 		require.ErrorIs(t, err, ErrReadOnlyTx, "multi-statement write")
 		require.NoError(t, tx.Commit())
 	})
+}
+
+func TestWriteTransactions(t *testing.T) {
+	t.Parallel()
 	t.Run("write transaction with _txlock=immediate refused at Begin", func(t *testing.T) {
 		t.Parallel()
 		m := litefstest.NewMount(t)
@@ -369,6 +385,10 @@ func TestTransactions(t *testing.T) {
 		wantNotPrimary(t, err, "node-a")
 		assertNoWriteLock(t, m)
 	})
+}
+
+func TestReadOnlyTransactionOnThePrimary(t *testing.T) {
+	t.Parallel()
 	t.Run("read-only on the primary", func(t *testing.T) {
 		t.Parallel()
 		m := litefstest.NewMount(t)
@@ -500,67 +520,69 @@ func TestLiteFSRefusalBackstop(t *testing.T) {
 	}
 }
 
+// trackerCases are what a Tracker must hear of, statement by statement.
+var trackerCases = []struct {
+	name      string
+	do        func(ctx context.Context, db *sql.DB) error
+	committed bool
+}{
+	{name: "read", do: func(ctx context.Context, db *sql.DB) error {
+		return runOn(ctx, db, "SELECT * FROM t", true)
+	}, committed: false},
+	{name: "autocommit insert", do: func(ctx context.Context, db *sql.DB) error {
+		_, err := db.ExecContext(ctx, "INSERT INTO t(v) VALUES ('a')")
+		return err
+	}, committed: true},
+	{name: "tx commit", do: func(ctx context.Context, db *sql.DB) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec("INSERT INTO t(v) VALUES ('b')"); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}, committed: true},
+	{name: "tx rollback", do: func(ctx context.Context, db *sql.DB) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec("INSERT INTO t(v) VALUES ('c')"); err != nil {
+			return err
+		}
+		return tx.Rollback()
+	}, committed: false},
+	{name: "read-only tx", do: func(ctx context.Context, db *sql.DB) error {
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		return tx.Commit()
+	}, committed: false},
+	{name: "raw BEGIN and COMMIT", do: func(ctx context.Context, db *sql.DB) error {
+		_, err := db.ExecContext(ctx, "BEGIN; INSERT INTO t(v) VALUES ('d'); COMMIT")
+		return err
+	}, committed: true},
+	{name: "prepared insert", do: func(ctx context.Context, db *sql.DB) error {
+		s, err := db.PrepareContext(ctx, "INSERT INTO t(v) VALUES (?)")
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		_, err = s.ExecContext(ctx, "e")
+		return err
+	}, committed: true},
+}
+
 func TestTracker(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
-	tests := []struct {
-		name      string
-		do        func(ctx context.Context) error
-		committed bool
-	}{
-		{name: "read", do: func(ctx context.Context) error {
-			return runOn(ctx, db, "SELECT * FROM t", true)
-		}, committed: false},
-		{name: "autocommit insert", do: func(ctx context.Context) error {
-			_, err := db.ExecContext(ctx, "INSERT INTO t(v) VALUES ('a')")
-			return err
-		}, committed: true},
-		{name: "tx commit", do: func(ctx context.Context) error {
-			tx, err := db.BeginTx(ctx, nil)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec("INSERT INTO t(v) VALUES ('b')"); err != nil {
-				return err
-			}
-			return tx.Commit()
-		}, committed: true},
-		{name: "tx rollback", do: func(ctx context.Context) error {
-			tx, err := db.BeginTx(ctx, nil)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec("INSERT INTO t(v) VALUES ('c')"); err != nil {
-				return err
-			}
-			return tx.Rollback()
-		}, committed: false},
-		{name: "read-only tx", do: func(ctx context.Context) error {
-			tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-			if err != nil {
-				return err
-			}
-			return tx.Commit()
-		}, committed: false},
-		{name: "raw BEGIN and COMMIT", do: func(ctx context.Context) error {
-			_, err := db.ExecContext(ctx, "BEGIN; INSERT INTO t(v) VALUES ('d'); COMMIT")
-			return err
-		}, committed: true},
-		{name: "prepared insert", do: func(ctx context.Context) error {
-			s, err := db.PrepareContext(ctx, "INSERT INTO t(v) VALUES (?)")
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			_, err = s.ExecContext(ctx, "e")
-			return err
-		}, committed: true},
-	}
-	for _, tc := range tests {
+	for _, tc := range trackerCases {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := &Tracker{}
-			require.NoError(t, tc.do(WithTracker(t.Context(), tr)))
+			require.NoError(t, tc.do(WithTracker(t.Context(), tr), db))
 			assert.Equal(t, tc.committed, tr.Committed(), "Committed()")
 			assert.NoError(t, tr.Refusal(), "Refusal()")
 		})

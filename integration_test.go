@@ -67,72 +67,9 @@ func TestLiteFSCluster(t *testing.T) {
 		_, err := rdb.Exec("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)")
 		require.NoError(t, err, "start-up DDL for a table the primary made")
 	})
-	t.Run("primary writes reach the replica", func(t *testing.T) {
-		tr := &Tracker{}
-		_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('three')")
-		require.NoError(t, err)
-		id, ok, err := tr.TXID()
-		require.NoError(t, err, "Tracker.TXID after a commit on the primary")
-		require.True(t, ok, "Tracker.TXID after a commit on the primary")
-		cur, err := CurrentTXID(t.Context(), pdb)
-		require.NoError(t, err, "CurrentTXID on the primary")
-		require.GreaterOrEqual(t, cur, id, "CurrentTXID on the primary")
-		ctx, cancel := context.WithTimeout(t.Context(), litefstest.DefaultWaitTimeout)
-		defer cancel()
-		_, err = WaitTXID(ctx, rdb, id)
-		require.NoError(t, err, "WaitTXID(%v) on the replica", id)
-		var v string
-		require.NoError(t, rdb.QueryRow("SELECT v FROM t WHERE v = 'three'").Scan(&v), "the replica at TXID %v has the row", id)
-	})
-	t.Run("a write transaction on a replica does not stall replication", func(t *testing.T) {
-		for _, suffix := range []string{"", "&_txlock=immediate"} {
-			c, err := NewConnector(replica.DSN()+suffix, WithLogger(discard))
-			require.NoError(t, err)
-			db := sql.OpenDB(c)
-			defer db.Close()
-			tx, err := db.BeginTx(t.Context(), nil)
-			if err == nil {
-				_, err = tx.Exec("INSERT INTO t(v) VALUES ('stall?')")
-				defer tx.Rollback() // held open while the primary writes
-			}
-			require.ErrorIs(t, err, ErrNotPrimary, "_txlock%q", suffix)
-			var last TXID
-			for range 5 {
-				tr := &Tracker{}
-				_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('go on')")
-				require.NoError(t, err)
-				last, _, err = tr.TXID()
-				require.NoError(t, err)
-			}
-			replica.WaitTXID(t, uint64(last))
-		}
-	})
-	t.Run("LiteFS's own refusal becomes NotPrimaryError", func(t *testing.T) {
-		fresh := openNode(t, replica)
-		conn, err := fresh.Conn(t.Context())
-		require.NoError(t, err)
-		defer conn.Close()
-		err = conn.Raw(func(dc any) error {
-			c := dc.(*Conn)
-			// Bypass the driver's check and its query_only, as a write
-			// racing a demotion would.
-			_, err := c.SQLite().Exec("PRAGMA query_only = 0", nil)
-			require.NoError(t, err)
-			c.queryOnly = qoOff
-			_, raw := c.SQLite().Exec("INSERT INTO t(v) VALUES ('raw')", nil)
-			var se sqlite3.Error
-			require.ErrorAs(t, raw, &se, "LiteFS let a replica write")
-			require.Equal(t, sqlite3.ErrIoErrWrite, se.ExtendedCode, "LiteFS's SQLITE_IOERR_WRITE")
-			t.Logf("LiteFS refused with %v (code %d, extended %d, errno %d)", raw, se.Code, se.ExtendedCode, se.SystemErrno)
-			got := failed(c, t.Context(), raw)
-			var np *NotPrimaryError
-			require.ErrorAs(t, got, &np)
-			require.Equal(t, primary.Hostname(), np.PrimaryID)
-			require.ErrorIs(t, got, raw, "the refusal wraps SQLite's error")
-			return nil
-		})
-		require.NoError(t, err)
-	})
+	t.Run("primary writes reach the replica", func(t *testing.T) { checkPrimaryWritesReachReplica(t, pdb, rdb) })
+	t.Run("a write transaction on a replica does not stall replication", func(t *testing.T) { checkRefusedTxDoesNotStall(t, pdb, replica) })
+	t.Run("LiteFS's own refusal becomes NotPrimaryError", func(t *testing.T) { checkLiteFSRefusal(t, primary, replica) })
 }
 
 func TestLiteFSReplicaOpensBeforeTheDatabaseExists(t *testing.T) {
@@ -236,4 +173,73 @@ func TestLiteFSWritersOnBothNodes(t *testing.T) {
 	require.NoError(t, pdb.Close())
 	assert.NoError(t, replica.Process().Stop(), "replica stop")
 	assert.NoError(t, primary.Process().Stop(), "primary stop")
+}
+
+func checkRefusedTxDoesNotStall(t *testing.T, pdb *sql.DB, replica *litefstest.Node) {
+	for _, suffix := range []string{"", "&_txlock=immediate"} {
+		c, err := NewConnector(replica.DSN()+suffix, WithLogger(discard))
+		require.NoError(t, err)
+		db := sql.OpenDB(c)
+		defer db.Close()
+		tx, err := db.BeginTx(t.Context(), nil)
+		if err == nil {
+			_, err = tx.Exec("INSERT INTO t(v) VALUES ('stall?')")
+			defer tx.Rollback() // held open while the primary writes
+		}
+		require.ErrorIs(t, err, ErrNotPrimary, "_txlock%q", suffix)
+		var last TXID
+		for range 5 {
+			tr := &Tracker{}
+			_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('go on')")
+			require.NoError(t, err)
+			last, _, err = tr.TXID()
+			require.NoError(t, err)
+		}
+		replica.WaitTXID(t, uint64(last))
+	}
+}
+
+func checkLiteFSRefusal(t *testing.T, primary, replica *litefstest.Node) {
+	fresh := openNode(t, replica)
+	conn, err := fresh.Conn(t.Context())
+	require.NoError(t, err)
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*Conn)
+		// Bypass the driver's check and its query_only, as a write
+		// racing a demotion would.
+		_, err := c.SQLite().Exec("PRAGMA query_only = 0", nil)
+		require.NoError(t, err)
+		c.queryOnly = qoOff
+		_, raw := c.SQLite().Exec("INSERT INTO t(v) VALUES ('raw')", nil)
+		var se sqlite3.Error
+		require.ErrorAs(t, raw, &se, "LiteFS let a replica write")
+		require.Equal(t, sqlite3.ErrIoErrWrite, se.ExtendedCode, "LiteFS's SQLITE_IOERR_WRITE")
+		t.Logf("LiteFS refused with %v (code %d, extended %d, errno %d)", raw, se.Code, se.ExtendedCode, se.SystemErrno)
+		got := failed(c, t.Context(), raw)
+		var np *NotPrimaryError
+		require.ErrorAs(t, got, &np)
+		require.Equal(t, primary.Hostname(), np.PrimaryID)
+		require.ErrorIs(t, got, raw, "the refusal wraps SQLite's error")
+		return nil
+	})
+	require.NoError(t, err)
+}
+
+func checkPrimaryWritesReachReplica(t *testing.T, pdb, rdb *sql.DB) {
+	tr := &Tracker{}
+	_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('three')")
+	require.NoError(t, err)
+	id, ok, err := tr.TXID()
+	require.NoError(t, err, "Tracker.TXID after a commit on the primary")
+	require.True(t, ok, "Tracker.TXID after a commit on the primary")
+	cur, err := CurrentTXID(t.Context(), pdb)
+	require.NoError(t, err, "CurrentTXID on the primary")
+	require.GreaterOrEqual(t, cur, id, "CurrentTXID on the primary")
+	ctx, cancel := context.WithTimeout(t.Context(), litefstest.DefaultWaitTimeout)
+	defer cancel()
+	_, err = WaitTXID(ctx, rdb, id)
+	require.NoError(t, err, "WaitTXID(%v) on the replica", id)
+	var v string
+	require.NoError(t, rdb.QueryRow("SELECT v FROM t WHERE v = 'three'").Scan(&v), "the replica at TXID %v has the row", id)
 }

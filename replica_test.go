@@ -70,62 +70,66 @@ func assertRefusedCleanly(t *testing.T, m *litefstest.Mount, conn *sql.Conn, bef
 	}
 }
 
+// connStep is one thing done on a pinned connection.
+type connStep struct {
+	name string
+	do   func(ctx context.Context, conn *sql.Conn) error
+}
+
+// lifters try to lift query_only on a replica, each in its own way.
+var lifters = []connStep{
+	{name: "exec", do: func(ctx context.Context, conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, "PRAGMA query_only = 0")
+		return err
+	}},
+	{name: "prepare", do: func(ctx context.Context, conn *sql.Conn) error {
+		s, err := conn.PrepareContext(ctx, "PRAGMA query_only = 0")
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}},
+	{name: "explain", do: func(ctx context.Context, conn *sql.Conn) error {
+		return runOn(ctx, conn, "EXPLAIN PRAGMA query_only = 0", true)
+	}},
+	{name: "explain query plan", do: func(ctx context.Context, conn *sql.Conn) error {
+		return runOn(ctx, conn, "EXPLAIN QUERY PLAN PRAGMA main.query_only = false", true)
+	}},
+	{name: "multi", do: func(ctx context.Context, conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, "SELECT 1; PRAGMA query_only = 0")
+		return err
+	}},
+	{name: "comments and quotes", do: func(ctx context.Context, conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, `PRAGMA/**/"main"./**/[query_only]/**/=/**/0`)
+		return err
+	}},
+}
+
+// liftedWrites are writes that query_only alone stops on a replica.
+var liftedWrites = []connStep{
+	{name: "multi", do: func(ctx context.Context, conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, "SELECT 1; INSERT INTO t(v) VALUES ('lifted')")
+		return err
+	}},
+	{name: "create if not exists", do: func(ctx context.Context, conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS lifted(x)")
+		return err
+	}},
+	{name: "delete in a read-only tx", do: func(ctx context.Context, conn *sql.Conn) error {
+		tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		_, err = tx.ExecContext(ctx, "SELECT 1; DELETE FROM t")
+		return err
+	}},
+}
+
 func TestQueryOnlyCannotBeLifted(t *testing.T) {
 	t.Parallel()
-	lifters := []struct {
-		name string
-		do   func(ctx context.Context, conn *sql.Conn) error
-	}{
-		{name: "exec", do: func(ctx context.Context, conn *sql.Conn) error {
-			_, err := conn.ExecContext(ctx, "PRAGMA query_only = 0")
-			return err
-		}},
-		{name: "prepare", do: func(ctx context.Context, conn *sql.Conn) error {
-			s, err := conn.PrepareContext(ctx, "PRAGMA query_only = 0")
-			if err == nil {
-				s.Close()
-			}
-			return err
-		}},
-		{name: "explain", do: func(ctx context.Context, conn *sql.Conn) error {
-			return runOn(ctx, conn, "EXPLAIN PRAGMA query_only = 0", true)
-		}},
-		{name: "explain query plan", do: func(ctx context.Context, conn *sql.Conn) error {
-			return runOn(ctx, conn, "EXPLAIN QUERY PLAN PRAGMA main.query_only = false", true)
-		}},
-		{name: "multi", do: func(ctx context.Context, conn *sql.Conn) error {
-			_, err := conn.ExecContext(ctx, "SELECT 1; PRAGMA query_only = 0")
-			return err
-		}},
-		{name: "comments and quotes", do: func(ctx context.Context, conn *sql.Conn) error {
-			_, err := conn.ExecContext(ctx, `PRAGMA/**/"main"./**/[query_only]/**/=/**/0`)
-			return err
-		}},
-	}
-	writes := []struct {
-		name string
-		do   func(ctx context.Context, conn *sql.Conn) error
-	}{
-		{name: "multi", do: func(ctx context.Context, conn *sql.Conn) error {
-			_, err := conn.ExecContext(ctx, "SELECT 1; INSERT INTO t(v) VALUES ('lifted')")
-			return err
-		}},
-		{name: "create if not exists", do: func(ctx context.Context, conn *sql.Conn) error {
-			_, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS lifted(x)")
-			return err
-		}},
-		{name: "delete in a read-only tx", do: func(ctx context.Context, conn *sql.Conn) error {
-			tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-			if err != nil {
-				return err
-			}
-			defer tx.Rollback()
-			_, err = tx.ExecContext(ctx, "SELECT 1; DELETE FROM t")
-			return err
-		}},
-	}
 	for _, lc := range lifters {
-		for _, wc := range writes {
+		for _, wc := range liftedWrites {
 			t.Run(lc.name+"/"+wc.name, func(t *testing.T) {
 				t.Parallel()
 				m := litefstest.NewMount(t)
