@@ -385,6 +385,19 @@ func TestWriteTransactions(t *testing.T) {
 		wantNotPrimary(t, err, "node-a")
 		assertNoWriteLock(t, m)
 	})
+	t.Run("demoted inside a write transaction", func(t *testing.T) {
+		t.Parallel()
+		m := litefstest.NewMount(t)
+		db := openDB(t, m, "")
+		tx, err := db.Begin()
+		require.NoError(t, err)
+		_, err = tx.Exec("INSERT INTO t(v) VALUES ('in')")
+		require.NoError(t, err)
+		m.SetReplica("node-d")
+		_, err = tx.Exec("INSERT INTO t(v) VALUES ('late')")
+		wantNotPrimary(t, err, "node-d")
+		require.NoError(t, tx.Rollback())
+	})
 }
 
 func TestReadOnlyTransactionOnThePrimary(t *testing.T) {
@@ -401,19 +414,6 @@ func TestReadOnlyTransactionOnThePrimary(t *testing.T) {
 		require.NoError(t, tx.Rollback())
 		_, err = db.Exec("INSERT INTO t(v) VALUES ('after')")
 		require.NoError(t, err, "write after a read-only transaction")
-	})
-	t.Run("demoted inside a write transaction", func(t *testing.T) {
-		t.Parallel()
-		m := litefstest.NewMount(t)
-		db := openDB(t, m, "")
-		tx, err := db.Begin()
-		require.NoError(t, err)
-		_, err = tx.Exec("INSERT INTO t(v) VALUES ('in')")
-		require.NoError(t, err)
-		m.SetReplica("node-d")
-		_, err = tx.Exec("INSERT INTO t(v) VALUES ('late')")
-		wantNotPrimary(t, err, "node-d")
-		require.NoError(t, tx.Rollback())
 	})
 }
 
