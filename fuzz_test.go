@@ -137,14 +137,11 @@ func FuzzReadsDoNotWrite(f *testing.F) {
 	for _, s := range classifySeeds {
 		f.Add(s)
 	}
+	for _, k := range writeKinds {
+		f.Add(strings.NewReplacer("{mount}", "/litefs", "{tmp}", "/tmp").Replace(k.sql))
+	}
 	m := litefstest.NewMount(f)
-	d := &sqlite3.SQLiteDriver{ConnectHook: func(sc *sqlite3.SQLiteConn) error {
-		return sc.RegisterFunc("bump", func() (int64, error) {
-			_, err := sc.Exec("INSERT INTO t(v) VALUES ('bump')", nil)
-			return 1, err
-		}, false)
-	}}
-	ctr, err := NewConnector(m.DSN(), WithLogger(discard), WithSQLiteDriver(d))
+	ctr, err := NewConnector(m.DSN(), WithLogger(discard), WithSQLiteDriver(bumpDriver()))
 	require.NoError(f, err)
 	db := sql.OpenDB(ctr)
 	defer db.Close()

@@ -131,10 +131,7 @@ func TestLiteFSReplicaKeepsApplyingAfterRefusals(t *testing.T) {
 		assert.Equal(t, 1, n, "after %q the replica sees the primary's row", q)
 	}
 	// The databases close before LiteFS stops, and both nodes unmount cleanly.
-	require.NoError(t, rdb.Close())
-	require.NoError(t, pdb.Close())
-	assert.NoError(t, replica.Process().Stop(), "replica stop")
-	assert.NoError(t, primary.Process().Stop(), "primary stop")
+	stopCleanly(t, []*sql.DB{rdb, pdb}, replica, primary)
 }
 
 // TestLiteFSWritersOnBothNodes runs every flipWrites kind at once on the
@@ -169,10 +166,7 @@ func TestLiteFSWritersOnBothNodes(t *testing.T) {
 	var n int
 	require.NoError(t, rdb.QueryRow("SELECT count(*) FROM t").Scan(&n))
 	assert.Equal(t, acked, n, "the replica has every acknowledged row")
-	require.NoError(t, rdb.Close())
-	require.NoError(t, pdb.Close())
-	assert.NoError(t, replica.Process().Stop(), "replica stop")
-	assert.NoError(t, primary.Process().Stop(), "primary stop")
+	stopCleanly(t, []*sql.DB{rdb, pdb}, replica, primary)
 }
 
 func checkRefusedTxDoesNotStall(t *testing.T, pdb *sql.DB, replica *litefstest.Node) {
@@ -242,4 +236,16 @@ func checkPrimaryWritesReachReplica(t *testing.T, pdb, rdb *sql.DB) {
 	require.NoError(t, err, "WaitTXID(%v) on the replica", id)
 	var v string
 	require.NoError(t, rdb.QueryRow("SELECT v FROM t WHERE v = 'three'").Scan(&v), "the replica at TXID %v has the row", id)
+}
+
+// stopCleanly closes dbs, then stops nodes in order, each of which must
+// unmount and exit cleanly.
+func stopCleanly(t *testing.T, dbs []*sql.DB, nodes ...*litefstest.Node) {
+	t.Helper()
+	for _, db := range dbs {
+		require.NoError(t, db.Close())
+	}
+	for _, n := range nodes {
+		assert.NoError(t, n.Process().Stop(), "stopping %s", n.Hostname())
+	}
 }

@@ -287,15 +287,7 @@ func TestFunctionsThatWriteOnAReplica(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			m := litefstest.NewMount(t)
-			var bump func() (int64, error)
-			d := &sqlite3.SQLiteDriver{ConnectHook: func(sc *sqlite3.SQLiteConn) error {
-				bump = func() (int64, error) {
-					_, err := sc.Exec("INSERT INTO t(v) VALUES ('bump')", nil)
-					return 1, err
-				}
-				return sc.RegisterFunc("bump", func() (int64, error) { return bump() }, false)
-			}}
-			c, err := NewConnector(m.DSN(), WithLogger(discard), WithSQLiteDriver(d))
+			c, err := NewConnector(m.DSN(), WithLogger(discard), WithSQLiteDriver(bumpDriver()))
 			require.NoError(t, err)
 			db := sql.OpenDB(c)
 			t.Cleanup(func() { db.Close() })
@@ -367,4 +359,15 @@ func TestOpenRefusal(t *testing.T) {
 	}()
 	m.SetReplica("node-b")
 	assert.Equal(t, "node-b", <-got)
+}
+
+// bumpDriver registers bump(), a function that writes through the
+// connection it runs on, as a ConnectHook may.
+func bumpDriver() *sqlite3.SQLiteDriver {
+	return &sqlite3.SQLiteDriver{ConnectHook: func(sc *sqlite3.SQLiteConn) error {
+		return sc.RegisterFunc("bump", func() (int64, error) {
+			_, err := sc.Exec("INSERT INTO t(v) VALUES ('bump')", nil)
+			return 1, err
+		}, false)
+	}}
 }

@@ -48,6 +48,8 @@ func (c *Conn) admit(ctx context.Context, cl class, cause error) (admission, err
 		return admission{}, errManagedPragma
 	case c.roTx && cl == classMaybe:
 		return admission{queryOnly: true, guard: true}, nil
+	case c.roTx && cause != nil:
+		return admission{}, fmt.Errorf("%w: %w", ErrReadOnlyTx, cause)
 	case c.roTx:
 		return admission{}, ErrReadOnlyTx
 	}
@@ -161,7 +163,7 @@ func (r *run) failure(err error) (error, bool) {
 		return fmt.Errorf("%w: %w", ErrReadOnlyTx, err), true
 	case guarded && r.adm.verdict != nil:
 		return refusal(r.ctx, r.adm.verdict, err), true
-	case se.Code == sqlite3.ErrError && r.adm.verdict != nil && mayWrite(r.query):
+	case se.Code == sqlite3.ErrError && r.adm.verdict != nil && !r.adm.backup && mayWrite(r.query):
 		return refusal(r.ctx, r.adm.verdict, err), true // a later statement's schema lags
 	case se.ExtendedCode == sqlite3.ErrIoErrWrite && deniedErrno(se.SystemErrno):
 	case se.ExtendedCode == errReadonlyDirectory:
