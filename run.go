@@ -232,14 +232,23 @@ func runClass[T any](c *Conn, ctx context.Context, cl class, query string, do fu
 
 // queryClass is runClass for a query. Rows that may write are tracked to
 // their end: SQLite commits an INSERT ... RETURNING when its rows are
-// exhausted or closed, after QueryContext has returned.
+// exhausted or closed, after QueryContext has returned, and a failure then
+// is judged by the same admission as one now.
 func queryClass(c *Conn, ctx context.Context, cl class, query string, do func() (driver.Rows, error)) (driver.Rows, error) {
-	dr, err := runClass(c, ctx, cl, query, do)
-	if err != nil || cl == classRead {
-		return dr, err
+	r, err := c.begin(ctx, cl, query)
+	if err != nil {
+		return nil, err
+	}
+	dr, err := do()
+	if err = r.end(err); err != nil {
+		return nil, err
+	}
+	if cl == classRead {
+		return dr, nil
 	}
 	if sr, ok := dr.(*sqlite3.SQLiteRows); ok {
-		return &Rows{SQLiteRows: sr, r: run{c: c, ctx: ctx, query: query}}, nil
+		r.g, r.adm.backup = nil, false // the guard and a lifted query_only end with the call
+		return &Rows{SQLiteRows: sr, r: r}, nil
 	}
 	return dr, nil
 }
