@@ -73,7 +73,7 @@ type run struct {
 	c       *Conn
 	ctx     context.Context
 	tracker *Tracker // reports the commit instead of ctx's, when set
-	query   string   // the SQL text, "" for a prepared statement's re-run check
+	query   string   // the SQL text, to guess whether a statement that failed would write
 	adm     admission
 	wasAuto bool   // the connection was outside a transaction at begin
 	g       *guard // the guard authorizer's record, while it is installed
