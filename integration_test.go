@@ -3,6 +3,8 @@ package litefs
 import (
 	"context"
 	"database/sql"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/mattn/go-sqlite3"
@@ -113,7 +115,8 @@ func TestLiteFSReplicaKeepsApplyingAfterRefusals(t *testing.T) {
 	cluster.WaitReplicated(t)
 	rdb := openNode(t, replica)
 	rdb.SetMaxOpenConns(1) // one connection: whatever a refusal leaves, the next statement meets
-	for _, q := range replicaRefusedKinds {
+	kinds := append(replicaRefusedKinds, "VACUUM INTO '"+replica.MountDir()+"/copy.db'")
+	for _, q := range kinds {
 		err := runOn(t.Context(), rdb, q, true)
 		var np *NotPrimaryError
 		if assert.ErrorAs(t, err, &np, q) {
@@ -131,6 +134,11 @@ func TestLiteFSReplicaKeepsApplyingAfterRefusals(t *testing.T) {
 		assert.Equal(t, 1, n, "after %q the replica sees the primary's row", q)
 	}
 	// The databases close before LiteFS stops, and both nodes unmount cleanly.
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	_, err = rdb.Exec("VACUUM INTO '" + backup + "'")
+	assert.NoError(t, err, "a backup outside the mount, on a replica")
+	_, err = os.Stat(backup)
+	assert.NoError(t, err, "the backup file")
 	stopCleanly(t, []*sql.DB{rdb, pdb}, replica, primary)
 }
 
