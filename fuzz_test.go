@@ -190,3 +190,34 @@ func checkRead(t *testing.T, m *litefstest.Mount, c *Conn, q string, on bool) {
 	rows.Close()
 	assert.Equal(t, on, v[0] == int64(1), "%q changed query_only", q)
 }
+
+// FuzzStatementScans runs the driver's other scans of SQL text on anything:
+// none may panic, and what they return must come from the text.
+func FuzzStatementScans(f *testing.F) {
+	for _, s := range classifySeeds {
+		f.Add(s)
+	}
+	for _, s := range []string{
+		"VACUUM INTO 'a''b.db'", "VACUUM main INTO '/x'", `VACUUM "main" INTO '/x';;`, "VACUUM INTO ?",
+		"PRAGMA foreign_keys = OFF; ALTER TABLE t ADD x", "ATTACH 'a' AS b; DETACH b", "WITH x AS (DELETE) SELECT 1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		mayWrite(q)
+		names, _ := statePragmas(q)
+		for _, n := range names {
+			require.True(t, pragmaSettings[n], "statePragmas returned %q, not a setting", n)
+		}
+		sc := scanner{s: q}
+		if strings.EqualFold(sc.word(), "VACUUM") {
+			if target, ok := vacuumInto(&sc); ok {
+				require.Contains(t, q, "'"+strings.ReplaceAll(target, "'", "''")+"'", "the target comes from the text")
+			}
+		}
+		cl, ok := textClass(q, "/litefs")
+		if ok {
+			require.Contains(t, []class{classRead, classWrite, classForbidden, classBackup}, cl)
+		}
+	})
+}

@@ -371,3 +371,30 @@ func bumpDriver() *sqlite3.SQLiteDriver {
 		}, false)
 	}}
 }
+
+func TestRefusedStringRestoresConnectionSettings(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db)
+	ctx := t.Context()
+	for _, q := range []string{"PRAGMA foreign_keys = ON", "PRAGMA cache_size = -3000", "PRAGMA recursive_triggers = 0"} {
+		require.NoError(t, runOn(ctx, conn, q, false), q)
+	}
+	m.SetReplica("node-a")
+	for _, q := range []string{
+		"PRAGMA foreign_keys = OFF; INSERT INTO t(v) VALUES ('fk')",
+		"PRAGMA cache_size = 7; PRAGMA main.recursive_triggers = 1; DELETE FROM t",
+		"ATTACH ':memory:' AS aux; INSERT INTO t(v) VALUES ('aux')",
+	} {
+		wantNotPrimary(t, runOn(ctx, conn, q, false), "node-a")
+	}
+	read := func(q string) (v string) {
+		require.NoError(t, conn.QueryRowContext(ctx, q).Scan(&v), q)
+		return v
+	}
+	assert.Equal(t, "1", read("PRAGMA foreign_keys"))
+	assert.Equal(t, "-3000", read("PRAGMA cache_size"))
+	assert.Equal(t, "0", read("PRAGMA recursive_triggers"))
+	assert.Equal(t, "0", read("SELECT count(*) FROM pragma_database_list WHERE name = 'aux'"), "aux is still attached")
+}

@@ -75,8 +75,9 @@ type run struct {
 	tracker *Tracker // reports the commit instead of ctx's, when set
 	query   string   // the SQL text, to guess whether a statement that failed would write
 	adm     admission
-	wasAuto bool   // the connection was outside a transaction at begin
-	g       *guard // the guard authorizer's record, while it is installed
+	wasAuto bool      // the connection was outside a transaction at begin
+	g       *guard    // the guard authorizer's record, while it is installed
+	snap    *snapshot // settings a string may change before it is refused, or nil
 }
 
 // begin admits a statement of class cl and sets the connection up for it.
@@ -101,6 +102,9 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		if _, err := c.sc.ExecContext(ctx, "SELECT 1 FROM sqlite_schema LIMIT 1", nil); err != nil {
 			return r, err
 		}
+	}
+	if cl == classMaybe {
+		r.snap = c.takeSnapshot(ctx, query)
 	}
 	if adm.guard {
 		r.g = c.installGuard(adm.verdict != nil || c.roTx)
@@ -138,6 +142,9 @@ func (r *run) end(err error) error {
 		// A string that began a transaction (BEGIN; ...; SAVEPOINT ...)
 		// was stopped in it: database/sql does not know of it.
 		c.sc.ExecContext(context.Background(), "ROLLBACK", nil)
+	}
+	if refused && r.snap != nil {
+		c.restore(context.Background(), r.snap)
 	}
 	return err
 }
