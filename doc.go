@@ -100,10 +100,12 @@
 // primary's table has arrived.
 //
 // A refused statement leaves the connection as it found it: query_only on,
-// and no transaction that the refused string began (BEGIN; ...; COMMIT or
-// SAVEPOINT s; ... in one string is rolled back). A transaction begun through
-// database/sql is left to its owner, savepoints of the string included: roll
-// it back. A database a refused string ATTACHed stays attached.
+// no transaction that the refused string began (BEGIN; ...; COMMIT or
+// SAVEPOINT s; ... in one string is rolled back), and the connection
+// settings and attached databases its earlier statements changed put back
+// (PRAGMA foreign_keys = OFF; ALTER TABLE ... in a migration). A transaction
+// begun through database/sql is left to its owner, savepoints of the string
+// included: roll it back.
 //
 // A write SQLite cannot prepare on a replica, because the replica's schema
 // trails the primary's after a migration ("no such table", "has no column
