@@ -191,6 +191,13 @@
 //   - The driver sets a commit hook on every connection, replacing one set by
 //     a ConnectHook, and an authorizer while it compiles a new SQL string and
 //     while a may-write string runs, replacing one a ConnectHook set.
+//   - A verdict is kept per SQL string and connection: a view that the
+//     primary redefines later (to call pragma_optimize, say) keeps the verdict
+//     its old definition had on a connection that has seen the string. A
+//     connection under query_only still cannot write through it.
+//   - A statement that calls a function registered by a ConnectHook reads the
+//     role on every run; on a replica, a write that function makes through
+//     the connection fails with SQLite's error, not a refusal.
 //   - go-sqlite3 runs the DSN's own pragmas (_journal_mode, ...) when it
 //     opens a connection, before the driver sees it; choose them to match the
 //     cluster's database.
