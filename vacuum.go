@@ -23,7 +23,11 @@ func vacuumInto(sc *scanner) (string, bool) {
 	if sc.next() != tokOther || len(sc.tok) < 2 || sc.tok[0] != '\'' || sc.tok[len(sc.tok)-1] != '\'' {
 		return "", false
 	}
-	target := strings.ReplaceAll(sc.tok[1:len(sc.tok)-1], "''", "'")
+	inner := sc.tok[1 : len(sc.tok)-1]
+	if strings.Contains(strings.ReplaceAll(inner, "''", ""), "'") {
+		return "", false // unterminated: the last quote was a doubled one
+	}
+	target := strings.ReplaceAll(inner, "''", "'")
 	for {
 		switch sc.next() {
 		case tokEOF:
