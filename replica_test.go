@@ -398,3 +398,36 @@ func TestRefusedStringRestoresConnectionSettings(t *testing.T) {
 	assert.Equal(t, "0", read("PRAGMA recursive_triggers"))
 	assert.Equal(t, "0", read("SELECT count(*) FROM pragma_database_list WHERE name = 'aux'"), "aux is still attached")
 }
+
+func TestStatementsPreparedBeforeADemotion(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db)
+	var stmts []*sql.Stmt
+	for _, q := range []string{
+		"SELECT * FROM pragma_optimize(65538)", "PRAGMA user_version = 3", "CREATE TABLE IF NOT EXISTS u(x)",
+		"INSERT INTO t(v) VALUES ('p') RETURNING id", "VACUUM INTO '" + m.Dir() + "/copy.db'",
+		"SELECT 1; DELETE FROM t", // Prepare keeps the first statement: a read
+	} {
+		s, err := conn.PrepareContext(t.Context(), q)
+		require.NoError(t, err, q)
+		t.Cleanup(func() { s.Close() })
+		stmts = append(stmts, s)
+	}
+	m.SetReplica("node-a") // query_only is still off on this connection
+	before := fingerprint(t, m)
+	for i, s := range stmts[:len(stmts)-1] {
+		rows, err := s.QueryContext(t.Context())
+		if err == nil {
+			for rows.Next() {
+			}
+			err = rows.Close()
+		}
+		wantNotPrimary(t, err, "node-a")
+		assert.Equal(t, before, fingerprint(t, m), "statement %d wrote on a replica", i)
+	}
+	_, err := stmts[len(stmts)-1].ExecContext(t.Context())
+	assert.NoError(t, err, "the first statement of a string, a read")
+	assertRefusedCleanly(t, m, conn, before)
+}
