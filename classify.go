@@ -23,10 +23,69 @@ const (
 	classForbidden
 )
 
-// pragmasThatWrite lists pragmas that sqlite3_stmt_readonly reports
-// read-only although they may write the database file.
-var pragmasThatWrite = map[string]bool{
-	"optimize": true, // may run ANALYZE
+// classBackup: VACUUM INTO a file outside the mount. It writes nothing
+// LiteFS replicates, so a replica may run it, with query_only lifted for
+// it alone (query_only refuses VACUUM INTO).
+const classBackup = classForbidden + 1
+
+// severity orders classes for combining verdicts on parts of one statement.
+func severity(cl class) int {
+	switch cl {
+	case classRead:
+		return 0
+	case classBackup:
+		return 1
+	case classMaybe:
+		return 2
+	case classWrite:
+		return 3
+	}
+	return 4 // classForbidden
+}
+
+// worse returns whichever of a and b restricts more.
+func worse(a, b class) class {
+	if severity(b) > severity(a) {
+		return b
+	}
+	return a
+}
+
+// textClass decides, from the text of its first statement, a statement the
+// driver must not prepare to classify: PRAGMA (SQLite applies many pragmas
+// while compiling them), EXPLAIN of a PRAGMA (compiled just the same), and
+// VACUUM INTO, whose target decides. ok is false for every other statement:
+// ask SQLite. mountDir is where LiteFS replicates ("" without a mount).
+func textClass(query, mountDir string) (cl class, ok bool) {
+	sc := scanner{s: query}
+	w := sc.word()
+	if strings.EqualFold(w, "EXPLAIN") {
+		if w = sc.word(); strings.EqualFold(w, "QUERY") {
+			sc.word() // PLAN
+			w = sc.word()
+		}
+		if !strings.EqualFold(w, "PRAGMA") {
+			return 0, false // EXPLAIN compiles its statement without running it
+		}
+	}
+	switch {
+	case strings.EqualFold(w, "PRAGMA"):
+		name := sc.name()
+		if sc.punct('.') {
+			name = sc.name()
+		}
+		if name == "" {
+			return classWrite, true // not a name the driver can read: fail closed
+		}
+		value := sc.punct('=') || sc.punct('(')
+		return pragmaClass(strings.ToLower(name), value), true
+	case strings.EqualFold(w, "VACUUM"):
+		if target, ok := vacuumInto(&sc); ok && outsideMount(target, mountDir) {
+			return classBackup, true
+		}
+		return classWrite, true
+	}
+	return 0, false
 }
 
 // refine corrects SQLite's verdict on a single statement where
@@ -37,26 +96,6 @@ func refine(query string, readonly bool) class {
 	switch w := sc.word(); {
 	case strings.EqualFold(w, "EXPLAIN"):
 		return classRead // EXPLAIN never runs the statement it explains
-	case strings.EqualFold(w, "PRAGMA"):
-		name := sc.name()
-		if sc.punct('.') {
-			name = sc.name()
-		}
-		name = strings.ToLower(name)
-		setting := sc.punct('=') || sc.punct('(')
-		switch {
-		case name == "query_only" && setting:
-			return classForbidden
-		case name == "journal_mode":
-			// Reading it writes nothing; setting it writes the header even
-			// under query_only, so it is a write even when it changes nothing.
-			if setting {
-				return classWrite
-			}
-			return classRead
-		case readonly && pragmasThatWrite[name]:
-			return classWrite
-		}
 	case !readonly && (strings.EqualFold(w, "CREATE") || strings.EqualFold(w, "DROP")):
 		if hasIfExists(&sc) {
 			return classMaybe
@@ -66,6 +105,40 @@ func refine(query string, readonly bool) class {
 		return classRead
 	}
 	return classWrite
+}
+
+// writeKeywords start a statement that writes (or takes the write lock).
+var writeKeywords = set("insert", "update", "delete", "replace", "create", "drop", "alter",
+	"vacuum", "reindex", "analyze", "pragma", "savepoint")
+
+// mayWrite reports whether some statement of query starts with a keyword that
+// writes, or is a WITH whose main statement does: the driver's guess when
+// SQLite cannot prepare a statement (its schema trails the primary's) and so
+// cannot be asked.
+func mayWrite(query string) bool {
+	sc := scanner{s: query}
+	start, with, depth := true, false, 0
+	for {
+		k := sc.next()
+		switch {
+		case k == tokEOF:
+			return false
+		case k == tokSemi:
+			start, with, depth = true, false, 0
+			continue
+		case k == tokOther && sc.tok == "(":
+			depth++
+		case k == tokOther && sc.tok == ")":
+			depth--
+		case k == tokWord && (start || with && depth == 0):
+			w := strings.ToLower(sc.tok)
+			if writeKeywords[w] && (start || w != "create" && w != "drop" && w != "alter") {
+				return true
+			}
+			with = with || start && w == "with"
+		}
+		start = false
+	}
 }
 
 // hasIfExists reports whether the DDL statement after CREATE or DROP says IF

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -31,11 +30,21 @@ type Conn struct {
 	classes   map[string]class
 	cacheSize int
 
-	queryOnly bool // PRAGMA query_only as the driver last set it
-	roTx      bool // inside a transaction begun with TxOptions.ReadOnly
-	committed bool // set by the commit hook, cleared once reported
-	denied    bool // the guard authorizer denied a statement
+	// State SQLite keeps for this connection, owned by the statement runs
+	// (run.go), which set it before a statement and re-establish it after.
+	queryOnly qoState // PRAGMA query_only as the driver last set it
+	roTx      bool    // inside a transaction begun with TxOptions.ReadOnly
+	committed bool    // set by the commit hook, cleared once a run reports it
 }
+
+// qoState is what the driver knows of PRAGMA query_only on a connection.
+type qoState uint8
+
+const (
+	qoUnknown qoState = iota // a statement may have changed it: set it again before relying on it
+	qoOff
+	qoOn
+)
 
 // The optional interfaces are exactly those *sqlite3.SQLiteConn has, less the
 // context-free Execer and Queryer that database/sql no longer needs.
@@ -52,7 +61,7 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	c := &Conn{
 		sc:        sc,
 		info:      ctr.info,
-		queryOnly: ctr.info.queryOnly,
+		queryOnly: qoOff,
 		cacheSize: ctr.cfg.classCacheSize,
 	}
 	file := sc.GetFilename("main")
@@ -74,6 +83,9 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	if c.probe.check() != nil {
 		c.setQueryOnly(true)
 	}
+	if ctr.info.queryOnly {
+		c.queryOnly = qoOn
+	}
 	return c
 }
 
@@ -85,22 +97,29 @@ func (c *Conn) SQLite() *sqlite3.SQLiteConn { return c.sc }
 // would get. It touches the mount.
 func (c *Conn) CheckPrimary() error { return c.probe.check() }
 
-// classify returns the verdict on query, asking SQLite on a cache miss.
+// classify returns the verdict on query, from its text or, on a cache miss,
+// from SQLite. A statement that SQLite cannot prepare and that would write
+// is refused on a replica (its schema trails the primary's); other failures
+// return SQLite's error.
 func (c *Conn) classify(ctx context.Context, query string) (class, error) {
 	if cl, ok := c.classes[query]; ok {
 		return cl, nil
 	}
-	var cl class
 	if isMulti(query) {
-		cl = classMaybe
-	} else {
-		ds, err := c.sc.PrepareContext(ctx, query)
-		if err != nil {
-			return 0, err
-		}
-		cl = refine(query, ds.(*sqlite3.SQLiteStmt).Readonly())
-		ds.Close()
+		c.remember(query, classMaybe)
+		return classMaybe, nil
 	}
+	if cl, ok := textClass(query, c.mountDir()); ok {
+		if cl != classBackup { // the file system may change under its target
+			c.remember(query, cl)
+		}
+		return cl, nil
+	}
+	ss, cl, err := c.compile(ctx, query)
+	if err != nil {
+		return 0, c.prepareFailed(ctx, query, err)
+	}
+	ss.Close()
 	c.remember(query, cl)
 	return cl, nil
 }
@@ -112,75 +131,78 @@ func (c *Conn) remember(query string, cl class) {
 	c.classes[query] = cl
 }
 
+func (c *Conn) mountDir() string {
+	if c.probe == nil {
+		return ""
+	}
+	return c.probe.dir
+}
+
+// compile prepares the first statement of query, which textClass has not
+// decided, under an authorizer that lets nothing change the connection while
+// it compiles and that sees what sqlite3_stmt_readonly does not: a
+// table-valued pragma function that writes (pragma_optimize, also inside a
+// view), a function SQLite does not build in (registered by a ConnectHook or
+// an extension: it may write through the connection), ATTACH and DETACH.
+func (c *Conn) compile(ctx context.Context, query string) (*sqlite3.SQLiteStmt, class, error) {
+	seen := classRead
+	builtin := builtinFunctions()
+	c.sc.RegisterAuthorizer(func(op int, arg1, arg2, _ string) int {
+		switch op {
+		case sqlite3.SQLITE_PRAGMA:
+			if arg2 != "" {
+				return sqlite3.SQLITE_DENY
+			}
+		case sqlite3.SQLITE_READ:
+			if name, ok := cutPrefixFold(arg1, "pragma_"); ok && knownPragma(strings.ToLower(name)) {
+				seen = worse(seen, pragmaFunctionClass(strings.ToLower(name)))
+			}
+		case sqlite3.SQLITE_FUNCTION:
+			if !builtin[strings.ToLower(arg2)] {
+				seen = worse(seen, classMaybe)
+			}
+		case sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH:
+			seen = worse(seen, classMaybe)
+		}
+		return sqlite3.SQLITE_OK
+	})
+	ds, err := c.sc.PrepareContext(ctx, query)
+	c.sc.RegisterAuthorizer(nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	ss := ds.(*sqlite3.SQLiteStmt)
+	return ss, worse(refine(query, ss.Readonly()), seen), nil
+}
+
+// prepareFailed returns what a statement SQLite could not prepare gets: a
+// refusal wrapping SQLite's error when it would write (a guess from its
+// keywords, see mayWrite) and this node may not, else SQLite's error. On a
+// replica a read of a table it does not have yet gets SQLite's error too: the
+// driver cannot tell a schema that lags from one that is wrong.
+func (c *Conn) prepareFailed(ctx context.Context, query string, err error) error {
+	var se sqlite3.Error
+	if !errors.As(err, &se) || se.Code != sqlite3.ErrError || !mayWrite(query) {
+		return err
+	}
+	if _, aerr := c.admit(ctx, classWrite, err); aerr != nil {
+		return aerr
+	}
+	return err
+}
+
 // errManagedPragma refuses PRAGMA query_only = x, which would undo the
 // driver's own use of it.
 var errManagedPragma = errors.New("litefs: PRAGMA query_only is managed by the driver; " +
 	"use sql.TxOptions{ReadOnly: true}, or _query_only=1 in the DSN")
 
-// beforeWrite decides whether a statement of class cl may run, touching the
-// mount once. It returns the refusal (already reported to ctx's Tracker), or
-// nil with query_only set for the statement to run; guard reports that the
-// statement relies on query_only, so its gaps must be closed while it runs.
-func (c *Conn) beforeWrite(ctx context.Context, cl class) (guard bool, err error) {
-	switch {
-	case cl == classForbidden:
-		return false, errManagedPragma
-	case c.roTx && cl == classWrite:
-		return false, ErrReadOnlyTx
-	case c.roTx:
-		return true, nil // query_only is on for the whole transaction
-	}
-	refusal := c.probe.check()
-	if refusal == nil {
-		return false, c.setQueryOnly(false)
-	}
-	// This connection is on a replica: keep it under query_only from now on.
-	qerr := c.setQueryOnly(true)
-	if cl == classMaybe && qerr == nil {
-		// Let SQLite find the first statement that writes, if any, against
-		// the current schema: a read makes SQLite notice a schema the
-		// primary changed (a CREATE ... IF NOT EXISTS that has become a
-		// no-op), which query_only would otherwise refuse first.
-		if _, err := c.sc.ExecContext(ctx, "SELECT 1 FROM sqlite_schema LIMIT 1", nil); err != nil {
-			return false, err
-		}
-		return true, nil
-	}
-	TrackerFrom(ctx).ReportRefusal(refusal)
-	return false, refusal
-}
-
-// guard installs, or with on false removes, an authorizer that denies what
-// query_only lets through although it writes or would lift query_only: a
-// change of journal mode, a checkpoint, PRAGMA query_only = x. Installing an
-// authorizer expires the connection's prepared statements, which SQLite then
-// prepares again, so cached statements are checked too.
-func (c *Conn) guard(on bool) {
-	if !on {
-		c.sc.RegisterAuthorizer(nil)
-		return
-	}
-	c.sc.RegisterAuthorizer(func(op int, name, arg, _ string) int {
-		if op != sqlite3.SQLITE_PRAGMA {
-			return sqlite3.SQLITE_OK
-		}
-		switch strings.ToLower(name) {
-		case "wal_checkpoint":
-		case "journal_mode", "query_only":
-			if arg == "" {
-				return sqlite3.SQLITE_OK
-			}
-		default:
-			return sqlite3.SQLITE_OK
-		}
-		c.denied = true
-		return sqlite3.SQLITE_DENY
-	})
-}
-
 // setQueryOnly sets PRAGMA query_only unless the DSN set it.
 func (c *Conn) setQueryOnly(on bool) error {
-	if c.info.queryOnly || c.queryOnly == on {
+	want := qoOff
+	if on {
+		want = qoOn
+	}
+	if c.info.queryOnly || c.queryOnly == want {
 		return nil
 	}
 	q := "PRAGMA query_only = 0"
@@ -188,69 +210,11 @@ func (c *Conn) setQueryOnly(on bool) error {
 		q = "PRAGMA query_only = 1"
 	}
 	if _, err := c.sc.ExecContext(context.Background(), q, nil); err != nil {
+		c.queryOnly = qoUnknown
 		return fmt.Errorf("litefs: %s: %w", q, err)
 	}
-	c.queryOnly = on
+	c.queryOnly = want
 	return nil
-}
-
-// afterRun reports a commit the statement just made to ctx's Tracker.
-func (c *Conn) afterRun(ctx context.Context, t *Tracker) {
-	if !c.committed {
-		return
-	}
-	c.committed = false
-	if t == nil {
-		t = TrackerFrom(ctx)
-	}
-	t.reportCommit(c.pos)
-}
-
-// failed turns err from SQLite into a refusal when it is one: LiteFS
-// refusing a write on a replica (EACCES on the WAL, or on the journal's
-// directory), or query_only and the guard that the driver set. Other errors
-// pass unchanged. A commit made before the failure (an earlier statement of
-// the same string) is still reported.
-func (c *Conn) failed(ctx context.Context, err error) error {
-	c.afterRun(ctx, nil)
-	denied := c.denied
-	c.denied = false
-	var se sqlite3.Error
-	if !errors.As(err, &se) {
-		return err
-	}
-	guarded := se.Code == sqlite3.ErrReadonly && c.queryOnly && !c.info.queryOnly ||
-		se.Code == sqlite3.ErrAuth && denied
-	switch {
-	case c.roTx && (guarded || se.Code == sqlite3.ErrReadonly):
-		return fmt.Errorf("%w: %w", ErrReadOnlyTx, err)
-	case guarded:
-	case se.ExtendedCode == sqlite3.ErrIoErrWrite && deniedErrno(se.SystemErrno):
-	case se.ExtendedCode == errReadonlyDirectory:
-	case liteFSMayHaveGone(se.Code):
-	default:
-		return err
-	}
-	refusal := c.probe.recheck(err)
-	if refusal == nil {
-		return err // this node may write: the failure is something else
-	}
-	var np *NotPrimaryError
-	if errors.As(refusal, &np) {
-		refusal = &NotPrimaryError{PrimaryID: np.PrimaryID, Err: err}
-	} else if nope, ok := refusal.(*noPrimaryError); ok {
-		refusal = &noPrimaryError{reason: nope.reason, err: err, probe: nope.probe}
-	}
-	TrackerFrom(ctx).ReportRefusal(refusal)
-	return refusal
-}
-
-// errReadonlyDirectory is SQLITE_READONLY_DIRECTORY, which go-sqlite3 does
-// not name: SQLite could not create a journal beside the database.
-var errReadonlyDirectory = sqlite3.ErrReadonly.Extend(6)
-
-func deniedErrno(e syscall.Errno) bool {
-	return e == syscall.EACCES || e == syscall.EPERM || e == syscall.EROFS
 }
 
 // ExecContext runs query, refusing it first if it writes and this node may
@@ -260,7 +224,7 @@ func (c *Conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	if err != nil {
 		return nil, err
 	}
-	return runClass(c, ctx, cl, func() (driver.Result, error) { return c.sc.ExecContext(ctx, query, args) })
+	return runClass(c, ctx, cl, query, func() (driver.Result, error) { return c.sc.ExecContext(ctx, query, args) })
 }
 
 // QueryContext is ExecContext for statements that return rows; a write in
@@ -271,58 +235,34 @@ func (c *Conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	if err != nil {
 		return nil, err
 	}
-	return queryClass(c, ctx, cl, func() (driver.Rows, error) { return c.sc.QueryContext(ctx, query, args) })
-}
-
-// runClass runs do, a statement of class cl: refused first if it may write
-// and this node may not, its SQLite errors turned into refusals where they
-// are, and a commit it made reported.
-func runClass[T any](c *Conn, ctx context.Context, cl class, do func() (T, error)) (T, error) {
-	var zero T
-	guard := false
-	if cl != classRead {
-		var err error
-		if guard, err = c.beforeWrite(ctx, cl); err != nil {
-			return zero, err
-		}
-	}
-	if guard {
-		c.guard(true)
-	}
-	v, err := do()
-	if guard {
-		c.guard(false)
-	}
-	if err != nil {
-		return zero, c.failed(ctx, err)
-	}
-	c.afterRun(ctx, nil)
-	return v, nil
-}
-
-// queryClass is runClass for a query. Rows that may write are tracked to
-// their end: SQLite commits an INSERT ... RETURNING when its rows are
-// exhausted or closed, after QueryContext has returned.
-func queryClass(c *Conn, ctx context.Context, cl class, do func() (driver.Rows, error)) (driver.Rows, error) {
-	dr, err := runClass(c, ctx, cl, do)
-	if err != nil || cl == classRead {
-		return dr, err
-	}
-	if sr, ok := dr.(*sqlite3.SQLiteRows); ok {
-		return &Rows{SQLiteRows: sr, c: c, ctx: ctx}, nil
-	}
-	return dr, nil
+	return queryClass(c, ctx, cl, query, func() (driver.Rows, error) { return c.sc.QueryContext(ctx, query, args) })
 }
 
 // PrepareContext prepares the first statement of query, as go-sqlite3 does;
-// its verdict is kept, and a write is checked each time it runs.
+// its verdict is kept, and a write is checked each time it runs. A PRAGMA
+// that would write is checked here too, since SQLite may apply it while
+// compiling, and PRAGMA query_only = x is never compiled.
 func (c *Conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	ds, err := c.sc.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
+	cl, decided := textClass(query, c.mountDir())
+	var ss *sqlite3.SQLiteStmt
+	var err error
+	if decided {
+		if cl != classRead && cl != classBackup {
+			if _, err := c.admit(ctx, cl, nil); err != nil {
+				return nil, err
+			}
+		}
+		var ds driver.Stmt
+		if ds, err = c.sc.PrepareContext(ctx, query); err == nil {
+			ss = ds.(*sqlite3.SQLiteStmt)
+		}
+	} else {
+		ss, cl, err = c.compile(ctx, query)
 	}
-	ss := ds.(*sqlite3.SQLiteStmt)
-	return &Stmt{ss: ss, c: c, cl: refine(query, ss.Readonly())}, nil
+	if err != nil {
+		return nil, c.prepareFailed(ctx, query, err)
+	}
+	return &Stmt{ss: ss, c: c, cl: cl, query: query}, nil
 }
 
 // Prepare is PrepareContext without a context.
@@ -339,18 +279,23 @@ func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if opts.ReadOnly {
 		return c.beginReadOnly(ctx)
 	}
+	cl := classRead
 	if c.info.txlockWrites {
-		if _, err := c.beforeWrite(ctx, classWrite); err != nil {
-			return nil, err
-		}
+		cl = classWrite
+	}
+	r, err := c.begin(ctx, cl, "")
+	if err != nil {
+		return nil, err
 	}
 	dtx, err := c.sc.BeginTx(ctx, opts)
-	if err != nil {
-		return nil, c.failed(ctx, err)
+	if err = r.end(err); err != nil {
+		return nil, err
 	}
 	return &Tx{c: c, parent: dtx, tracker: TrackerFrom(ctx)}, nil
 }
 
+// beginReadOnly begins a transaction that runs under query_only until
+// endReadOnly ends it.
 func (c *Conn) beginReadOnly(ctx context.Context) (driver.Tx, error) {
 	if _, err := c.sc.ExecContext(ctx, "BEGIN", nil); err != nil {
 		return nil, err
@@ -361,6 +306,20 @@ func (c *Conn) beginReadOnly(ctx context.Context) (driver.Tx, error) {
 	}
 	c.roTx = true
 	return &Tx{c: c, readOnly: true}, nil
+}
+
+// endReadOnly ends the read-only transaction with stmt (COMMIT or ROLLBACK).
+// query_only stays on: reads do not mind, and the next write sets it as the
+// node's role requires.
+func (c *Conn) endReadOnly(stmt string) error {
+	c.roTx = false
+	_, err := c.sc.ExecContext(context.Background(), stmt, nil)
+	if err != nil && !c.sc.AutoCommit() {
+		// database/sql treats the transaction as over whatever Commit
+		// returns, so do not leave it open in SQLite.
+		c.sc.ExecContext(context.Background(), "ROLLBACK", nil)
+	}
+	return err
 }
 
 // Begin is BeginTx with default options.
@@ -381,10 +340,9 @@ func (c *Conn) Close() error {
 // a write would get, which it also reports to ctx's [Tracker]. Call it before
 // a side effect that must not happen on a replica (an e-mail, a payment).
 func CheckPrimary(ctx context.Context, db *sql.DB) error {
-	var refusal error
-	if err := withConn(ctx, db, func(c *Conn) error { refusal = c.CheckPrimary(); return nil }); err != nil {
+	var verdict error
+	if err := withConn(ctx, db, func(c *Conn) error { verdict = c.CheckPrimary(); return nil }); err != nil {
 		return err
 	}
-	TrackerFrom(ctx).ReportRefusal(refusal)
-	return refusal
+	return refusal(ctx, verdict, nil)
 }

@@ -16,8 +16,9 @@
 // of its own, _litefs_api (see below); go-sqlite3 ignores it. For options a
 // DSN cannot carry (the mount directory, a go-sqlite3 driver with a
 // ConnectHook or extensions, a logger) use [NewConnector] with sql.OpenDB.
-// db.Close closes the Connector too, which stops its event stream. sqlx works
-// unchanged: sqlx.Open("litefs", dsn) binds "?" placeholders.
+// db.Close closes the Connector too, which stops its event stream. sqlx
+// works unchanged: the package registers the bind type, so
+// sqlx.BindType("litefs") is sqlx.QUESTION, as for "sqlite3".
 //
 // An in-memory or temporary database (":memory:", "file::memory:",
 // mode=memory, "") is not replicated: it is always writable unless
@@ -95,11 +96,32 @@
 // time a connection sees a SQL string, and remembers the verdict for that
 // string (see [WithClassCacheSize]). That covers INSERT, UPDATE, DELETE,
 // REPLACE and upserts, writes inside WITH, RETURNING through Query, DDL,
-// PRAGMA name = value, VACUUM, ANALYZE and REINDEX. The driver corrects
-// SQLite where its verdict is known to be wrong for this purpose: EXPLAIN is
-// a read; PRAGMA optimize and PRAGMA journal_mode = x (even to the mode in
-// force) are writes. PRAGMA query_only = x is refused everywhere: the driver
-// manages it.
+// VACUUM, ANALYZE and REINDEX. The driver corrects SQLite where its verdict
+// is known to be wrong for this purpose: EXPLAIN is a read, and:
+//
+//   - PRAGMA statements (and EXPLAIN of one) are decided from the pragma's
+//     name, never by compiling them: SQLite applies many pragmas while it
+//     compiles them. Reading a pragma, and setting one that changes only the
+//     connection (foreign_keys, recursive_triggers, cache_size, busy_timeout,
+//     writable_schema, ...), is a read; setting one that writes the file or
+//     holds its lock (user_version, journal_mode, even to the mode in force,
+//     locking_mode, ...), PRAGMA optimize, wal_checkpoint and
+//     incremental_vacuum, and any pragma the driver does not know, are
+//     writes. PRAGMA query_only = x is refused everywhere: the driver
+//     manages it.
+//   - A table-valued pragma function that writes (pragma_optimize(...),
+//     also behind a view) is a write. SQLite compiles every other statement
+//     under an authorizer that sees it, and that denies any pragma setting
+//     meanwhile.
+//   - A statement that calls a function SQLite does not build in (one a
+//     ConnectHook or an extension registered), ATTACH and DETACH may write
+//     through the connection: they are treated like the strings below, so
+//     each run reads the role, as a write does.
+//   - VACUUM INTO a file outside the mount writes nothing LiteFS
+//     replicates: it is allowed on a replica, the usual way to take a
+//     backup there. A target inside the mount, a file: URI, a parameter or
+//     an expression (whose target the driver cannot see), or a directory
+//     that does not exist makes it a write.
 //
 // Some strings may or may not write, and only running them tells: several
 // statements in one string (go-sqlite3 runs them all, in Exec and in Query),
@@ -107,16 +129,35 @@
 // under SQLite's PRAGMA query_only, which refuses the first statement that
 // would write before it takes a lock, and under an authorizer that denies
 // what query_only lets through (a change of journal mode, a checkpoint); the
-// refusal comes back as a [*NotPrimaryError] (or [ErrNoPrimary]). The
-// driver first reads the schema, so "CREATE TABLE IF NOT EXISTS" at start-up
-// succeeds on a replica once the primary's table has arrived.
+// refusal comes back as a [*NotPrimaryError] (or [ErrNoPrimary]), even if
+// the node has been promoted meanwhile. The driver first reads the schema,
+// so "CREATE TABLE IF NOT EXISTS" at start-up succeeds on a replica once the
+// primary's table has arrived.
+//
+// A refused statement leaves the connection as it found it: query_only on,
+// no transaction that the refused string began (BEGIN; ...; COMMIT or
+// SAVEPOINT s; ... in one string is rolled back), and the connection
+// settings and attached databases its earlier statements changed put back
+// (PRAGMA foreign_keys = OFF; ALTER TABLE ... in a migration). A transaction
+// begun through database/sql is left to its owner, savepoints of the string
+// included: roll it back.
+//
+// A write SQLite cannot prepare on a replica, because the replica's schema
+// trails the primary's after a migration ("no such table", "has no column
+// named", "already exists"), is a refusal wrapping SQLite's error, so the
+// request goes to the primary, which has the new schema. The driver cannot
+// ask SQLite about a statement it cannot prepare, so it guesses from the
+// first keyword (INSERT, UPDATE, DELETE, REPLACE, CREATE, DROP, ALTER,
+// PRAGMA, ...; for WITH, the keyword of its main statement). A read that
+// fails to prepare gets SQLite's error, on any node: the driver cannot tell
+// a schema that lags from a query that is wrong.
 //
 // A connection that has found its node a replica stays under query_only, so
 // a statement SQLite misjudges as a read cannot write there either.
 //
 // A prepared statement keeps the verdict on its (first) statement and checks
 // the role each time it runs, so one prepared on the primary is refused
-// after a demotion.
+// after a demotion. Preparing a PRAGMA that writes checks the role first.
 //
 // If a write still reaches LiteFS on a replica (it raced a demotion), LiteFS
 // refuses it: SQLITE_IOERR_WRITE with EACCES in WAL mode,
@@ -125,7 +166,8 @@
 // SQLITE_IOERR. After each of those the driver rereads the role from the
 // mount files and, when this node may not write, returns the same refusal
 // errors instead of "disk I/O error". Opening a database that a replica does
-// not have yet fails the same way.
+// not have yet fails the same way, and the refusal is reported to the
+// [Tracker] of the context that asked for the connection.
 //
 // # Transactions
 //
@@ -136,6 +178,11 @@
 // with the default deferred BEGIN it refuses at the first write. No write
 // lock is ever taken on a replica: an open write transaction there would
 // stall replication, since applying a transaction needs that lock.
+//
+// An open read transaction stalls it too: LiteFS cannot apply a transaction
+// while a reader holds an older snapshot (a held ReadOnly transaction
+// stopped replication to its replica for as long as it stayed open). Keep
+// read transactions on a replica short, and close Rows promptly.
 //
 // # Errors
 //
@@ -174,13 +221,33 @@
 // may arrive after the commit returns, behind an earlier transaction's, and
 // handing the client that earlier TXID would break read-your-writes.
 //
+// # Migration tools
+//
+// Run migrations on the primary only: at start-up, ask [CheckPrimary] (or
+// [NodeStatus]) and skip them on a replica, which receives the new schema
+// through LiteFS. Tools that run every migration in a transaction of their
+// own (goose, GORM's AutoMigrate) get a refusal that matches [ErrNotPrimary]
+// on a replica. golang-migrate wraps errors in its database.Error, which has
+// no Unwrap, so errors.Is(err, ErrNotPrimary) is false through it; and it
+// leaves a transaction open on its connection for each refused call, which
+// on real LiteFS stalls replication and blocks the unmount until its
+// *sql.DB is closed. With golang-migrate, check the role first, and close
+// its instance (m.Close) when it returns an error.
+//
 // # Limits
 //
 //   - A replica cannot write temporary tables: SQLite counts them as writes
 //     and query_only refuses them too.
 //   - The driver sets a commit hook on every connection, replacing one set by
-//     a ConnectHook, and an authorizer while a may-write string runs on a
-//     replica.
+//     a ConnectHook, and an authorizer while it compiles a new SQL string and
+//     while a may-write string runs, replacing one a ConnectHook set.
+//   - A verdict is kept per SQL string and connection: a view that the
+//     primary redefines later (to call pragma_optimize, say) keeps the verdict
+//     its old definition had on a connection that has seen the string. A
+//     connection under query_only still cannot write through it.
+//   - A statement that calls a function registered by a ConnectHook reads the
+//     role on every run; on a replica, a write that function makes through
+//     the connection fails with SQLite's error, not a refusal.
 //   - go-sqlite3 runs the DSN's own pragmas (_journal_mode, ...) when it
 //     opens a connection, before the driver sees it; choose them to match the
 //     cluster's database.

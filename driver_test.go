@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/litefs-sql/litefs/litefstest"
 )
@@ -26,9 +29,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 func openDB(tb testing.TB, m *litefstest.Mount, dsnSuffix string) *sql.DB {
 	tb.Helper()
 	c, err := NewConnector(m.DSN()+dsnSuffix, WithLogger(discard))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	db := sql.OpenDB(c)
 	tb.Cleanup(func() { db.Close() })
 	for _, q := range []string{
@@ -36,9 +37,8 @@ func openDB(tb testing.TB, m *litefstest.Mount, dsnSuffix string) *sql.DB {
 		"CREATE INDEX IF NOT EXISTS t_v ON t(v)",
 		"INSERT INTO t(v) VALUES ('seed')",
 	} {
-		if _, err := db.Exec(q); err != nil {
-			tb.Fatalf("%s: %v", q, err)
-		}
+		_, err := db.Exec(q)
+		require.NoError(tb, err, q)
 	}
 	return db
 }
@@ -49,8 +49,8 @@ func fingerprint(tb testing.TB, m *litefstest.Mount) [32]byte {
 	h := sha256.New()
 	for _, name := range []string{m.DBPath(), m.DBPath() + "-wal"} {
 		b, err := os.ReadFile(name)
-		if err != nil && !os.IsNotExist(err) {
-			tb.Fatal(err)
+		if !os.IsNotExist(err) {
+			require.NoError(tb, err)
 		}
 		h.Write(b)
 	}
@@ -63,29 +63,19 @@ func fingerprint(tb testing.TB, m *litefstest.Mount) [32]byte {
 func assertNoWriteLock(tb testing.TB, m *litefstest.Mount) {
 	tb.Helper()
 	raw, err := sql.Open("sqlite3", m.DBPath()+"?_busy_timeout=0&_txlock=immediate")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	defer raw.Close()
 	tx, err := raw.Begin()
-	if err != nil {
-		tb.Fatalf("BEGIN IMMEDIATE from another connection: %v (a write lock is held)", err)
-	}
+	require.NoError(tb, err, "BEGIN IMMEDIATE from another connection (a write lock is held)")
 	tx.Rollback()
 }
 
 func wantNotPrimary(tb testing.TB, err error, id string) {
 	tb.Helper()
 	var np *NotPrimaryError
-	if !errors.As(err, &np) {
-		tb.Fatalf("got error %v, want a *NotPrimaryError", err)
-	}
-	if np.PrimaryID != id {
-		tb.Fatalf("got PrimaryID %q, want %q", np.PrimaryID, id)
-	}
-	if !errors.Is(err, ErrNotPrimary) {
-		tb.Fatalf("errors.Is(%v, ErrNotPrimary) = false", err)
-	}
+	require.ErrorAs(tb, err, &np)
+	require.Equal(tb, id, np.PrimaryID, "PrimaryID")
+	require.ErrorIs(tb, err, ErrNotPrimary)
 }
 
 // pinConn holds one connection of db for the test and returns it with the
@@ -93,159 +83,207 @@ func wantNotPrimary(tb testing.TB, err error, id string) {
 func pinConn(tb testing.TB, db *sql.DB) (*sql.Conn, *Conn) {
 	tb.Helper()
 	conn, err := db.Conn(context.Background())
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	tb.Cleanup(func() { conn.Close() })
 	var c *Conn
 	conn.Raw(func(dc any) error { c = dc.(*Conn); return nil })
 	return conn, c
 }
 
-// run executes q with Exec, or with Query when query is set, draining rows.
-func run(ctx context.Context, db *sql.DB, q string, query bool, args ...any) error {
-	if !query {
-		_, err := db.ExecContext(ctx, q, args...)
-		return err
-	}
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
-		return err
-	}
-	return rows.Close()
+// failed returns what a statement that failed with err gets on c, outside
+// any admission: SQLite's error, or the refusal it reveals.
+func failed(c *Conn, ctx context.Context, err error) error {
+	r := run{c: c, ctx: ctx}
+	return r.end(err)
+}
+
+// writeKind is a statement run on a replica, and what it must get.
+type writeKind struct {
+	name    string
+	sql     string // {mount} and {tmp} stand for the mount and a directory outside it
+	query   bool   // run with Query instead of Exec
+	refused bool
+	args    []any
+	// replicaErr, when set, is the error a case that is not a refusal
+	// gets on a replica; primaryErr what a refused case gets on the
+	// primary (nil: success).
+	replicaErr, primaryErr error
+}
+
+// writeKinds is the write-kind table: every way a statement may try to
+// write on a replica, and reads that must still work there.
+var writeKinds = []writeKind{
+	{name: "insert", sql: "INSERT INTO t(v) VALUES ('x')", refused: true},
+	{name: "update", sql: "UPDATE t SET v = 'y'", refused: true},
+	{name: "delete", sql: "DELETE FROM t", refused: true},
+	{name: "replace", sql: "REPLACE INTO t(id, v) VALUES (1, 'r')", refused: true},
+	{name: "upsert", sql: "INSERT INTO t(id, v) VALUES (1, 'u') ON CONFLICT(id) DO UPDATE SET v = excluded.v", refused: true},
+	{name: "cte insert", sql: "WITH n(v) AS (SELECT 'c') INSERT INTO t(v) SELECT v FROM n", refused: true},
+	{name: "insert returning via Query", sql: "INSERT INTO t(v) VALUES ('q') RETURNING id", query: true, refused: true},
+	{name: "delete returning via Query", sql: "DELETE FROM t RETURNING id", query: true, refused: true},
+	{name: "create table", sql: "CREATE TABLE u(x)", refused: true},
+	{name: "create table if not exists, new", sql: "CREATE TABLE IF NOT EXISTS u(x)", refused: true},
+	{name: "create index", sql: "CREATE INDEX t_id_v ON t(id, v)", refused: true},
+	{name: "create trigger", sql: "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'z'; END", refused: true},
+	{name: "drop table", sql: "DROP TABLE t", refused: true},
+	{name: "alter table", sql: "ALTER TABLE t ADD COLUMN w TEXT", refused: true},
+	{name: "pragma set", sql: "PRAGMA user_version = 7", refused: true},
+	{name: "pragma optimize", sql: "PRAGMA optimize", refused: true},
+	{name: "pragma wal_checkpoint", sql: "PRAGMA wal_checkpoint(TRUNCATE)", refused: true},
+	{name: "vacuum", sql: "VACUUM", refused: true},
+	{name: "analyze", sql: "ANALYZE", refused: true},
+	{name: "reindex", sql: "REINDEX", refused: true},
+	{name: "begin immediate", sql: "BEGIN IMMEDIATE", refused: true},
+	{name: "begin exclusive", sql: "BEGIN EXCLUSIVE", refused: true},
+	{name: "temp table", sql: "CREATE TEMP TABLE tt(x)", refused: true},
+	{name: "multi exec, write second", sql: "SELECT 1; INSERT INTO t(v) VALUES ('m')", refused: true},
+	{name: "multi query, write second", sql: "SELECT 1; INSERT INTO t(v) VALUES ('m') RETURNING id", query: true, refused: true},
+	{name: "multi exec, write first", sql: "INSERT INTO t(v) VALUES ('m'); SELECT 1", refused: true},
+	{name: "multi query, write first", sql: "INSERT INTO t(v) VALUES ('m'); SELECT 1", query: true, refused: true},
+	{name: "multi exec, write in the middle", sql: "SELECT 1; DELETE FROM t; SELECT 2", refused: true},
+
+	{name: "select", sql: "SELECT * FROM t", query: true},
+	{name: "select via Exec", sql: "SELECT count(*) FROM t"},
+	{name: "read cte", sql: "WITH n(x) AS (SELECT 1) SELECT x FROM n", query: true},
+	{name: "pragma read", sql: "PRAGMA user_version", query: true},
+	{name: "multi read", sql: "SELECT 1; SELECT 2", query: true},
+	{name: "multi read via Exec", sql: "SELECT 1; SELECT 2;"},
+	{name: "explain insert", sql: "EXPLAIN INSERT INTO t(v) VALUES ('e')", query: true},
+	{name: "create table if not exists, present", sql: "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)"},
+	{name: "create index if not exists, present", sql: "CREATE INDEX IF NOT EXISTS t_v ON t(v)"},
+	{name: "drop if exists, absent", sql: "DROP TABLE IF EXISTS nothere"},
+	{name: "journal_mode read", sql: "PRAGMA journal_mode", query: true},
+	{name: "journal_mode set, even unchanged", sql: "PRAGMA journal_mode = WAL", query: true, refused: true},
+	{name: "journal_mode changed", sql: "PRAGMA journal_mode = DELETE", refused: true},
+	{name: "quoted pragma name", sql: `PRAGMA "optimize"(0x10002)`, refused: true},
+	{name: "bracketed pragma name", sql: "PRAGMA main.[optimize]", refused: true},
+	{name: "multi, journal_mode", sql: "SELECT 1; PRAGMA journal_mode = DELETE", refused: true},
+	{name: "multi, checkpoint", sql: "SELECT 1; PRAGMA wal_checkpoint(TRUNCATE)", refused: true},
+	{name: "multi, lifting query_only", sql: "SELECT 1; PRAGMA query_only = 0; INSERT INTO t(v) VALUES ('q')", refused: true, primaryErr: errManagedPragma},
+	{name: "semicolon inside a $var(...)", sql: "SELECT $a(--);INSERT INTO t(v) VALUES ('tcl')", refused: true, args: []any{1}},
+	{name: "comment start inside a $var(...)", sql: "SELECT $a(/*);INSERT INTO t(v) VALUES ('tcl')", refused: true, args: []any{1}},
+	{name: "quote inside a @var(...)", sql: "SELECT @a(');INSERT INTO t(v) VALUES ('tcl')--')", refused: true, args: []any{1}},
+	{name: "semicolon in a literal", sql: "SELECT ';INSERT INTO t VALUES(1)' FROM t", query: true},
+	{name: "trailing comment", sql: "SELECT 1; -- INSERT INTO t VALUES(1)", query: true},
+	{name: "deferred begin and commit", sql: "BEGIN; SELECT 1; COMMIT"},
+
+	{name: "one-string transaction", sql: "BEGIN; INSERT INTO t(v) VALUES ('b'); COMMIT", refused: true},
+	{name: "one-string immediate transaction", sql: "BEGIN IMMEDIATE; INSERT INTO t(v) VALUES ('b'); COMMIT", refused: true},
+	{name: "savepoint", sql: "SAVEPOINT s; INSERT INTO t(v) VALUES ('s'); RELEASE s", refused: true},
+	{name: "table-valued optimize", sql: "SELECT * FROM pragma_optimize(65538)", query: true, refused: true},
+	{name: "table-valued optimize in a cte", sql: "WITH o AS (SELECT * FROM pragma_optimize(65538)) SELECT * FROM o", query: true, refused: true},
+	{name: "table-valued journal_mode", sql: "SELECT * FROM pragma_journal_mode('main')", query: true},
+	{name: "table-valued table_info", sql: "SELECT name FROM pragma_table_info('t')", query: true},
+	{name: "schema-qualified pragma set", sql: "PRAGMA main.user_version = 3", refused: true},
+	{name: "temp schema pragma set", sql: "PRAGMA temp.user_version = 3", refused: true},
+	{name: "pragma locking_mode exclusive", sql: "PRAGMA locking_mode = EXCLUSIVE", refused: true},
+	{name: "pragma incremental_vacuum", sql: "PRAGMA incremental_vacuum", refused: true},
+	{name: "pragma wal_checkpoint bare", sql: "PRAGMA wal_checkpoint", refused: true},
+	{name: "pragma unknown set", sql: "PRAGMA no_such_pragma = 1", refused: true},
+	{name: "explain pragma set", sql: "EXPLAIN PRAGMA user_version = 3", query: true, refused: true},
+	{name: "pragma foreign_keys", sql: "PRAGMA foreign_keys = ON"},
+	{name: "pragma recursive_triggers", sql: "PRAGMA recursive_triggers = 1"},
+	{name: "pragma defer_foreign_keys", sql: "PRAGMA defer_foreign_keys = 1"},
+	{name: "pragma ignore_check_constraints", sql: "PRAGMA ignore_check_constraints = 1"},
+	{name: "pragma trusted_schema", sql: "PRAGMA trusted_schema = 0"},
+	{name: "pragma writable_schema", sql: "PRAGMA writable_schema = 1"},
+	{name: "pragma shrink_memory", sql: "PRAGMA shrink_memory"},
+	{name: "pragma table_info", sql: "PRAGMA table_info(t)", query: true},
+	{name: "pragma query_only set", sql: "PRAGMA query_only = 0", replicaErr: errManagedPragma},
+	{name: "explain pragma query_only set", sql: "EXPLAIN PRAGMA query_only = 0", query: true, replicaErr: errManagedPragma},
+	{name: "attach", sql: "ATTACH ':memory:' AS aux"},
+	{name: "insert into a missing table", sql: "INSERT INTO nosuch VALUES (1)", refused: true, primaryErr: errSQLite},
+	{name: "insert into a missing column", sql: "INSERT INTO t(nocol) VALUES (1)", refused: true, primaryErr: errSQLite},
+	{name: "vacuum into the mount", sql: "VACUUM INTO '{mount}/copy.db'", refused: true},
+	{name: "vacuum into a parameter", sql: "VACUUM INTO ?", refused: true, args: []any{"{tmp}/p.db"}},
+	{name: "vacuum into an expression", sql: "VACUUM INTO '{tmp}/' || 'e.db'", refused: true},
+	{name: "vacuum into a uri", sql: "VACUUM INTO 'file:{tmp}/u.db'", refused: true},
+	{name: "vacuum into outside the mount", sql: "VACUUM INTO '{tmp}/backup.db'"},
+	{name: "vacuum schema into outside the mount", sql: "VACUUM main INTO '{tmp}/backup2.db'"},
 }
 
 func TestReplicaRefusesWrites(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name    string
-		sql     string
-		query   bool // run with Query instead of Exec
-		refused bool
-		args    []any
-	}{
-		{"insert", "INSERT INTO t(v) VALUES ('x')", false, true, nil},
-		{"update", "UPDATE t SET v = 'y'", false, true, nil},
-		{"delete", "DELETE FROM t", false, true, nil},
-		{"replace", "REPLACE INTO t(id, v) VALUES (1, 'r')", false, true, nil},
-		{"upsert", "INSERT INTO t(id, v) VALUES (1, 'u') ON CONFLICT(id) DO UPDATE SET v = excluded.v", false, true, nil},
-		{"cte insert", "WITH n(v) AS (SELECT 'c') INSERT INTO t(v) SELECT v FROM n", false, true, nil},
-		{"insert returning via Query", "INSERT INTO t(v) VALUES ('q') RETURNING id", true, true, nil},
-		{"delete returning via Query", "DELETE FROM t RETURNING id", true, true, nil},
-		{"create table", "CREATE TABLE u(x)", false, true, nil},
-		{"create table if not exists, new", "CREATE TABLE IF NOT EXISTS u(x)", false, true, nil},
-		{"create index", "CREATE INDEX t_id_v ON t(id, v)", false, true, nil},
-		{"create trigger", "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET v = 'z'; END", false, true, nil},
-		{"drop table", "DROP TABLE t", false, true, nil},
-		{"alter table", "ALTER TABLE t ADD COLUMN w TEXT", false, true, nil},
-		{"pragma set", "PRAGMA user_version = 7", false, true, nil},
-		{"pragma optimize", "PRAGMA optimize", false, true, nil},
-		{"pragma wal_checkpoint", "PRAGMA wal_checkpoint(TRUNCATE)", false, true, nil},
-		{"vacuum", "VACUUM", false, true, nil},
-		{"analyze", "ANALYZE", false, true, nil},
-		{"reindex", "REINDEX", false, true, nil},
-		{"begin immediate", "BEGIN IMMEDIATE", false, true, nil},
-		{"begin exclusive", "BEGIN EXCLUSIVE", false, true, nil},
-		{"temp table", "CREATE TEMP TABLE tt(x)", false, true, nil},
-		{"multi exec, write second", "SELECT 1; INSERT INTO t(v) VALUES ('m')", false, true, nil},
-		{"multi query, write second", "SELECT 1; INSERT INTO t(v) VALUES ('m') RETURNING id", true, true, nil},
-		{"multi exec, write first", "INSERT INTO t(v) VALUES ('m'); SELECT 1", false, true, nil},
-		{"multi query, write first", "INSERT INTO t(v) VALUES ('m'); SELECT 1", true, true, nil},
-		{"multi exec, write in the middle", "SELECT 1; DELETE FROM t; SELECT 2", false, true, nil},
-
-		{"select", "SELECT * FROM t", true, false, nil},
-		{"select via Exec", "SELECT count(*) FROM t", false, false, nil},
-		{"read cte", "WITH n(x) AS (SELECT 1) SELECT x FROM n", true, false, nil},
-		{"pragma read", "PRAGMA user_version", true, false, nil},
-		{"multi read", "SELECT 1; SELECT 2", true, false, nil},
-		{"multi read via Exec", "SELECT 1; SELECT 2;", false, false, nil},
-		{"explain insert", "EXPLAIN INSERT INTO t(v) VALUES ('e')", true, false, nil},
-		{"create table if not exists, present", "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)", false, false, nil},
-		{"create index if not exists, present", "CREATE INDEX IF NOT EXISTS t_v ON t(v)", false, false, nil},
-		{"drop if exists, absent", "DROP TABLE IF EXISTS nothere", false, false, nil},
-		{"journal_mode read", "PRAGMA journal_mode", true, false, nil},
-		{"journal_mode set, even unchanged", "PRAGMA journal_mode = WAL", true, true, nil},
-		{"journal_mode changed", "PRAGMA journal_mode = DELETE", false, true, nil},
-		{"quoted pragma name", `PRAGMA "optimize"(0x10002)`, false, true, nil},
-		{"bracketed pragma name", "PRAGMA main.[optimize]", false, true, nil},
-		{"multi, journal_mode", "SELECT 1; PRAGMA journal_mode = DELETE", false, true, nil},
-		{"multi, checkpoint", "SELECT 1; PRAGMA wal_checkpoint(TRUNCATE)", false, true, nil},
-		{"multi, lifting query_only", "SELECT 1; PRAGMA query_only = 0; INSERT INTO t(v) VALUES ('q')", false, true, nil},
-		{"semicolon inside a $var(...)", "SELECT $a(--);INSERT INTO t(v) VALUES ('tcl')", false, true, []any{1}},
-		{"comment start inside a $var(...)", "SELECT $a(/*);INSERT INTO t(v) VALUES ('tcl')", false, true, []any{1}},
-		{"quote inside a @var(...)", "SELECT @a(');INSERT INTO t(v) VALUES ('tcl')--')", false, true, []any{1}},
-		{"semicolon in a literal", "SELECT ';INSERT INTO t VALUES(1)' FROM t", true, false, nil},
-		{"trailing comment", "SELECT 1; -- INSERT INTO t VALUES(1)", true, false, nil},
-		{"deferred begin and commit", "BEGIN; SELECT 1; COMMIT", false, false, nil},
-	}
-	for _, tc := range tests {
+	for _, tc := range writeKinds {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			m := litefstest.NewMount(t)
-			db := openDB(t, m, "")
-			before := fingerprint(t, m)
-			m.SetReplica("node-a")
-
-			err := run(t.Context(), db, tc.sql, tc.query, tc.args...)
-			if tc.refused {
-				wantNotPrimary(t, err, "node-a")
-			} else if err != nil {
-				t.Fatalf("got %v, want no error on a replica", err)
-			}
-			if got := fingerprint(t, m); got != before {
-				t.Fatal("the database or WAL changed on a replica")
-			}
-			assertNoWriteLock(t, m)
-
-			if tc.refused {
-				m.SetPrimary()
-				if err := run(t.Context(), db, tc.sql, tc.query, tc.args...); err != nil {
-					t.Fatalf("on the primary: %v", err)
-				}
-			}
+			checkWriteKind(t, tc)
 		})
 	}
 }
+
+// checkWriteKind runs tc on a replica, on a connection opened on the
+// primary (the hardest case), and then, if refused there, on the primary.
+func checkWriteKind(t *testing.T, tc writeKind) {
+	m := litefstest.NewMount(t)
+	tmp := t.TempDir()
+	expand := strings.NewReplacer("{mount}", m.Dir(), "{tmp}", tmp).Replace
+	q, args := expand(tc.sql), make([]any, len(tc.args))
+	for i, a := range tc.args {
+		if s, ok := a.(string); ok {
+			a = expand(s)
+		}
+		args[i] = a
+	}
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db) // opened on the primary: the hardest case
+	before := fingerprint(t, m)
+	m.SetReplica("node-a")
+
+	err := runOn(t.Context(), conn, q, tc.query, args...)
+	switch {
+	case tc.refused:
+		wantNotPrimary(t, err, "node-a")
+		assertRefusedCleanly(t, m, conn, before)
+	case tc.replicaErr != nil:
+		assert.ErrorIs(t, err, tc.replicaErr)
+	default:
+		assert.NoError(t, err, "want no error on a replica")
+	}
+	assert.Equal(t, before, fingerprint(t, m), "the database or WAL changed on a replica")
+	assertNoWriteLock(t, m)
+	if !tc.refused {
+		return
+	}
+	m.SetPrimary()
+	err = runOn(t.Context(), conn, q, tc.query, args...)
+	switch {
+	case tc.primaryErr == errSQLite:
+		var se sqlite3.Error
+		assert.ErrorAs(t, err, &se, "on the primary")
+	case tc.primaryErr != nil:
+		assert.ErrorIs(t, err, tc.primaryErr, "on the primary")
+	default:
+		assert.NoError(t, err, "on the primary")
+	}
+}
+
+// errSQLite stands for any error from SQLite in a test table.
+var errSQLite = errors.New("an error from SQLite")
 
 func TestPreparedStatementAfterDemotion(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	ins, err := db.Prepare("INSERT INTO t(v) VALUES (?)")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer ins.Close()
 	sel, err := db.Prepare("SELECT count(*) FROM t")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer sel.Close()
-	if _, err := ins.Exec("p1"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = ins.Exec("p1")
+	require.NoError(t, err)
 
 	m.SetReplica("node-b")
 	_, err = ins.Exec("p2")
 	wantNotPrimary(t, err, "node-b")
 	var n int
-	if err := sel.QueryRow().Scan(&n); err != nil {
-		t.Fatalf("prepared read on a replica: %v", err)
-	}
-	if n != 2 {
-		t.Fatalf("got %d rows, want 2", n)
-	}
+	require.NoError(t, sel.QueryRow().Scan(&n), "prepared read on a replica")
+	assert.Equal(t, 2, n, "rows")
 
 	m.SetPrimary()
-	if _, err := ins.Exec("p3"); err != nil {
-		t.Fatalf("after promotion: %v", err)
-	}
+	_, err = ins.Exec("p3")
+	assert.NoError(t, err, "after promotion")
 }
 
 func TestRoleChangeSeenByNextWrite(t *testing.T) {
@@ -257,26 +295,23 @@ func TestRoleChangeSeenByNextWrite(t *testing.T) {
 		set  func()
 		want string // "" for success, else the primary named by the refusal; "-" for no primary
 	}{
-		{func() {}, ""},
-		{func() { m.SetReplica("node-a") }, "node-a"},
-		{func() { m.SetReplica("node-c") }, "node-c"},
-		{m.SetNoPrimary, "-"},
-		{m.SetPrimary, ""},
-		{func() { m.SetReplica("node-a") }, "node-a"},
-		{m.SetPrimary, ""},
+		{set: func() {}, want: ""},
+		{set: func() { m.SetReplica("node-a") }, want: "node-a"},
+		{set: func() { m.SetReplica("node-c") }, want: "node-c"},
+		{set: m.SetNoPrimary, want: "-"},
+		{set: m.SetPrimary, want: ""},
+		{set: func() { m.SetReplica("node-a") }, want: "node-a"},
+		{set: m.SetPrimary, want: ""},
 	}
 	for i, s := range steps {
 		s.set()
 		_, err := db.Exec("INSERT INTO t(v) VALUES ('f')")
 		switch s.want {
 		case "":
-			if err != nil {
-				t.Fatalf("step %d: got %v, want success", i, err)
-			}
+			require.NoError(t, err, "step %d", i)
 		case "-":
-			if !errors.Is(err, ErrNoPrimary) || !errors.Is(err, ErrNotPrimary) {
-				t.Fatalf("step %d: got %v, want ErrNoPrimary", i, err)
-			}
+			require.ErrorIs(t, err, ErrNoPrimary, "step %d", i)
+			require.ErrorIs(t, err, ErrNotPrimary, "step %d", i)
 		default:
 			wantNotPrimary(t, err, s.want)
 		}
@@ -294,21 +329,14 @@ func TestReadsDoNotTouchTheMount(t *testing.T) {
 	start := checks()
 	for range 50 {
 		var n int
-		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM t WHERE v = ?", "seed").Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.ExecContext(ctx, "SELECT 1"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, conn.QueryRowContext(ctx, "SELECT count(*) FROM t WHERE v = ?", "seed").Scan(&n))
+		_, err := conn.ExecContext(ctx, "SELECT 1")
+		require.NoError(t, err)
 	}
-	if got := checks(); got != start {
-		t.Fatalf("100 reads looked at the mount %d times, want 0", got-start)
-	}
+	require.Equal(t, start, checks(), "100 reads looked at the mount")
 	_, err := conn.ExecContext(ctx, "INSERT INTO t(v) VALUES ('w')")
 	wantNotPrimary(t, err, "node-a")
-	if got := checks(); got != start+1 {
-		t.Fatalf("a write looked at the mount %d times, want 1", got-start)
-	}
+	assert.Equal(t, start+1, checks(), "a write looks at the mount once")
 }
 
 func TestTransactions(t *testing.T) {
@@ -319,24 +347,21 @@ func TestTransactions(t *testing.T) {
 		db := openDB(t, m, "&_txlock=immediate")
 		m.SetReplica("node-a")
 		tx, err := db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
-		if err != nil {
-			t.Fatalf("BeginTx(ReadOnly): %v", err)
-		}
+		require.NoError(t, err, "BeginTx(ReadOnly)")
 		var n int
-		if err := tx.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 1 {
-			t.Fatalf("got %d, %v; want 1 row", n, err)
-		}
+		require.NoError(t, tx.QueryRow("SELECT count(*) FROM t").Scan(&n))
+		require.Equal(t, 1, n, "rows")
 		assertNoWriteLock(t, m)
-		if _, err := tx.Exec("INSERT INTO t(v) VALUES ('x')"); !errors.Is(err, ErrReadOnlyTx) {
-			t.Fatalf("got %v, want ErrReadOnlyTx", err)
-		}
-		if _, err := tx.Exec("SELECT 1; DELETE FROM t"); !errors.Is(err, ErrReadOnlyTx) {
-			t.Fatalf("multi-statement write: got %v, want ErrReadOnlyTx", err)
-		}
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
-		}
+		_, err = tx.Exec("INSERT INTO t(v) VALUES ('x')")
+		require.ErrorIs(t, err, ErrReadOnlyTx)
+		_, err = tx.Exec("SELECT 1; DELETE FROM t")
+		require.ErrorIs(t, err, ErrReadOnlyTx, "multi-statement write")
+		require.NoError(t, tx.Commit())
 	})
+}
+
+func TestWriteTransactions(t *testing.T) {
+	t.Parallel()
 	t.Run("write transaction with _txlock=immediate refused at Begin", func(t *testing.T) {
 		t.Parallel()
 		m := litefstest.NewMount(t)
@@ -352,54 +377,43 @@ func TestTransactions(t *testing.T) {
 		db := openDB(t, m, "")
 		m.SetReplica("node-a")
 		tx, err := db.Begin()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer tx.Rollback()
 		var n int
-		if err := tx.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, tx.QueryRow("SELECT count(*) FROM t").Scan(&n))
 		_, err = tx.Exec("UPDATE t SET v = 'x'")
 		wantNotPrimary(t, err, "node-a")
 		assertNoWriteLock(t, m)
-	})
-	t.Run("read-only on the primary", func(t *testing.T) {
-		t.Parallel()
-		m := litefstest.NewMount(t)
-		db := openDB(t, m, "")
-		db.SetMaxOpenConns(1)
-		tx, err := db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec("DELETE FROM t"); !errors.Is(err, ErrReadOnlyTx) {
-			t.Fatalf("got %v, want ErrReadOnlyTx", err)
-		}
-		if err := tx.Rollback(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec("INSERT INTO t(v) VALUES ('after')"); err != nil {
-			t.Fatalf("write after a read-only transaction: %v", err)
-		}
 	})
 	t.Run("demoted inside a write transaction", func(t *testing.T) {
 		t.Parallel()
 		m := litefstest.NewMount(t)
 		db := openDB(t, m, "")
 		tx, err := db.Begin()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec("INSERT INTO t(v) VALUES ('in')"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		_, err = tx.Exec("INSERT INTO t(v) VALUES ('in')")
+		require.NoError(t, err)
 		m.SetReplica("node-d")
 		_, err = tx.Exec("INSERT INTO t(v) VALUES ('late')")
 		wantNotPrimary(t, err, "node-d")
-		if err := tx.Rollback(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, tx.Rollback())
+	})
+}
+
+func TestReadOnlyTransactionOnThePrimary(t *testing.T) {
+	t.Parallel()
+	t.Run("read-only on the primary", func(t *testing.T) {
+		t.Parallel()
+		m := litefstest.NewMount(t)
+		db := openDB(t, m, "")
+		db.SetMaxOpenConns(1)
+		tx, err := db.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
+		require.NoError(t, err)
+		_, err = tx.Exec("DELETE FROM t")
+		require.ErrorIs(t, err, ErrReadOnlyTx)
+		require.NoError(t, tx.Rollback())
+		_, err = db.Exec("INSERT INTO t(v) VALUES ('after')")
+		require.NoError(t, err, "write after a read-only transaction")
 	})
 }
 
@@ -410,21 +424,21 @@ func TestInvalidPrimaryFailsClosed(t *testing.T) {
 		content []byte
 		wantID  string // "" when the write must get ErrNoPrimary
 	}{
-		{"hostname", []byte("node-a\n"), "node-a"},
-		{"fly machine id", []byte("3d8d9930b32038\n"), "3d8d9930b32038"},
-		{"dotted", []byte("node-a.vm.app.internal\n"), "node-a.vm.app.internal"},
-		{"surrounding space", []byte("  node_a \r\n"), "node_a"},
-		{"255 bytes", []byte(strings.Repeat("a", 255) + "\n"), strings.Repeat("a", 255)},
-		{"empty", nil, ""},
-		{"only newline", []byte("\n"), ""},
-		{"only spaces", []byte("    "), ""},
-		{"inner space", []byte("node a\n"), ""},
-		{"CR LF inside", []byte("node-a\r\nX-Evil: 1\n"), ""},
-		{"header injection", []byte("node-a;app=evil\n"), ""},
-		{"256 bytes", []byte(strings.Repeat("a", 256)), ""},
-		{"1 MiB", []byte(strings.Repeat("b", 1<<20)), ""},
-		{"binary", []byte{0, 0xff, 0xfe, 'x', '\n'}, ""},
-		{"utf-8", []byte("nöde\n"), ""},
+		{name: "hostname", content: []byte("node-a\n"), wantID: "node-a"},
+		{name: "fly machine id", content: []byte("3d8d9930b32038\n"), wantID: "3d8d9930b32038"},
+		{name: "dotted", content: []byte("node-a.vm.app.internal\n"), wantID: "node-a.vm.app.internal"},
+		{name: "surrounding space", content: []byte("  node_a \r\n"), wantID: "node_a"},
+		{name: "255 bytes", content: []byte(strings.Repeat("a", 255) + "\n"), wantID: strings.Repeat("a", 255)},
+		{name: "empty", content: nil, wantID: ""},
+		{name: "only newline", content: []byte("\n"), wantID: ""},
+		{name: "only spaces", content: []byte("    "), wantID: ""},
+		{name: "inner space", content: []byte("node a\n"), wantID: ""},
+		{name: "CR LF inside", content: []byte("node-a\r\nX-Evil: 1\n"), wantID: ""},
+		{name: "header injection", content: []byte("node-a;app=evil\n"), wantID: ""},
+		{name: "256 bytes", content: []byte(strings.Repeat("a", 256)), wantID: ""},
+		{name: "1 MiB", content: []byte(strings.Repeat("b", 1<<20)), wantID: ""},
+		{name: "binary", content: []byte{0, 0xff, 0xfe, 'x', '\n'}, wantID: ""},
+		{name: "utf-8", content: []byte("nöde\n"), wantID: ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -437,12 +451,9 @@ func TestInvalidPrimaryFailsClosed(t *testing.T) {
 				wantNotPrimary(t, err, tc.wantID)
 				return
 			}
-			if !errors.Is(err, ErrNoPrimary) {
-				t.Fatalf("got %v, want ErrNoPrimary", err)
-			}
-			if len(err.Error()) > 200 || strings.ContainsAny(err.Error(), "\r\n\x00") {
-				t.Fatalf("error message carries the file's content: %q", err.Error())
-			}
+			require.ErrorIs(t, err, ErrNoPrimary)
+			assert.LessOrEqual(t, len(err.Error()), 200, "the error message carries the file's content")
+			assert.False(t, strings.ContainsAny(err.Error(), "\r\n\x00"), "the error message carries the file's content: %q", err.Error())
 		})
 	}
 }
@@ -453,20 +464,16 @@ func TestOddMountEntriesFailClosed(t *testing.T) {
 		name  string
 		setup func(t *testing.T, m *litefstest.Mount)
 	}{
-		{"directory as .primary", func(t *testing.T, m *litefstest.Mount) {
-			if err := os.Mkdir(m.Dir()+"/"+primaryFile, 0o755); err != nil {
-				t.Fatal(err)
-			}
+		{name: "directory as .primary", setup: func(t *testing.T, m *litefstest.Mount) {
+			require.NoError(t, os.Mkdir(m.Dir()+"/"+primaryFile, 0o755))
 		}},
-		{"fifo as .primary", func(t *testing.T, m *litefstest.Mount) {
+		{name: "fifo as .primary", setup: func(t *testing.T, m *litefstest.Mount) {
 			if err := mkfifo(m.Dir() + "/" + primaryFile); err != nil {
 				t.Skip("no FIFOs here:", err)
 			}
 		}},
-		{"symlink loop as .primary", func(t *testing.T, m *litefstest.Mount) {
-			if err := os.Symlink(primaryFile, m.Dir()+"/"+primaryFile); err != nil {
-				t.Fatal(err)
-			}
+		{name: "symlink loop as .primary", setup: func(t *testing.T, m *litefstest.Mount) {
+			require.NoError(t, os.Symlink(primaryFile, m.Dir()+"/"+primaryFile))
 		}},
 	}
 	for _, tc := range tests {
@@ -475,13 +482,10 @@ func TestOddMountEntriesFailClosed(t *testing.T) {
 			m := litefstest.NewMount(t)
 			db := openDB(t, m, "")
 			tc.setup(t, m)
-			if _, err := db.Exec("INSERT INTO t(v) VALUES ('x')"); !errors.Is(err, ErrNoPrimary) {
-				t.Fatalf("got %v, want ErrNoPrimary", err)
-			}
+			_, err := db.Exec("INSERT INTO t(v) VALUES ('x')")
+			require.ErrorIs(t, err, ErrNoPrimary)
 			var n int
-			if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
-				t.Fatalf("reads must not depend on the mount: %v", err)
-			}
+			require.NoError(t, db.QueryRow("SELECT count(*) FROM t").Scan(&n), "reads must not depend on the mount")
 		})
 	}
 }
@@ -495,104 +499,92 @@ func TestLiteFSRefusalBackstop(t *testing.T) {
 		name string
 		err  error
 	}{
-		{"WAL write denied", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite, SystemErrno: 13}},
-		{"journal directory read-only", sqlite3.Error{Code: sqlite3.ErrReadonly, ExtendedCode: errReadonlyDirectory}},
+		{name: "WAL write denied", err: sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite, SystemErrno: 13}},
+		{name: "journal directory read-only", err: sqlite3.Error{Code: sqlite3.ErrReadonly, ExtendedCode: errReadonlyDirectory}},
 	}
 	for _, tc := range liteFSErrors {
-		conn.Raw(func(dc any) error {
+		require.NoError(t, conn.Raw(func(dc any) error {
 			c := dc.(*Conn)
 			m.SetReplica("node-a")
 			tr := &Tracker{}
-			got := c.failed(WithTracker(t.Context(), tr), tc.err)
+			got := failed(c, WithTracker(t.Context(), tr), tc.err)
 			wantNotPrimary(t, got, "node-a")
-			if !errors.Is(got, tc.err) {
-				t.Errorf("%s: the refusal does not wrap SQLite's error", tc.name)
-			}
-			if tr.Refusal() == nil {
-				t.Errorf("%s: the refusal was not reported to the tracker", tc.name)
-			}
+			assert.ErrorIs(t, got, tc.err, "%s: the refusal wraps SQLite's error", tc.name)
+			assert.Error(t, tr.Refusal(), "%s: the refusal is reported to the tracker", tc.name)
 			m.SetNoPrimary()
-			if got := c.failed(t.Context(), tc.err); !errors.Is(got, ErrNoPrimary) {
-				t.Errorf("%s, no primary: got %v, want ErrNoPrimary", tc.name, got)
-			}
+			assert.ErrorIs(t, failed(c, t.Context(), tc.err), ErrNoPrimary, "%s, no primary", tc.name)
 			m.SetPrimary()
-			if got := c.failed(t.Context(), tc.err); got != tc.err {
-				t.Errorf("%s on a primary: got %v, want SQLite's error unchanged", tc.name, got)
-			}
+			assert.Equal(t, tc.err, failed(c, t.Context(), tc.err), "%s on a primary: SQLite's error unchanged", tc.name)
 			return nil
-		})
+		}))
 	}
+}
+
+// trackerCases are what a Tracker must hear of, statement by statement.
+var trackerCases = []struct {
+	name      string
+	do        func(ctx context.Context, db *sql.DB) error
+	committed bool
+}{
+	{name: "read", do: func(ctx context.Context, db *sql.DB) error {
+		return runOn(ctx, db, "SELECT * FROM t", true)
+	}, committed: false},
+	{name: "autocommit insert", do: func(ctx context.Context, db *sql.DB) error {
+		_, err := db.ExecContext(ctx, "INSERT INTO t(v) VALUES ('a')")
+		return err
+	}, committed: true},
+	{name: "tx commit", do: func(ctx context.Context, db *sql.DB) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec("INSERT INTO t(v) VALUES ('b')"); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}, committed: true},
+	{name: "tx rollback", do: func(ctx context.Context, db *sql.DB) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec("INSERT INTO t(v) VALUES ('c')"); err != nil {
+			return err
+		}
+		return tx.Rollback()
+	}, committed: false},
+	{name: "read-only tx", do: func(ctx context.Context, db *sql.DB) error {
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		return tx.Commit()
+	}, committed: false},
+	{name: "raw BEGIN and COMMIT", do: func(ctx context.Context, db *sql.DB) error {
+		_, err := db.ExecContext(ctx, "BEGIN; INSERT INTO t(v) VALUES ('d'); COMMIT")
+		return err
+	}, committed: true},
+	{name: "prepared insert", do: func(ctx context.Context, db *sql.DB) error {
+		s, err := db.PrepareContext(ctx, "INSERT INTO t(v) VALUES (?)")
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		_, err = s.ExecContext(ctx, "e")
+		return err
+	}, committed: true},
 }
 
 func TestTracker(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
-	tests := []struct {
-		name      string
-		do        func(ctx context.Context) error
-		committed bool
-	}{
-		{"read", func(ctx context.Context) error {
-			return run(ctx, db, "SELECT * FROM t", true)
-		}, false},
-		{"autocommit insert", func(ctx context.Context) error {
-			_, err := db.ExecContext(ctx, "INSERT INTO t(v) VALUES ('a')")
-			return err
-		}, true},
-		{"tx commit", func(ctx context.Context) error {
-			tx, err := db.BeginTx(ctx, nil)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec("INSERT INTO t(v) VALUES ('b')"); err != nil {
-				return err
-			}
-			return tx.Commit()
-		}, true},
-		{"tx rollback", func(ctx context.Context) error {
-			tx, err := db.BeginTx(ctx, nil)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec("INSERT INTO t(v) VALUES ('c')"); err != nil {
-				return err
-			}
-			return tx.Rollback()
-		}, false},
-		{"read-only tx", func(ctx context.Context) error {
-			tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-			if err != nil {
-				return err
-			}
-			return tx.Commit()
-		}, false},
-		{"raw BEGIN and COMMIT", func(ctx context.Context) error {
-			_, err := db.ExecContext(ctx, "BEGIN; INSERT INTO t(v) VALUES ('d'); COMMIT")
-			return err
-		}, true},
-		{"prepared insert", func(ctx context.Context) error {
-			s, err := db.PrepareContext(ctx, "INSERT INTO t(v) VALUES (?)")
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			_, err = s.ExecContext(ctx, "e")
-			return err
-		}, true},
-	}
-	for _, tc := range tests {
+	for _, tc := range trackerCases {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := &Tracker{}
-			if err := tc.do(WithTracker(t.Context(), tr)); err != nil {
-				t.Fatal(err)
-			}
-			if got := tr.Committed(); got != tc.committed {
-				t.Fatalf("Committed() = %v, want %v", got, tc.committed)
-			}
-			if tr.Refusal() != nil {
-				t.Fatalf("Refusal() = %v, want nil", tr.Refusal())
-			}
+			require.NoError(t, tc.do(WithTracker(t.Context(), tr), db))
+			assert.Equal(t, tc.committed, tr.Committed(), "Committed()")
+			assert.NoError(t, tr.Refusal(), "Refusal()")
 		})
 	}
 	t.Run("refusal", func(t *testing.T) {
@@ -601,9 +593,7 @@ func TestTracker(t *testing.T) {
 		tr := &Tracker{}
 		_, err := db.ExecContext(WithTracker(t.Context(), tr), "DELETE FROM t")
 		wantNotPrimary(t, tr.Refusal(), "node-a")
-		if tr.Refusal() != err {
-			t.Fatalf("Refusal() = %v, want the error Exec returned (%v)", tr.Refusal(), err)
-		}
+		assert.Equal(t, err, tr.Refusal(), "Refusal() is the error Exec returned")
 	})
 }
 
@@ -611,9 +601,7 @@ func TestCheckPrimary(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
-	if err := CheckPrimary(t.Context(), db); err != nil {
-		t.Fatalf("on the primary: %v", err)
-	}
+	require.NoError(t, CheckPrimary(t.Context(), db), "on the primary")
 	m.SetReplica("node-a")
 	tr := &Tracker{}
 	err := CheckPrimary(WithTracker(t.Context(), tr), db)
@@ -621,13 +609,54 @@ func TestCheckPrimary(t *testing.T) {
 	wantNotPrimary(t, tr.Refusal(), "node-a")
 
 	plain, err := sql.Open("sqlite3", ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer plain.Close()
-	if err := CheckPrimary(t.Context(), plain); err == nil || errors.Is(err, ErrNotPrimary) {
-		t.Fatalf("with another driver: got %v, want a plain error", err)
+	err = CheckPrimary(t.Context(), plain)
+	assert.Error(t, err, "with another driver")
+	assert.NotErrorIs(t, err, ErrNotPrimary, "with another driver: a plain error")
+}
+
+// flipWrites are the statement kinds the role-flip tests run: each inserts
+// exactly one row when it succeeds, and none when it is refused.
+var flipWrites = []string{
+	"INSERT INTO t(v) VALUES (?)",
+	"SELECT 1; INSERT INTO t(v) VALUES (?)",
+	"BEGIN; INSERT INTO t(v) VALUES (?); COMMIT",
+	"SAVEPOINT s; INSERT INTO t(v) VALUES (?); RELEASE s",
+	"CREATE TABLE IF NOT EXISTS t(x); INSERT INTO t(v) VALUES (?)",
+}
+
+// writeAcrossFlips runs writers goroutines of perWriter writes of every
+// flipWrites kind on db, and returns the writes acknowledged and the errors
+// that are neither success nor a refusal.
+func writeAcrossFlips(db *sql.DB, writers, perWriter int) (acked int, odd []error) {
+	type result struct {
+		acked int
+		odd   []error
 	}
+	results := make(chan result, writers)
+	for w := range writers {
+		go func() {
+			var r result
+			for i := range perWriter {
+				q := flipWrites[(w+i)%len(flipWrites)]
+				_, err := db.Exec(q, w*1000+i)
+				switch {
+				case err == nil:
+					r.acked++
+				case !errors.Is(err, ErrNotPrimary):
+					r.odd = append(r.odd, fmt.Errorf("%s: %w", q, err))
+				}
+			}
+			results <- r
+		}()
+	}
+	for range writers {
+		r := <-results
+		acked += r.acked
+		odd = append(odd, r.odd...)
+	}
+	return acked, odd
 }
 
 func TestConcurrentWritersAcrossRoleFlips(t *testing.T) {
@@ -635,32 +664,8 @@ func TestConcurrentWritersAcrossRoleFlips(t *testing.T) {
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	var seed int
-	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&seed); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM t").Scan(&seed))
 	const writers, perWriter = 4, 60
-	type result struct {
-		acked int
-		err   error
-	}
-	results := make(chan result, writers)
-	for w := range writers {
-		go func() {
-			n := 0
-			for i := range perWriter {
-				_, err := db.Exec("INSERT INTO t(v) VALUES (?)", w*1000+i)
-				switch {
-				case err == nil:
-					n++
-				case errors.Is(err, ErrNotPrimary):
-				default:
-					results <- result{n, err}
-					return
-				}
-			}
-			results <- result{acked: n}
-		}()
-	}
 	stop := make(chan struct{})
 	flipped := make(chan struct{})
 	go func() {
@@ -681,28 +686,14 @@ func TestConcurrentWritersAcrossRoleFlips(t *testing.T) {
 			}
 		}
 	}()
-	total := 0
-	var errs []error
-	for range writers {
-		r := <-results
-		total += r.acked
-		if r.err != nil {
-			errs = append(errs, r.err)
-		}
-	}
+	total, odd := writeAcrossFlips(db, writers, perWriter)
 	close(stop)
 	<-flipped
-	if len(errs) > 0 {
-		t.Fatalf("writers got errors that are not refusals: %v", errs)
-	}
+	assert.Empty(t, odd, "every error is a refusal: no third kind")
 	m.SetPrimary()
 	var rows int
-	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	if rows-seed != total {
-		t.Fatalf("got %d rows written, want %d (the writes acknowledged)", rows-seed, total)
-	}
+	require.NoError(t, db.QueryRow("SELECT count(*) FROM t").Scan(&rows))
+	assert.Equal(t, total, rows-seed, "rows written = writes acknowledged")
 	t.Logf("%d of %d writes acknowledged across role flips", total, writers*perWriter)
 }
 
@@ -714,16 +705,16 @@ func TestOpen(t *testing.T) {
 		dsn     string
 		wantErr string // substring; "" for success
 	}{
-		{"plain path", dir + "/a.db", ""},
-		{"file uri", "file:" + dir + "/b.db?_journal_mode=WAL&_busy_timeout=100", ""},
-		{"memory", ":memory:", ""},
-		{"file memory", "file::memory:?cache=shared", ""},
-		{"temporary", "", ""},
-		{"bad parameters", dir + "/c.db?_txlock=%zz", "invalid DSN parameters"},
-		{"bad txlock", dir + "/c.db?_txlock=sometimes", "_txlock"},
-		{"bad query_only", dir + "/c.db?_query_only=maybe", "_query_only"},
-		{"NUL byte", dir + "/c\x00.db", "NUL"},
-		{"missing directory", dir + "/no/such/dir/d.db", "unable to open"},
+		{name: "plain path", dsn: dir + "/a.db", wantErr: ""},
+		{name: "file uri", dsn: "file:" + dir + "/b.db?_journal_mode=WAL&_busy_timeout=100", wantErr: ""},
+		{name: "memory", dsn: ":memory:", wantErr: ""},
+		{name: "file memory", dsn: "file::memory:?cache=shared", wantErr: ""},
+		{name: "temporary", dsn: "", wantErr: ""},
+		{name: "bad parameters", dsn: dir + "/c.db?_txlock=%zz", wantErr: "invalid DSN parameters"},
+		{name: "bad txlock", dsn: dir + "/c.db?_txlock=sometimes", wantErr: "_txlock"},
+		{name: "bad query_only", dsn: dir + "/c.db?_query_only=maybe", wantErr: "_query_only"},
+		{name: "NUL byte", dsn: dir + "/c\x00.db", wantErr: "NUL"},
+		{name: "missing directory", dsn: dir + "/no/such/dir/d.db", wantErr: "unable to open"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -734,14 +725,10 @@ func TestOpen(t *testing.T) {
 				_, err = db.Exec("CREATE TABLE IF NOT EXISTS x(y); INSERT INTO x VALUES (1)")
 			}
 			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("got %v, want success", err)
-				}
+				require.NoError(t, err)
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
-			}
+			require.ErrorContains(t, err, tc.wantErr)
 		})
 	}
 }
@@ -753,23 +740,22 @@ func TestNewConnectorOptions(t *testing.T) {
 		opts    []Option
 		wantErr string
 	}{
-		{"defaults", nil, ""},
-		{"all set", []Option{WithMountDir(t.TempDir()), WithLogger(discard), WithSQLiteDriver(&sqlite3.SQLiteDriver{}), WithClassCacheSize(8)}, ""},
-		{"empty mount dir", []Option{WithMountDir("")}, "WithMountDir"},
-		{"nil driver", []Option{WithSQLiteDriver(nil)}, "WithSQLiteDriver"},
-		{"nil logger", []Option{WithLogger(nil)}, "WithLogger"},
-		{"zero cache", []Option{WithClassCacheSize(0)}, "WithClassCacheSize"},
-		{"nil option", []Option{nil}, "nil Option"},
+		{name: "defaults", opts: nil, wantErr: ""},
+		{name: "all set", opts: []Option{WithMountDir(t.TempDir()), WithLogger(discard), WithSQLiteDriver(&sqlite3.SQLiteDriver{}), WithClassCacheSize(8)}, wantErr: ""},
+		{name: "empty mount dir", opts: []Option{WithMountDir("")}, wantErr: "WithMountDir"},
+		{name: "nil driver", opts: []Option{WithSQLiteDriver(nil)}, wantErr: "WithSQLiteDriver"},
+		{name: "nil logger", opts: []Option{WithLogger(nil)}, wantErr: "WithLogger"},
+		{name: "zero cache", opts: []Option{WithClassCacheSize(0)}, wantErr: "WithClassCacheSize"},
+		{name: "nil option", opts: []Option{nil}, wantErr: "nil Option"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := NewConnector(":memory:", tc.opts...)
-			if tc.wantErr == "" && err != nil {
-				t.Fatalf("got %v, want success", err)
-			}
-			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+			} else {
+				require.ErrorContains(t, err, tc.wantErr)
 			}
 		})
 	}
@@ -779,9 +765,7 @@ func TestMemoryWithMountDir(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	c, err := NewConnector(":memory:", WithMountDir(m.Dir()), WithLogger(discard))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	db := sql.OpenDB(c)
 	defer db.Close()
 	m.SetReplica("node-m")
@@ -797,22 +781,15 @@ func TestConnectHookAndRaw(t *testing.T) {
 		return sc.RegisterFunc("twice", func(x int) int { return 2 * x }, true)
 	}}
 	c, err := NewConnector(t.TempDir()+"/h.db", WithSQLiteDriver(d))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	db := sql.OpenDB(c)
 	defer db.Close()
 	var n int
-	if err := db.QueryRow("SELECT twice(21)").Scan(&n); err != nil || n != 42 {
-		t.Fatalf("got %d, %v; want 42", n, err)
-	}
-	if !hooked {
-		t.Fatal("ConnectHook did not run")
-	}
+	require.NoError(t, db.QueryRow("SELECT twice(21)").Scan(&n))
+	assert.Equal(t, 42, n)
+	assert.True(t, hooked, "ConnectHook ran")
 	conn, err := db.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer conn.Close()
 	err = conn.Raw(func(dc any) error {
 		if dc.(*Conn).SQLite().GetFilename("") == "" {
@@ -820,9 +797,7 @@ func TestConnectHookAndRaw(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 }
 
 func TestWaitPrimary(t *testing.T) {
@@ -833,9 +808,7 @@ func TestWaitPrimary(t *testing.T) {
 		t.Helper()
 		m.SetNoPrimary()
 		_, err := db.Exec("INSERT INTO t(v) VALUES ('w')")
-		if !errors.Is(err, ErrNoPrimary) {
-			t.Fatalf("got %v, want ErrNoPrimary", err)
-		}
+		require.ErrorIs(t, err, ErrNoPrimary)
 		return err
 	}
 	wait := func(refusal error) <-chan [2]any {
@@ -850,73 +823,56 @@ func TestWaitPrimary(t *testing.T) {
 	refusal := noPrimary()
 	got := wait(refusal)
 	m.SetReplica("node-n")
-	if r := <-got; r[0] != "node-n" || r[1] != nil {
-		t.Fatalf("got %v, want node-n", r)
-	}
+	assert.Equal(t, [2]any{"node-n", nil}, <-got)
 
 	refusal = noPrimary()
 	got = wait(refusal)
 	m.SetPrimary()
-	if r := <-got; r[0] != "" || r[1] != nil {
-		t.Fatalf("got %v, want this node (\"\")", r)
-	}
+	assert.Equal(t, [2]any{"", nil}, <-got, "this node")
 
 	refusal = noPrimary()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := WaitPrimary(ctx, refusal); !errors.Is(err, context.Canceled) {
-		t.Fatalf("canceled: got %v, want context.Canceled", err)
-	}
-	if id, err := WaitPrimary(t.Context(), &NotPrimaryError{PrimaryID: "node-k"}); id != "node-k" || err != nil {
-		t.Fatalf("known primary: got %q, %v", id, err)
-	}
-	if _, err := WaitPrimary(t.Context(), ErrNoPrimary); err == nil {
-		t.Fatal("a bare ErrNoPrimary: got no error, want one (nothing to watch)")
-	}
+	_, err := WaitPrimary(ctx, refusal)
+	assert.ErrorIs(t, err, context.Canceled, "canceled")
+	id, err := WaitPrimary(t.Context(), &NotPrimaryError{PrimaryID: "node-k"})
+	assert.NoError(t, err, "known primary")
+	assert.Equal(t, "node-k", id, "known primary")
+	_, err = WaitPrimary(t.Context(), ErrNoPrimary)
+	assert.Error(t, err, "a bare ErrNoPrimary: nothing to watch")
 }
 
 func TestSQLX(t *testing.T) {
 	t.Parallel()
+	assert.Equal(t, sqlx.BindType("sqlite3"), sqlx.BindType(DriverName), "sqlx binds litefs as it binds sqlite3")
+	assert.Equal(t, sqlx.QUESTION, sqlx.BindType(DriverName))
 	m := litefstest.NewMount(t)
 	openDB(t, m, "").Close()
 	db, err := sqlx.Open(DriverName, m.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer db.Close()
 	type row struct {
 		ID int64  `db:"id"`
 		V  string `db:"v"`
 	}
-	if _, err := db.NamedExec("INSERT INTO t(v) VALUES (:v)", row{V: "named"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = db.NamedExec("INSERT INTO t(v) VALUES (:v)", row{V: "named"})
+	require.NoError(t, err)
 	var rows []row
-	if err := db.Select(&rows, "SELECT id, v FROM t ORDER BY id"); err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 2 || rows[1].V != "named" {
-		t.Fatalf("got %+v, want the seed row and the named one", rows)
-	}
+	require.NoError(t, db.Select(&rows, "SELECT id, v FROM t ORDER BY id"))
+	require.Len(t, rows, 2, "the seed row and the named one")
+	require.Equal(t, "named", rows[1].V)
 	var one row
-	if err := db.Get(&one, "SELECT id, v FROM t WHERE v = ?", "named"); err != nil || one.ID != rows[1].ID {
-		t.Fatalf("Get: got %+v, %v", one, err)
-	}
+	require.NoError(t, db.Get(&one, "SELECT id, v FROM t WHERE v = ?", "named"), "Get")
+	assert.Equal(t, rows[1].ID, one.ID, "Get")
 
 	m.SetReplica("node-x")
 	_, err = db.NamedExecContext(t.Context(), "UPDATE t SET v = :v", row{V: "no"})
 	wantNotPrimary(t, err, "node-x")
-	if err := db.Get(&one, "SELECT id, v FROM t WHERE id = ?", rows[0].ID); err != nil {
-		t.Fatalf("Get on a replica: %v", err)
-	}
+	require.NoError(t, db.Get(&one, "SELECT id, v FROM t WHERE id = ?", rows[0].ID), "Get on a replica")
 	tx, err := db.BeginTxx(t.Context(), &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer tx.Rollback()
-	if err := tx.Select(&rows, "SELECT id, v FROM t"); err != nil {
-		t.Fatalf("Select in a read-only transaction on a replica: %v", err)
-	}
+	require.NoError(t, tx.Select(&rows, "SELECT id, v FROM t"), "Select in a read-only transaction on a replica")
 }
 
 func TestPlainDirectoryCache(t *testing.T) {
@@ -934,9 +890,7 @@ func TestPlainDirectoryCache(t *testing.T) {
 	}
 	backdate := func() {
 		old := time.Now().Add(-time.Hour)
-		if err := os.Chtimes(m.Dir(), old, old); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.Chtimes(m.Dir(), old, old))
 	}
 	steps := []struct {
 		name        string
@@ -944,34 +898,32 @@ func TestPlainDirectoryCache(t *testing.T) {
 		wantErr     error
 		wantLookups uint64 // full lookups the write makes
 	}{
-		{"fresh directory", func() {}, nil, 1},
-		{"fresh directory again", func() {}, nil, 1}, // changed too recently to trust
-		{"unchanged for an hour", backdate, nil, 1},
-		{"cached", func() {}, nil, 0},
-		{"cached again", func() {}, nil, 0},
-		{"became a replica", func() { m.SetReplica("node-a") }, ErrNotPrimary, 1},
-		{"back to primary", m.SetPrimary, nil, 1},
-		{"unchanged again", backdate, nil, 1},
-		{"cached", func() {}, nil, 0},
-		{"lost its primary", m.SetNoPrimary, ErrNoPrimary, 1},
-		{"still no primary, dir unchanged", backdate, ErrNoPrimary, 1},
+		{name: "fresh directory", before: func() {}, wantErr: nil, wantLookups: 1},
+		{name: "fresh directory again", before: func() {}, wantErr: nil, wantLookups: 1}, // changed too recently to trust
+		{name: "unchanged for an hour", before: backdate, wantErr: nil, wantLookups: 1},
+		{name: "cached", before: func() {}, wantErr: nil, wantLookups: 0},
+		{name: "cached again", before: func() {}, wantErr: nil, wantLookups: 0},
+		{name: "became a replica", before: func() { m.SetReplica("node-a") }, wantErr: ErrNotPrimary, wantLookups: 1},
+		{name: "back to primary", before: m.SetPrimary, wantErr: nil, wantLookups: 1},
+		{name: "unchanged again", before: backdate, wantErr: nil, wantLookups: 1},
+		{name: "cached", before: func() {}, wantErr: nil, wantLookups: 0},
+		{name: "lost its primary", before: m.SetNoPrimary, wantErr: ErrNoPrimary, wantLookups: 1},
+		{name: "still no primary, dir unchanged", before: backdate, wantErr: ErrNoPrimary, wantLookups: 1},
 	}
 	for _, s := range steps {
 		s.before()
 		before := p.lookups.Load()
 		err := write()
-		if s.wantErr == nil && err != nil || s.wantErr != nil && !errors.Is(err, s.wantErr) {
-			t.Fatalf("%s: got %v, want %v", s.name, err, s.wantErr)
+		if s.wantErr == nil {
+			require.NoError(t, err, s.name)
+		} else {
+			require.ErrorIs(t, err, s.wantErr, s.name)
 		}
-		if got := p.lookups.Load() - before; got != s.wantLookups {
-			t.Fatalf("%s: %d lookups of .primary and .lag, want %d", s.name, got, s.wantLookups)
-		}
+		require.Equal(t, s.wantLookups, p.lookups.Load()-before, "%s: lookups of .primary and .lag", s.name)
 	}
 	conn.Close()
 	db.Close()
-	if p.dirfd.Load() != -1 {
-		t.Fatal("closing the connection left the directory open")
-	}
+	assert.Equal(t, int64(-1), p.dirfd.Load(), "closing the connection left the directory open")
 }
 
 func TestManagedPragma(t *testing.T) {
@@ -979,13 +931,10 @@ func TestManagedPragma(t *testing.T) {
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	for _, q := range []string{"PRAGMA query_only = 0", "PRAGMA query_only(1)", `PRAGMA main."query_only" = 1`} {
-		if _, err := db.Exec(q); !errors.Is(err, errManagedPragma) {
-			t.Errorf("%s: got %v, want errManagedPragma", q, err)
-		}
+		_, err := db.Exec(q)
+		assert.ErrorIs(t, err, errManagedPragma, q)
 	}
-	if err := run(t.Context(), db, "PRAGMA query_only", true); err != nil {
-		t.Errorf("reading query_only: %v", err)
-	}
+	assert.NoError(t, runOn(t.Context(), db, "PRAGMA query_only", true), "reading query_only")
 }
 
 func TestQueryCommitsAreTrackedToTheirEnd(t *testing.T) {
@@ -996,28 +945,16 @@ func TestQueryCommitsAreTrackedToTheirEnd(t *testing.T) {
 
 	first := &Tracker{}
 	var id int64
-	if err := db.QueryRowContext(WithTracker(t.Context(), first), "INSERT INTO t(v) VALUES ('r') RETURNING id").Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	if !first.Committed() {
-		t.Fatal("INSERT ... RETURNING through QueryRow: Committed() = false, want true")
-	}
+	require.NoError(t, db.QueryRowContext(WithTracker(t.Context(), first), "INSERT INTO t(v) VALUES ('r') RETURNING id").Scan(&id))
+	require.True(t, first.Committed(), "INSERT ... RETURNING through QueryRow: Committed()")
 	second := &Tracker{}
-	if err := run(WithTracker(t.Context(), second), db, "SELECT * FROM t", true); err != nil {
-		t.Fatal(err)
-	}
-	if second.Committed() {
-		t.Fatal("a later read was credited with the earlier commit")
-	}
+	require.NoError(t, runOn(WithTracker(t.Context(), second), db, "SELECT * FROM t", true))
+	require.False(t, second.Committed(), "a later read was credited with the earlier commit")
 
 	third := &Tracker{}
 	_, err := db.ExecContext(WithTracker(t.Context(), third), "INSERT INTO t(v) VALUES ('one'); INSERT INTO nosuch VALUES (1)")
-	if err == nil {
-		t.Fatal("want the second statement's error")
-	}
-	if !third.Committed() {
-		t.Fatal("a string whose first statement committed before the second failed: Committed() = false")
-	}
+	require.Error(t, err, "the second statement's error")
+	assert.True(t, third.Committed(), "a string whose first statement committed before the second failed: Committed()")
 }
 
 func TestCreateIfNotExistsOnAReplicaWithAStaleSchema(t *testing.T) {
@@ -1025,22 +962,17 @@ func TestCreateIfNotExistsOnAReplicaWithAStaleSchema(t *testing.T) {
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec("SELECT * FROM t"); err != nil { // load the schema on the connection
-		t.Fatal(err)
-	}
+	_, err := db.Exec("SELECT * FROM t") // load the schema on the connection
+	require.NoError(t, err)
 	// The primary creates a table behind this connection's back.
 	other, err := sql.Open("sqlite3", m.DBPath())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer other.Close()
-	if _, err := other.Exec("CREATE TABLE late(x)"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = other.Exec("CREATE TABLE late(x)")
+	require.NoError(t, err)
 	m.SetReplica("node-a")
-	if _, err := db.Exec("CREATE TABLE IF NOT EXISTS late(x)"); err != nil {
-		t.Fatalf("got %v, want success: the table exists now", err)
-	}
+	_, err = db.Exec("CREATE TABLE IF NOT EXISTS late(x)")
+	require.NoError(t, err, "the table exists now")
 	_, err = db.Exec("CREATE TABLE IF NOT EXISTS later(x)")
 	wantNotPrimary(t, err, "node-a")
 }
@@ -1049,18 +981,15 @@ func TestLiteFSMountGone(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	c, err := NewConnector(m.DSN(), WithLogger(discard))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	db := sql.OpenDB(c)
 	defer db.Close()
-	if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = db.Exec("CREATE TABLE t(x)")
+	require.NoError(t, err)
 	c.sawLiteFS.Store(true) // as if another connection had found a LiteFS mount here
-	if _, err := db.Exec("INSERT INTO t VALUES (1)"); !errors.Is(err, ErrNoPrimary) || !strings.Contains(err.Error(), "gone") {
-		t.Fatalf("got %v, want ErrNoPrimary: the LiteFS mount is gone", err)
-	}
+	_, err = db.Exec("INSERT INTO t VALUES (1)")
+	require.ErrorIs(t, err, ErrNoPrimary)
+	assert.ErrorContains(t, err, "gone", "the LiteFS mount is gone")
 }
 
 func TestLagStampedByAnotherClock(t *testing.T) {
@@ -1071,9 +1000,9 @@ func TestLagStampedByAnotherClock(t *testing.T) {
 		name  string
 		mtime time.Time
 	}{
-		{"an hour ahead", time.Now().Add(time.Hour)},
-		{"a second ago", time.Now().Add(-time.Second)},
-		{"epoch", time.Unix(0, 0)},
+		{name: "an hour ahead", mtime: time.Now().Add(time.Hour)},
+		{name: "a second ago", mtime: time.Now().Add(-time.Second)},
+		{name: "epoch", mtime: time.Unix(0, 0)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1082,9 +1011,7 @@ func TestLagStampedByAnotherClock(t *testing.T) {
 			p := newProber(m.Dir(), discard, new(atomic.Bool))
 			defer p.close()
 			m.WriteLagFile([]byte("+000000000\n"), tc.mtime)
-			if err := p.check(); !errors.Is(err, ErrNoPrimary) {
-				t.Fatalf("got %v, want ErrNoPrimary", err)
-			}
+			assert.ErrorIs(t, p.check(), ErrNoPrimary)
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package litefs
 
 import (
+	"context"
 	"errors"
 	"strconv"
 )
@@ -65,4 +66,26 @@ func (e *noPrimaryError) Unwrap() error { return e.err }
 
 func (e *noPrimaryError) Is(target error) bool {
 	return target == ErrNoPrimary || target == ErrNotPrimary
+}
+
+// refusal turns verdict, the role check's answer (nil, a *NotPrimaryError or
+// a *noPrimaryError), into the refusal returned to the caller, wrapping
+// cause (the error that revealed the refusal, or nil when the driver refused
+// up front), and reports it to ctx's [Tracker]. It returns nil when verdict
+// is nil. Every refusal the driver returns is built here.
+func refusal(ctx context.Context, verdict, cause error) error {
+	r := verdict
+	var np *NotPrimaryError
+	var nope *noPrimaryError
+	switch {
+	case verdict == nil:
+		return nil
+	case cause == nil:
+	case errors.As(verdict, &np):
+		r = &NotPrimaryError{PrimaryID: np.PrimaryID, Err: cause}
+	case errors.As(verdict, &nope):
+		r = &noPrimaryError{reason: nope.reason, err: cause, probe: nope.probe}
+	}
+	TrackerFrom(ctx).ReportRefusal(r)
+	return r
 }

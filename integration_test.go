@@ -3,10 +3,9 @@ package litefs
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"sync"
+	"os"
+	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/mattn/go-sqlite3"
 	"github.com/stretchr/testify/assert"
@@ -42,14 +41,19 @@ func TestLiteFSCluster(t *testing.T) {
 	rdb := openNode(t, replica)
 
 	t.Run("no directory cache on a LiteFS mount", func(t *testing.T) {
-		_, c := pinConn(t, pdb)
-		assert.Equal(t, int64(-1), c.probe.dirfd.Load(),
-			"the prober holds the LiteFS root open: FUSE mounts must be read every write")
+		conn, err := pdb.Conn(t.Context())
+		require.NoError(t, err)
+		defer conn.Close()
+		require.NoError(t, conn.Raw(func(dc any) error {
+			assert.Equal(t, int64(-1), dc.(*Conn).probe.dirfd.Load(),
+				"the prober holds the LiteFS root open: FUSE mounts must be read every write")
+			return nil
+		}))
 	})
 	t.Run("replica reads what the primary wrote", func(t *testing.T) {
 		var n int
 		require.NoError(t, rdb.QueryRow("SELECT count(*) FROM t").Scan(&n))
-		assert.Equal(t, 2, n)
+		require.Equal(t, 2, n, "rows")
 	})
 	t.Run("replica refuses writes naming the primary", func(t *testing.T) {
 		for _, q := range []string{
@@ -59,223 +63,197 @@ func TestLiteFSCluster(t *testing.T) {
 		} {
 			_, err := rdb.Exec(q)
 			var np *NotPrimaryError
-			if assert.ErrorAs(t, err, &np, q) {
-				assert.Equal(t, primary.Hostname(), np.PrimaryID, q)
-			}
+			require.ErrorAs(t, err, &np, q)
+			require.Equal(t, primary.Hostname(), np.PrimaryID, q)
 		}
 		_, err := rdb.Exec("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)")
-		assert.NoError(t, err, "start-up DDL for a table the primary made")
+		require.NoError(t, err, "start-up DDL for a table the primary made")
 	})
-	t.Run("primary writes reach the replica", func(t *testing.T) {
-		tr := &Tracker{}
-		_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('three')")
-		require.NoError(t, err)
-		id, ok, err := tr.TXID()
-		require.NoError(t, err, "Tracker.TXID after a commit on the primary")
-		require.True(t, ok, "Tracker.TXID after a commit on the primary")
-		cur, err := CurrentTXID(t.Context(), pdb)
-		require.NoError(t, err, "CurrentTXID on the primary")
-		require.GreaterOrEqual(t, cur, id, "CurrentTXID on the primary")
-		ctx, cancel := context.WithTimeout(t.Context(), litefstest.DefaultWaitTimeout)
-		defer cancel()
-		_, err = WaitTXID(ctx, rdb, id)
-		require.NoError(t, err, "WaitTXID(%v) on the replica", id)
-		var v string
-		assert.NoError(t, rdb.QueryRow("SELECT v FROM t WHERE v = 'three'").Scan(&v),
-			"the replica at TXID %v does not have the row", id)
-	})
-	t.Run("a write transaction on a replica does not stall replication", func(t *testing.T) {
-		for _, suffix := range []string{"", "&_txlock=immediate"} {
-			c, err := NewConnector(replica.DSN()+suffix, WithLogger(discard))
-			require.NoError(t, err)
-			db := sql.OpenDB(c)
-			defer db.Close()
-			tx, err := db.BeginTx(t.Context(), nil)
-			if err == nil {
-				_, err = tx.Exec("INSERT INTO t(v) VALUES ('stall?')")
-				defer tx.Rollback() // held open while the primary writes
-			}
-			require.ErrorIs(t, err, ErrNotPrimary, "_txlock%q", suffix)
-			var last TXID
-			for range 5 {
-				tr := &Tracker{}
-				_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('go on')")
-				require.NoError(t, err)
-				last, _, err = tr.TXID()
-				require.NoError(t, err)
-			}
-			replica.WaitTXID(t, uint64(last))
-		}
-	})
-	t.Run("LiteFS's own refusal becomes NotPrimaryError", func(t *testing.T) {
-		_, c := pinConn(t, openNode(t, replica))
-		// Bypass the driver's check and its query_only, as a write racing
-		// a demotion would.
-		_, err := c.SQLite().Exec("PRAGMA query_only = 0", nil)
-		require.NoError(t, err)
-		c.queryOnly = false
-		_, raw := c.SQLite().Exec("INSERT INTO t(v) VALUES ('raw')", nil)
-		var se sqlite3.Error
-		require.ErrorAs(t, raw, &se, "LiteFS let a replica write")
-		require.Equal(t, sqlite3.ErrIoErrWrite, se.ExtendedCode, "want LiteFS's SQLITE_IOERR_WRITE, got %v", raw)
-		t.Logf("LiteFS refused with %v (code %d, extended %d, errno %d)", raw, se.Code, se.ExtendedCode, se.SystemErrno)
-		got := c.failed(t.Context(), raw)
-		var np *NotPrimaryError
-		require.ErrorAs(t, got, &np)
-		assert.Equal(t, primary.Hostname(), np.PrimaryID)
-		assert.ErrorIs(t, got, raw, "want SQLite's error wrapped")
-	})
+	t.Run("primary writes reach the replica", func(t *testing.T) { checkPrimaryWritesReachReplica(t, pdb, rdb) })
+	t.Run("a write transaction on a replica does not stall replication", func(t *testing.T) { checkRefusedTxDoesNotStall(t, pdb, replica) })
+	t.Run("LiteFS's own refusal becomes NotPrimaryError", func(t *testing.T) { checkLiteFSRefusal(t, primary, replica) })
 }
 
 func TestLiteFSReplicaOpensBeforeTheDatabaseExists(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	replica := cluster.Replicas()[0]
-	db := openNode(t, replica)
-	err := db.PingContext(t.Context())
-	var np *NotPrimaryError
-	require.ErrorAs(t, err, &np)
-	assert.Equal(t, cluster.Primary().Hostname(), np.PrimaryID)
-}
-
-// openWithAPI opens n's database following the LiteFS API at api.
-func openWithAPI(t *testing.T, n *litefstest.Node, api string) (*sql.DB, *Connector) {
-	t.Helper()
-	c, err := NewConnector(n.DSN(), WithLogger(discard), WithLiteFSAPI(api))
+	c, err := NewConnector(replica.DSN(), WithLogger(discard))
 	require.NoError(t, err)
 	db := sql.OpenDB(c)
-	t.Cleanup(func() { db.Close() })
-	require.NoError(t, db.Ping())
-	return db, c
+	defer db.Close()
+	err = db.PingContext(t.Context())
+	var np *NotPrimaryError
+	require.ErrorAs(t, err, &np)
+	require.Equal(t, cluster.Primary().Hostname(), np.PrimaryID)
 }
 
-func TestLiteFSEventSource(t *testing.T) {
+// replicaRefusedKinds are statements a replica refuses, one of each way a
+// write could slip through or leave a trace.
+var replicaRefusedKinds = []string{
+	"INSERT INTO t(v) VALUES ('no')",
+	"SELECT 1; DELETE FROM t",
+	"BEGIN; INSERT INTO t(v) VALUES ('b'); COMMIT",
+	"BEGIN IMMEDIATE; INSERT INTO t(v) VALUES ('b'); COMMIT",
+	"SAVEPOINT s; INSERT INTO t(v) VALUES ('s'); RELEASE s",
+	"CREATE TABLE IF NOT EXISTS u(x)",
+	"INSERT INTO not_yet(x) VALUES (1)",
+	"SELECT * FROM pragma_optimize(65538)",
+	"PRAGMA journal_mode = DELETE",
+	"PRAGMA wal_checkpoint(TRUNCATE)",
+	"PRAGMA locking_mode = EXCLUSIVE",
+	"PRAGMA user_version = 9",
+	"VACUUM",
+	"ANALYZE",
+}
+
+func TestLiteFSReplicaKeepsApplyingAfterRefusals(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
-	p, r := cluster.Primary(), cluster.Replicas()[0]
-	pdb, pc := openWithAPI(t, p, p.URL())
+	primary, replica := cluster.Primary(), cluster.Replicas()[0]
+	pdb := openNode(t, primary)
+	_, err := pdb.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v); INSERT INTO t(v) VALUES ('a')")
+	require.NoError(t, err)
+	cluster.WaitReplicated(t)
+	rdb := openNode(t, replica)
+	rdb.SetMaxOpenConns(1) // one connection: whatever a refusal leaves, the next statement meets
+	kinds := append(replicaRefusedKinds, "VACUUM INTO '"+replica.MountDir()+"/copy.db'")
+	for _, q := range kinds {
+		err := runOn(t.Context(), rdb, q, true)
+		var np *NotPrimaryError
+		if assert.ErrorAs(t, err, &np, q) {
+			assert.Equal(t, primary.Hostname(), np.PrimaryID, q)
+		}
+		tr := &Tracker{}
+		_, err = pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES (?)", q)
+		require.NoError(t, err)
+		txid, ok, err := tr.TXID()
+		require.True(t, ok)
+		require.NoError(t, err)
+		replica.WaitTXID(t, uint64(txid)) // its -pos advances: replication goes on
+		var n int
+		assert.NoError(t, rdb.QueryRow("SELECT count(*) FROM t WHERE v = ?", q).Scan(&n), q)
+		assert.Equal(t, 1, n, "after %q the replica sees the primary's row", q)
+	}
+	// The databases close before LiteFS stops, and both nodes unmount cleanly.
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	_, err = rdb.Exec("VACUUM INTO '" + backup + "'")
+	assert.NoError(t, err, "a backup outside the mount, on a replica")
+	_, err = os.Stat(backup)
+	assert.NoError(t, err, "the backup file")
+	stopCleanly(t, []*sql.DB{rdb, pdb}, replica, primary)
+}
+
+// TestLiteFSWritersOnBothNodes runs every flipWrites kind at once on the
+// primary and on a replica of a real cluster: each error must be a refusal,
+// and every refused write leaves replication going. (A static lease cannot
+// move the primary, so the role does not flip here; temp mounts flip it.)
+func TestLiteFSWritersOnBothNodes(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 2)
+	primary, replica := cluster.Primary(), cluster.Replicas()[0]
+	pdb := openNode(t, primary)
 	_, err := pdb.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
 	require.NoError(t, err)
 	cluster.WaitReplicated(t)
-	rdb, rc := openWithAPI(t, r, r.URL())
-	eventually(t, trustedAs(pc, "primary"), "the primary trusts its stream")
-	eventually(t, trustedAs(rc, p.Hostname()), "the replica trusts its stream")
-
-	t.Run("writes read no mount file", func(t *testing.T) {
-		for _, db := range []*sql.DB{pdb, rdb} {
-			conn, dc := pinConn(t, db)
-			checks, lookups := dc.probe.checks.Load(), dc.probe.lookups.Load()
-			for i := range 10 {
-				_, err := conn.ExecContext(t.Context(), "INSERT INTO t(v) VALUES (?)", i)
-				if db == rdb {
-					var np *NotPrimaryError
-					require.ErrorAs(t, err, &np)
-					assert.Equal(t, p.Hostname(), np.PrimaryID)
-				} else {
-					require.NoError(t, err)
-				}
-			}
-			assert.Equal(t, checks+10, dc.probe.checks.Load())
-			assert.Equal(t, lookups, dc.probe.lookups.Load(), "a write read .primary or .lag")
-			conn.Close()
-		}
-	})
-	t.Run("Tracker.TXID is the commit's or later", func(t *testing.T) {
-		// Concurrent commits: each tracker must see at least its own.
-		var wg sync.WaitGroup
-		for g := range 4 {
-			wg.Go(func() {
-				for i := range 25 {
-					tr := &Tracker{}
-					res, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES (?)", fmt.Sprint(g, i))
-					if !assert.NoError(t, err) {
-						return
-					}
-					row, _ := res.LastInsertId()
-					id, ok, err := tr.TXID()
-					assert.True(t, ok)
-					assert.NoError(t, err)
-					// The replica at that TXID has the row.
-					ctx, cancel := context.WithTimeout(t.Context(), litefstest.DefaultWaitTimeout)
-					_, err = WaitTXID(ctx, rdb, id)
-					cancel()
-					assert.NoError(t, err)
-					var n int
-					assert.NoError(t, rdb.QueryRow("SELECT count(*) FROM t WHERE id = ?", row).Scan(&n))
-					assert.Equal(t, 1, n, "row %d missing on the replica at TXID %v", row, id)
-				}
-			})
-		}
-		wg.Wait()
-	})
-	t.Run("a kept-open -pos is never stale", func(t *testing.T) {
-		kept := newPosFile(p.DBPath()+"-pos", true)
-		defer kept.close()
-		for i := range 100 {
-			_, err := pdb.Exec("INSERT INTO t(v) VALUES (?)", i)
-			require.NoError(t, err)
-			fresh, err := readPos(p.DBPath() + "-pos")
-			require.NoError(t, err)
-			got, err := kept.read()
-			require.NoError(t, err)
-			require.Equal(t, fresh, got, "commit %d", i)
-		}
-	})
-	t.Run("NodeStatus", func(t *testing.T) {
-		for _, tc := range []struct {
-			db      *sql.DB
-			role    Role
-			primary string
-		}{
-			{db: pdb, role: RolePrimary},
-			{db: rdb, role: RoleReplica, primary: p.Hostname()},
-		} {
-			st, err := NodeStatus(t.Context(), tc.db)
-			require.NoError(t, err)
-			assert.Equal(t, SourceEvents, st.Source)
-			assert.Equal(t, tc.role, st.Role)
-			assert.Equal(t, tc.primary, st.PrimaryID)
-			assert.True(t, st.TXIDKnown)
-			assert.Positive(t, st.TXID)
-			assert.True(t, st.LagKnown)
-			assert.Less(t, st.Lag, 10*time.Second)
-		}
-	})
+	rdb := openNode(t, replica)
+	const writers, perWriter = 3, 20
+	type outcome struct {
+		acked int
+		odd   []error
+	}
+	onReplica := make(chan outcome, 1)
+	go func() {
+		acked, odd := writeAcrossFlips(rdb, writers, perWriter)
+		onReplica <- outcome{acked, odd}
+	}()
+	acked, odd := writeAcrossFlips(pdb, writers, perWriter)
+	assert.Empty(t, odd, "on the primary")
+	assert.Equal(t, writers*perWriter, acked, "on the primary")
+	r := <-onReplica
+	assert.Empty(t, r.odd, "on the replica, every error is a refusal")
+	assert.Zero(t, r.acked, "the replica acknowledged writes")
+	cluster.WaitReplicated(t)
+	var n int
+	require.NoError(t, rdb.QueryRow("SELECT count(*) FROM t").Scan(&n))
+	assert.Equal(t, acked, n, "the replica has every acknowledged row")
+	stopCleanly(t, []*sql.DB{rdb, pdb}, replica, primary)
 }
 
-// Two nodes on one machine: a node given the other's API address must
-// never trust that stream, whichever way round.
-func TestLiteFSEventSourceOfAnotherNode(t *testing.T) {
-	cluster := litefstest.StartCluster(t, 2)
-	p, r := cluster.Primary(), cluster.Replicas()[0]
-	pdb, pc := openWithAPI(t, p, r.URL())
-	_, err := pdb.Exec("CREATE TABLE t(x)")
-	require.NoError(t, err)
-	cluster.WaitReplicated(t)
-	rdb, rc := openWithAPI(t, r, p.URL())
-	// For a second, during which each stream is tried again several times,
-	// neither is trusted and each node's writes are what its mount says.
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		require.Nil(t, pc.watcher().trusted())
-		require.Nil(t, rc.watcher().trusted())
-		_, err := pdb.Exec("INSERT INTO t VALUES (1)")
+func checkRefusedTxDoesNotStall(t *testing.T, pdb *sql.DB, replica *litefstest.Node) {
+	for _, suffix := range []string{"", "&_txlock=immediate"} {
+		c, err := NewConnector(replica.DSN()+suffix, WithLogger(discard))
 		require.NoError(t, err)
-		_, err = rdb.Exec("INSERT INTO t VALUES (1)")
-		require.ErrorIs(t, err, ErrNotPrimary)
+		db := sql.OpenDB(c)
+		defer db.Close()
+		tx, err := db.BeginTx(t.Context(), nil)
+		if err == nil {
+			_, err = tx.Exec("INSERT INTO t(v) VALUES ('stall?')")
+			defer tx.Rollback() // held open while the primary writes
+		}
+		require.ErrorIs(t, err, ErrNotPrimary, "_txlock%q", suffix)
+		var last TXID
+		for range 5 {
+			tr := &Tracker{}
+			_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('go on')")
+			require.NoError(t, err)
+			last, _, err = tr.TXID()
+			require.NoError(t, err)
+		}
+		replica.WaitTXID(t, uint64(last))
 	}
-	for _, tc := range []struct {
-		db      *sql.DB
-		role    Role
-		primary string
-	}{
-		{db: pdb, role: RolePrimary},
-		{db: rdb, role: RoleReplica, primary: p.Hostname()},
-	} {
-		st, err := NodeStatus(t.Context(), tc.db)
+}
+
+func checkLiteFSRefusal(t *testing.T, primary, replica *litefstest.Node) {
+	fresh := openNode(t, replica)
+	conn, err := fresh.Conn(t.Context())
+	require.NoError(t, err)
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*Conn)
+		// Bypass the driver's check and its query_only, as a write
+		// racing a demotion would.
+		_, err := c.SQLite().Exec("PRAGMA query_only = 0", nil)
 		require.NoError(t, err)
-		assert.Equal(t, SourceMount, st.Source)
-		assert.Equal(t, tc.role, st.Role)
-		assert.Equal(t, tc.primary, st.PrimaryID)
-		assert.True(t, st.TXIDKnown)
-		assert.True(t, st.LagKnown)
+		c.queryOnly = qoOff
+		_, raw := c.SQLite().Exec("INSERT INTO t(v) VALUES ('raw')", nil)
+		var se sqlite3.Error
+		require.ErrorAs(t, raw, &se, "LiteFS let a replica write")
+		require.Equal(t, sqlite3.ErrIoErrWrite, se.ExtendedCode, "LiteFS's SQLITE_IOERR_WRITE")
+		t.Logf("LiteFS refused with %v (code %d, extended %d, errno %d)", raw, se.Code, se.ExtendedCode, se.SystemErrno)
+		got := failed(c, t.Context(), raw)
+		var np *NotPrimaryError
+		require.ErrorAs(t, got, &np)
+		require.Equal(t, primary.Hostname(), np.PrimaryID)
+		require.ErrorIs(t, got, raw, "the refusal wraps SQLite's error")
+		return nil
+	})
+	require.NoError(t, err)
+}
+
+func checkPrimaryWritesReachReplica(t *testing.T, pdb, rdb *sql.DB) {
+	tr := &Tracker{}
+	_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES ('three')")
+	require.NoError(t, err)
+	id, ok, err := tr.TXID()
+	require.NoError(t, err, "Tracker.TXID after a commit on the primary")
+	require.True(t, ok, "Tracker.TXID after a commit on the primary")
+	cur, err := CurrentTXID(t.Context(), pdb)
+	require.NoError(t, err, "CurrentTXID on the primary")
+	require.GreaterOrEqual(t, cur, id, "CurrentTXID on the primary")
+	ctx, cancel := context.WithTimeout(t.Context(), litefstest.DefaultWaitTimeout)
+	defer cancel()
+	_, err = WaitTXID(ctx, rdb, id)
+	require.NoError(t, err, "WaitTXID(%v) on the replica", id)
+	var v string
+	require.NoError(t, rdb.QueryRow("SELECT v FROM t WHERE v = 'three'").Scan(&v), "the replica at TXID %v has the row", id)
+}
+
+// stopCleanly closes dbs, then stops nodes in order, each of which must
+// unmount and exit cleanly.
+func stopCleanly(t *testing.T, dbs []*sql.DB, nodes ...*litefstest.Node) {
+	t.Helper()
+	for _, db := range dbs {
+		require.NoError(t, db.Close())
+	}
+	for _, n := range nodes {
+		assert.NoError(t, n.Process().Stop(), "stopping %s", n.Hostname())
 	}
 }

@@ -1,7 +1,6 @@
 package litefs
 
 import (
-	"context"
 	"database/sql/driver"
 	"io"
 
@@ -14,8 +13,7 @@ import (
 // commit fails, to the query's context.
 type Rows struct {
 	*sqlite3.SQLiteRows
-	c    *Conn
-	ctx  context.Context
+	r    run // the query's run, for its end once the rows end
 	done bool
 }
 
@@ -41,9 +39,5 @@ func (r *Rows) end(err error) error {
 		return err
 	}
 	r.done = err == nil
-	if err != nil {
-		return r.c.failed(r.ctx, err)
-	}
-	r.c.afterRun(r.ctx, nil)
-	return nil
+	return r.r.end(err)
 }

@@ -11,9 +11,10 @@ import (
 // verdict from Prepare and checks the node's role each time a write runs, so
 // a statement prepared on the primary is refused after a demotion.
 type Stmt struct {
-	ss *sqlite3.SQLiteStmt
-	c  *Conn
-	cl class
+	ss    *sqlite3.SQLiteStmt
+	c     *Conn
+	cl    class
+	query string
 }
 
 var (
@@ -25,12 +26,12 @@ var (
 // ExecContext runs the statement, refusing it first if it writes and this
 // node may not.
 func (s *Stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	return runClass(s.c, ctx, s.cl, func() (driver.Result, error) { return s.ss.ExecContext(ctx, args) })
+	return runClass(s.c, ctx, s.cl, s.query, func() (driver.Result, error) { return s.ss.ExecContext(ctx, args) })
 }
 
 // QueryContext is ExecContext for statements that return rows.
 func (s *Stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
-	return queryClass(s.c, ctx, s.cl, func() (driver.Rows, error) { return s.ss.QueryContext(ctx, args) })
+	return queryClass(s.c, ctx, s.cl, s.query, func() (driver.Rows, error) { return s.ss.QueryContext(ctx, args) })
 }
 
 // Exec is ExecContext without a context; database/sql does not call it.

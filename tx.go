@@ -19,33 +19,16 @@ var _ driver.Tx = (*Tx)(nil)
 // Commit commits the transaction.
 func (tx *Tx) Commit() error {
 	if tx.readOnly {
-		return tx.end("COMMIT")
+		return tx.c.endReadOnly("COMMIT")
 	}
-	if err := tx.parent.Commit(); err != nil {
-		return tx.c.failed(WithTracker(context.Background(), tx.tracker), err)
-	}
-	tx.c.afterRun(context.Background(), tx.tracker)
-	return nil
+	r := run{c: tx.c, ctx: context.Background(), tracker: tx.tracker}
+	return r.end(tx.parent.Commit())
 }
 
 // Rollback aborts the transaction.
 func (tx *Tx) Rollback() error {
 	if tx.readOnly {
-		return tx.end("ROLLBACK")
+		return tx.c.endReadOnly("ROLLBACK")
 	}
-	tx.c.committed = false
 	return tx.parent.Rollback()
-}
-
-// end finishes a read-only transaction. query_only stays on: reads do not
-// mind, and the next write sets it as the node's role requires.
-func (tx *Tx) end(stmt string) error {
-	tx.c.roTx = false
-	_, err := tx.c.sc.ExecContext(context.Background(), stmt, nil)
-	if err != nil && stmt == "COMMIT" {
-		// database/sql treats the transaction as over whatever Commit
-		// returns, so do not leave it open in SQLite.
-		tx.c.sc.ExecContext(context.Background(), "ROLLBACK", nil)
-	}
-	return err
 }

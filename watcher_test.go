@@ -238,7 +238,7 @@ func TestFailedWriteDistrustsTheStream(t *testing.T) {
 	_, dc := pinConn(t, db)
 	m.SetReplica("node-a")
 	denied := sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite, SystemErrno: syscall.EACCES}
-	err := dc.failed(t.Context(), denied)
+	err := failed(dc, t.Context(), denied)
 	var np *NotPrimaryError
 	require.ErrorAs(t, err, &np)
 	assert.Equal(t, "node-a", np.PrimaryID)

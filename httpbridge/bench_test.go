@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/require"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so a benchmark
@@ -52,13 +53,9 @@ func BenchmarkMiddleware(b *testing.B) {
 		io.WriteString(w, "ok")
 	})
 	bridge, err := New(Config{InstanceID: "self"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	ryw, err := New(Config{InstanceID: "self", Position: fixedPosition{}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	ryw.saw(10)
 	const cookies = "theme=dark; session=0123456789abcdef0123456789abcdef; __txid=0000000000000005"
 	for _, bc := range []struct {

@@ -46,6 +46,9 @@ const (
 	// request is served sooner by the primary. LiteFS's proxy waits 5 s,
 	// then fails; the bridge replays instead.
 	DefaultTXIDWait = time.Second
+	// DefaultMaxLag is the replication lag over which the status handler
+	// answers 503, the bound LiteFS's /litefs/health uses.
+	DefaultMaxLag = 10 * time.Second
 )
 
 // Config configures a [Bridge]. The zero value of each field selects its
@@ -105,7 +108,8 @@ type Config struct {
 	// response sets a cookie naming the transaction, and a request that
 	// carries the cookie is served on a replica only once the replica has
 	// that transaction (see the package documentation). Without DB or
-	// Position, read-your-writes is off.
+	// Position, read-your-writes is off. [Bridge.StatusHandler] reports on
+	// DB.
 	DB *sql.DB
 	// Position, instead of DB, tells the bridge where this node's copy of
 	// the database stands, for read-your-writes.
@@ -120,6 +124,11 @@ type Config struct {
 	// transaction its cookie names before it is sent to the primary;
 	// negative means send it at once. Default: DefaultTXIDWait.
 	TXIDWait time.Duration
+
+	// MaxLag is the replication lag over which [Bridge.StatusHandler]
+	// answers 503; negative means any lag is healthy. Default:
+	// DefaultMaxLag.
+	MaxLag time.Duration
 
 	// Logger receives the bridge's log records. Default: slog.Default().
 	Logger *slog.Logger
@@ -161,13 +170,11 @@ type Event struct {
 // A Bridge is net/http middleware that sends requests whose writes were
 // refused on a replica to the primary. It is safe for concurrent use.
 type Bridge struct {
-	cfg            Config
-	replay         Replayer
-	forward        *Forwarder
-	replayForwards bool  // replay is a *Forwarder: its body bound applies
-	replayMax      int64 // body limit of replay, when it does not forward
-	keepMax        int64 // bound of the kept body copy; 0 when nothing forwards
-	counts         [numReasons]atomic.Uint64
+	cfg     Config
+	replay  Replayer
+	forward *Forwarder
+	body    bodyPolicy
+	counts  [numReasons]atomic.Uint64
 
 	// Read-your-writes; pos is nil when it is off.
 	pos          Position
@@ -177,91 +184,13 @@ type Bridge struct {
 
 // New validates c, fills in its defaults and returns a Bridge.
 func New(c Config) (*Bridge, error) {
-	if c.InstanceID == "" {
-		c.InstanceID = os.Getenv("FLY_MACHINE_ID")
+	if err := c.setDefaults(); err != nil {
+		return nil, err
 	}
-	if c.InstanceID == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("httpbridge: Config.InstanceID is empty and the host name is unknown: %w", err)
-		}
-		c.InstanceID = h
-	}
-	if c.MaxHops == 0 {
-		c.MaxHops = DefaultMaxHops
-	}
-	if c.PrimaryWait == 0 {
-		c.PrimaryWait = DefaultPrimaryWait
-	}
-	if c.WaitPrimary == nil {
-		c.WaitPrimary = litefs.WaitPrimary
-	}
-	if c.RetryAfter == 0 {
-		c.RetryAfter = DefaultRetryAfter
-	}
-	if c.ReplayStatus == 0 {
-		c.ReplayStatus = DefaultReplayStatus
-	}
-	if c.MaxReplayBody == 0 {
-		c.MaxReplayBody = DefaultMaxReplayBody
-	}
-	if c.Reject == nil {
-		c.Reject = WriteRejection
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.TXIDCookie == "" {
-		c.TXIDCookie = DefaultTXIDCookie
-	}
-	if c.TXIDMaxAge == 0 {
-		c.TXIDMaxAge = DefaultTXIDMaxAge
-	}
-	if c.TXIDWait == 0 {
-		c.TXIDWait = DefaultTXIDWait
-	}
-
-	var errs []error
-	if !litefs.ValidPrimaryID(c.InstanceID) {
-		errs = append(errs, fmt.Errorf("Config.InstanceID %q is not a hostname-like ID", c.InstanceID))
-	}
-	if c.MaxHops < 0 {
-		errs = append(errs, fmt.Errorf("Config.MaxHops is negative (%d)", c.MaxHops))
-	}
-	if c.RetryAfter < 0 {
-		errs = append(errs, fmt.Errorf("Config.RetryAfter is negative (%v)", c.RetryAfter))
-	}
-	if c.ReplayStatus < 100 || c.ReplayStatus > 599 {
-		errs = append(errs, fmt.Errorf("Config.ReplayStatus %d is not an HTTP status", c.ReplayStatus))
-	}
-	if c.ReplayTimeout < 0 {
-		errs = append(errs, fmt.Errorf("Config.ReplayTimeout is negative (%v)", c.ReplayTimeout))
-	}
-	switch c.ReplayFallback {
-	case "", "prefer_self", "force_self":
-	default:
-		errs = append(errs, fmt.Errorf(`Config.ReplayFallback %q is not "prefer_self" or "force_self"`, c.ReplayFallback))
-	}
-	if c.Replay == nil && c.Forward == nil && c.MaxReplayBody < 0 {
-		errs = append(errs, errors.New("Config.MaxReplayBody: fly-replay cannot carry bodies of any size"))
-	}
-	if c.DB != nil && c.Position != nil {
-		errs = append(errs, errors.New("Config.DB and Config.Position are both set; set one"))
-	}
-	if p, ok := c.Position.(dbPosition); ok && p.db == nil {
-		errs = append(errs, errors.New("Config.Position is the position of a nil *sql.DB"))
-	}
-	if err := (&http.Cookie{Name: c.TXIDCookie, Value: "0"}).Valid(); err != nil {
-		errs = append(errs, fmt.Errorf("Config.TXIDCookie %q is not a cookie name", c.TXIDCookie))
-	}
-	if c.TXIDMaxAge < 0 || c.TXIDMaxAge > math.MaxInt32*time.Second {
-		errs = append(errs, fmt.Errorf("Config.TXIDMaxAge %v is out of range", c.TXIDMaxAge))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("httpbridge: invalid Config: %w", err)
 	}
-
-	b := &Bridge{cfg: c, replay: c.Replay, forward: c.Forward, replayMax: c.MaxReplayBody, pos: c.Position}
+	b := &Bridge{cfg: c, replay: c.Replay, forward: c.Forward, pos: c.Position}
 	if c.DB != nil {
 		b.pos = DBPosition(c.DB)
 	}
@@ -269,21 +198,81 @@ func New(c Config) (*Bridge, error) {
 	if b.replay == nil {
 		b.replay = flyReplay{status: c.ReplayStatus, timeout: c.ReplayTimeout, fallback: c.ReplayFallback}
 	}
-	if b.replayMax < 0 {
-		b.replayMax = math.MaxInt64
-	}
-	if f, ok := b.replay.(*Forwarder); ok {
-		if f == nil {
-			return nil, errors.New("httpbridge: invalid Config: Replay is a nil *Forwarder")
-		}
-		b.replayForwards, b.keepMax = true, f.maxBody
-	} else if b.forward != nil {
-		if b.forward.maxBody <= b.replayMax {
-			return nil, fmt.Errorf("httpbridge: invalid Config: Forward's MaxBody (%d) must exceed MaxReplayBody (%d)", b.forward.maxBody, b.replayMax)
-		}
-		b.keepMax = b.forward.maxBody
-	}
+	b.body = newBodyPolicy(b.replay, c.Forward, c.MaxReplayBody)
 	return b, nil
+}
+
+// setDefaults fills in the zero fields of c.
+func (c *Config) setDefaults() error {
+	if c.InstanceID == "" {
+		c.InstanceID = os.Getenv("FLY_MACHINE_ID")
+	}
+	if c.InstanceID == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("httpbridge: Config.InstanceID is empty and the host name is unknown: %w", err)
+		}
+		c.InstanceID = h
+	}
+	setDefault(&c.MaxHops, DefaultMaxHops)
+	setDefault(&c.PrimaryWait, DefaultPrimaryWait)
+	setDefault(&c.RetryAfter, DefaultRetryAfter)
+	setDefault(&c.ReplayStatus, DefaultReplayStatus)
+	setDefault(&c.MaxReplayBody, DefaultMaxReplayBody)
+	setDefault(&c.TXIDCookie, DefaultTXIDCookie)
+	setDefault(&c.TXIDMaxAge, DefaultTXIDMaxAge)
+	setDefault(&c.TXIDWait, DefaultTXIDWait)
+	setDefault(&c.MaxLag, DefaultMaxLag)
+	if c.WaitPrimary == nil {
+		c.WaitPrimary = litefs.WaitPrimary
+	}
+	if c.Reject == nil {
+		c.Reject = WriteRejection
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// setDefault sets *field to def if it is the zero value.
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// validate reports every field of c, defaults filled in, that is out of
+// range, joined.
+func (c *Config) validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(!litefs.ValidPrimaryID(c.InstanceID), "Config.InstanceID %q is not a hostname-like ID", c.InstanceID)
+	check(c.MaxHops < 0, "Config.MaxHops is negative (%d)", c.MaxHops)
+	check(c.RetryAfter < 0, "Config.RetryAfter is negative (%v)", c.RetryAfter)
+	check(c.ReplayStatus < 100 || c.ReplayStatus > 599, "Config.ReplayStatus %d is not an HTTP status", c.ReplayStatus)
+	check(c.ReplayTimeout < 0, "Config.ReplayTimeout is negative (%v)", c.ReplayTimeout)
+	check(c.ReplayFallback != "" && c.ReplayFallback != "prefer_self" && c.ReplayFallback != "force_self",
+		`Config.ReplayFallback %q is not "prefer_self" or "force_self"`, c.ReplayFallback)
+	check(c.Replay == nil && c.Forward == nil && c.MaxReplayBody < 0,
+		"Config.MaxReplayBody: fly-replay cannot carry bodies of any size")
+	check(c.DB != nil && c.Position != nil, "Config.DB and Config.Position are both set; set one")
+	p, ok := c.Position.(dbPosition)
+	check(ok && p.db == nil, "Config.Position is the position of a nil *sql.DB")
+	check((&http.Cookie{Name: c.TXIDCookie, Value: "0"}).Valid() != nil, "Config.TXIDCookie %q is not a cookie name", c.TXIDCookie)
+	check(c.TXIDMaxAge < 0 || c.TXIDMaxAge > math.MaxInt32*time.Second, "Config.TXIDMaxAge %v is out of range", c.TXIDMaxAge)
+	f, ok := c.Replay.(*Forwarder)
+	check(ok && f == nil, "Config.Replay is a nil *Forwarder")
+	if c.Forward != nil && !ok {
+		replayMax := newBodyPolicy(nil, nil, c.MaxReplayBody).replayMax
+		check(c.Forward.maxBody <= replayMax, "Config.Forward's MaxBody (%d) must exceed MaxReplayBody (%d)", c.Forward.maxBody, replayMax)
+	}
+	return errors.Join(errs...)
 }
 
 // Middleware wraps next in a new Bridge with the default Config; call it
@@ -337,13 +326,11 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 	x.ctx.Context = r.Context()
 	tracker := &x.ctx.Tracker
 	r = r.WithContext(&x.ctx)
-	// The body is watched only when its size is unknown or a Forwarder may
-	// re-send it; a plain GET costs nothing here.
-	if r.Body != nil && r.Body != http.NoBody && (r.ContentLength < 0 || b.keepMax > 0) {
-		x.body = &body{rc: r.Body, keep: b.keepMax > 0, keepMax: b.keepMax}
+	if b.body.watch(r) {
+		x.body = b.body.newBody(r)
 		r.Body = x.body
 	}
-	x.writer = writer{w: w, tracker: tracker}
+	x.writer = writer{w: w, tracker: tracker, bridge: b, req: r}
 
 	if b.pos != nil {
 		// A cookie at or below what this node is known to have applied
@@ -353,28 +340,52 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 				return
 			}
 		}
-		x.writer.ryw, x.writer.req = b, r
+		x.writer.setCookie = true
 	}
 
 	panicked := b.run(next, x.writer.wrap(), r, tracker)
+	b.afterHandler(r, x, panicked)
+}
 
-	refusal := tracker.Refusal()
-	if refusal == nil {
+// afterHandler ends a request whose handler has returned (or panicked with
+// a refusal), from the writer's phase and what the Tracker heard.
+func (b *Bridge) afterHandler(r *http.Request, x *exchange, panicked bool) {
+	refusal := x.writer.tracker.Refusal()
+	switch {
+	case refusal == nil:
 		x.writer.finish()
-		if x.writer.ryw != nil {
+		if x.writer.setCookie {
 			x.writer.lateCommit()
 		}
-		return
-	}
-	if tracker.Committed() {
+	case x.writer.tracker.Committed():
 		b.partial(r, x, refusal, panicked)
-		return
+	case x.writer.started():
+		// The response went out before the refusal. A handler that panicked
+		// mid-response is aborted, so the client sees a broken response
+		// rather than a truncated one that looks complete.
+		b.report(Event{Decision: b.keepDecision(r, ReasonTooLate, primaryOf(refusal), refusal), Request: r})
+		if panicked {
+			panic(http.ErrAbortHandler)
+		}
+	default:
+		b.handleRefusal(x.writer.w, r, x, refusal)
 	}
-	if x.writer.started {
-		b.tooLate(r, refusal, panicked)
-		return
+}
+
+// keepDecision is the Decision of a request whose handler's response
+// stands (or, with ReasonBehind, that the handler serves here), for reason;
+// err is the refusal, or what the wait for a transaction ended with.
+func (b *Bridge) keepDecision(r *http.Request, reason Reason, primary string, err error) Decision {
+	d := Decision{
+		Verdict:  Keep,
+		Reason:   reason,
+		Primary:  primary,
+		Self:     b.cfg.InstanceID,
+		BodySize: r.ContentLength,
+		Err:      err,
 	}
-	b.handleRefusal(w, r, x, refusal)
+	d.Hops, _ = replayOrigin(r.Header, "")
+	return d
 }
 
 // partial answers a request that committed a write here before another was
@@ -383,23 +394,13 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 // never written because the handler panicked, becomes a 500, with the
 // cookie of the write that did commit.
 func (b *Bridge) partial(r *http.Request, x *exchange, refusal error, panicked bool) {
-	d := Decision{
-		Verdict:  Keep,
-		Reason:   ReasonPartial,
-		Primary:  primaryOf(refusal),
-		Self:     b.cfg.InstanceID,
-		BodySize: r.ContentLength,
-		Err:      refusal,
-	}
-	d.Hops, _ = replayOrigin(r.Header, "")
-	b.report(Event{Decision: d, Request: r})
+	b.report(Event{Decision: b.keepDecision(r, ReasonPartial, primaryOf(refusal), refusal), Request: r})
 	switch {
-	case x.writer.started && panicked:
+	case x.writer.started() && panicked:
 		panic(http.ErrAbortHandler)
-	case !x.writer.started && (x.writer.suppressed || panicked):
-		clear(x.writer.w.Header())
-		x.writer.suppressed, x.writer.status = false, 0
-		http.Error(&x.writer, "litefs: a write of this request was refused after another had committed here; "+
+	case x.writer.phase == dropped || !x.writer.started() && panicked:
+		x.writer.rewrite()
+		http.Error(&x.writer, "httpbridge: a write of this request was refused after another had committed here; "+
 			"it was not retried", http.StatusInternalServerError)
 	default:
 		x.writer.finish()
@@ -423,34 +424,18 @@ func (b *Bridge) run(next http.Handler, w http.ResponseWriter, r *http.Request, 
 	return false
 }
 
-// tooLate reports a refusal that came after the response started. A handler
-// that panicked mid-response is aborted, so the client sees a broken
-// response rather than a truncated one that looks complete.
-func (b *Bridge) tooLate(r *http.Request, refusal error, panicked bool) {
-	d := Decision{
-		Verdict:  Keep,
-		Reason:   ReasonTooLate,
-		Primary:  primaryOf(refusal),
-		Self:     b.cfg.InstanceID,
-		BodySize: r.ContentLength,
-		Err:      refusal,
-	}
-	d.Hops, _ = replayOrigin(r.Header, "")
-	b.report(Event{Decision: d, Request: r})
-	if panicked {
-		panic(http.ErrAbortHandler)
-	}
-}
-
+// handleRefusal answers a request whose write was refused before its
+// response started: it measures the body, decides, waits for a primary if
+// none is known, and sends the verdict.
 func (b *Bridge) handleRefusal(w http.ResponseWriter, r *http.Request, x *exchange, refusal error) {
 	size, kept := r.ContentLength, true
 	if x.body != nil {
-		if size < 0 && b.replayMax < math.MaxInt64 && !b.replayForwards {
-			size = x.body.size(b.replayMax)
+		if size < 0 && b.body.measure() {
+			size = x.body.size(b.body.replayMax)
 		}
-		if b.keepMax > 0 {
+		if b.body.keepMax > 0 {
 			var rest io.ReadCloser
-			if rest, kept = x.body.replay(); kept {
+			if rest, kept = x.body.resend(); kept {
 				r.Body = rest
 			}
 		}
@@ -468,7 +453,12 @@ func (b *Bridge) handleRefusal(w http.ResponseWriter, r *http.Request, x *exchan
 			d = b.decide(r, refusal, primary, size, kept)
 		}
 	}
+	b.send(w, r, d, waited)
+}
 
+// send carries out verdict d, which must not be Keep, in place of the
+// handler's response, and reports it.
+func (b *Bridge) send(w http.ResponseWriter, r *http.Request, d Decision, waited time.Duration) {
 	clear(w.Header()) // the handler's headers go with its status and body
 	switch d.Verdict {
 	case Replay:
@@ -508,14 +498,14 @@ func (b *Bridge) report(e Event) {
 }
 
 var logMessages = [numReasons]string{
-	ReasonRefused:      "litefs: write refused on a replica; sending the request to the primary",
-	ReasonNoPrimary:    "litefs: write refused and no primary is known; rejecting the request",
-	ReasonLoop:         "litefs: write refused, but sending the request on would loop; rejecting it",
-	ReasonReplayFailed: "litefs: write refused on a request whose replay already failed; rejecting it",
-	ReasonTooLarge:     "litefs: write refused on a request whose body is too large to replay",
-	ReasonTooLate:      "litefs: write refused after the response had started; it cannot be replayed",
-	ReasonBehind:       "litefs: this replica has not applied the transaction the request's cookie names; sending the request to the primary",
-	ReasonPartial:      "litefs: write refused after the same request had committed a write here; not replaying it, which would repeat that write",
+	ReasonRefused:      "httpbridge: write refused on a replica; sending the request to the primary",
+	ReasonNoPrimary:    "httpbridge: write refused and no primary is known; rejecting the request",
+	ReasonLoop:         "httpbridge: write refused, but sending the request on would loop; rejecting it",
+	ReasonReplayFailed: "httpbridge: write refused on a request whose replay already failed; rejecting it",
+	ReasonTooLarge:     "httpbridge: write refused on a request whose body is too large to replay",
+	ReasonTooLate:      "httpbridge: write refused after the response had started; it cannot be replayed",
+	ReasonBehind:       "httpbridge: this replica has not applied the transaction the request's cookie names; sending the request to the primary",
+	ReasonPartial:      "httpbridge: write refused after the same request had committed a write here; not replaying it, which would repeat that write",
 }
 
-const behindKeptMessage = "litefs: this replica has not applied the transaction the request's cookie names, and the request cannot go to the primary; serving it here"
+const behindKeptMessage = "httpbridge: this replica has not applied the transaction the request's cookie names, and the request cannot go to the primary; serving it here"

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // errNoPrimary stands for the driver's refusal when no primary is known.
@@ -37,9 +39,7 @@ func newBridge(tb testing.TB, c Config) *Bridge {
 		}
 	}
 	b, err := New(c)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
+	require.NoError(tb, err, "New")
 	return b
 }
 
@@ -49,9 +49,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func refuse(tb testing.TB, r *http.Request, err error) {
 	tb.Helper()
 	t := litefs.TrackerFrom(r.Context())
-	if t == nil {
-		tb.Fatal("no litefs.Tracker in the request context")
-	}
+	require.NotNil(tb, t, "no litefs.Tracker in the request context")
 	t.ReportRefusal(err)
 }
 
@@ -73,9 +71,7 @@ func (e *events) only(tb testing.TB) Event {
 	tb.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.es) != 1 {
-		tb.Fatalf("got %d events, want 1: %+v", len(e.es), e.es)
-	}
+	require.Len(tb, e.es, 1, "events")
 	return e.es[0]
 }
 
@@ -83,9 +79,7 @@ func (e *events) none(tb testing.TB) {
 	tb.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.es) != 0 {
-		tb.Fatalf("got events %+v, want none", e.es)
-	}
+	require.Empty(tb, e.es, "events")
 }
 
 // onlyReader hides every method of a reader but Read.
@@ -98,50 +92,53 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	return w
 }
 
+// refusalHandlers are handlers whose write is refused before the response
+// starts, each in its own way: every one must become a replay to node-a.
+var refusalHandlers = []struct {
+	name    string
+	handler func(t *testing.T, w http.ResponseWriter, r *http.Request)
+}{
+	{name: "handler writes its own 500", handler: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+		refuse(t, r, notPrimary("node-a"))
+		w.Header().Set("X-Handler", "1")
+		http.Error(w, "database error", http.StatusInternalServerError)
+	}},
+	{name: "handler writes nothing", handler: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+		refuse(t, r, notPrimary("node-a"))
+	}},
+	{name: "handler sets a status only", handler: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Handler", "1")
+		w.WriteHeader(http.StatusCreated)
+		refuse(t, r, notPrimary("node-a"))
+	}},
+	{name: "handler panics with the refusal", handler: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Handler", "1")
+		panic(fmt.Errorf("saving post: %w", notPrimary("node-a")))
+	}},
+	{name: "handler panics after reporting", handler: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+		refuse(t, r, notPrimary("node-a"))
+		panic(notPrimary("node-b")) // the first refusal wins
+	}},
+	{name: "handler writes the body with io.Copy", handler: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+		refuse(t, r, notPrimary("node-a"))
+		w.(io.ReaderFrom).ReadFrom(onlyReader{strings.NewReader("error page")})
+	}},
+	{name: "handler writes with WriteString after a refusal", handler: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+		refuse(t, r, notPrimary("node-a"))
+		io.WriteString(w, "error page")
+		w.(http.Flusher).Flush()
+	}},
+	{name: "refusal reported from another goroutine", handler: func(t *testing.T, w http.ResponseWriter, r *http.Request) {
+		done := make(chan struct{})
+		go func() { defer close(done); refuse(t, r, notPrimary("node-a")) }()
+		<-done
+		w.WriteHeader(http.StatusInternalServerError)
+	}},
+}
+
 func TestRefusalBecomesReplay(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name    string
-		handler func(t *testing.T, w http.ResponseWriter, r *http.Request)
-	}{
-		{"handler writes its own 500", func(t *testing.T, w http.ResponseWriter, r *http.Request) {
-			refuse(t, r, notPrimary("node-a"))
-			w.Header().Set("X-Handler", "1")
-			http.Error(w, "database error", http.StatusInternalServerError)
-		}},
-		{"handler writes nothing", func(t *testing.T, w http.ResponseWriter, r *http.Request) {
-			refuse(t, r, notPrimary("node-a"))
-		}},
-		{"handler sets a status only", func(t *testing.T, w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("X-Handler", "1")
-			w.WriteHeader(http.StatusCreated)
-			refuse(t, r, notPrimary("node-a"))
-		}},
-		{"handler panics with the refusal", func(t *testing.T, w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("X-Handler", "1")
-			panic(fmt.Errorf("saving post: %w", notPrimary("node-a")))
-		}},
-		{"handler panics after reporting", func(t *testing.T, w http.ResponseWriter, r *http.Request) {
-			refuse(t, r, notPrimary("node-a"))
-			panic(notPrimary("node-b")) // the first refusal wins
-		}},
-		{"handler writes the body with io.Copy", func(t *testing.T, w http.ResponseWriter, r *http.Request) {
-			refuse(t, r, notPrimary("node-a"))
-			w.(io.ReaderFrom).ReadFrom(onlyReader{strings.NewReader("error page")})
-		}},
-		{"handler writes with WriteString after a refusal", func(t *testing.T, w http.ResponseWriter, r *http.Request) {
-			refuse(t, r, notPrimary("node-a"))
-			io.WriteString(w, "error page")
-			w.(http.Flusher).Flush()
-		}},
-		{"refusal reported from another goroutine", func(t *testing.T, w http.ResponseWriter, r *http.Request) {
-			done := make(chan struct{})
-			go func() { defer close(done); refuse(t, r, notPrimary("node-a")) }()
-			<-done
-			w.WriteHeader(http.StatusInternalServerError)
-		}},
-	}
-	for _, tc := range tests {
+	for _, tc := range refusalHandlers {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var ev events
@@ -149,28 +146,14 @@ func TestRefusalBecomesReplay(t *testing.T) {
 			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tc.handler(t, w, r) }))
 			w := serve(h, httptest.NewRequest(http.MethodPost, "/posts", strings.NewReader("title=x")))
 
-			if got, want := w.Code, http.StatusConflict; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
-			if got, want := w.Header().Get("Fly-Replay"), "instance=node-a;state=litefs-hops:1"; got != want {
-				t.Errorf("Fly-Replay: got %q, want %q", got, want)
-			}
-			if got := w.Header().Get("X-Handler"); got != "" {
-				t.Errorf("X-Handler: got %q, want the handler's headers dropped", got)
-			}
-			if got := w.Body.String(); got != "" {
-				t.Errorf("body: got %q, want empty", got)
-			}
+			assert.Equal(t, http.StatusConflict, w.Code, "status")
+			assert.Equal(t, "instance=node-a;state=litefs-hops:1", w.Header().Get("Fly-Replay"), "Fly-Replay")
+			assert.Empty(t, w.Header().Get("X-Handler"), "X-Handler")
+			assert.Empty(t, w.Body.String(), "body")
 			e := ev.only(t)
-			if got, want := e.Reason, ReasonRefused; got != want {
-				t.Errorf("event reason: got %v, want %v", got, want)
-			}
-			if got, want := e.Primary, "node-a"; got != want {
-				t.Errorf("event primary: got %v, want %v", got, want)
-			}
-			if got, want := b.Count(ReasonRefused), uint64(1); got != want {
-				t.Errorf("Count(ReasonRefused): got %v, want %v", got, want)
-			}
+			assert.Equal(t, ReasonRefused, e.Reason, "event reason")
+			assert.Equal(t, "node-a", e.Primary, "event primary")
+			assert.Equal(t, uint64(1), b.Count(ReasonRefused), "Count(ReasonRefused)")
 		})
 	}
 }
@@ -183,35 +166,35 @@ func TestNoRefusalPassesThrough(t *testing.T) {
 		wantStatus int
 		wantBody   string
 	}{
-		{"body", func(w http.ResponseWriter, r *http.Request) {
+		{name: "body", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Handler", "1")
 			io.WriteString(w, "hello")
-		}, http.StatusOK, "hello"},
-		{"status then body", func(w http.ResponseWriter, r *http.Request) {
+		}, wantStatus: http.StatusOK, wantBody: "hello"},
+		{name: "status then body", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Handler", "1")
 			w.WriteHeader(http.StatusCreated)
 			w.Write([]byte("made"))
-		}, http.StatusCreated, "made"},
-		{"status only", func(w http.ResponseWriter, r *http.Request) {
+		}, wantStatus: http.StatusCreated, wantBody: "made"},
+		{name: "status only", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Handler", "1")
 			w.WriteHeader(http.StatusNoContent)
-		}, http.StatusNoContent, ""},
-		{"second WriteHeader ignored", func(w http.ResponseWriter, r *http.Request) {
+		}, wantStatus: http.StatusNoContent, wantBody: ""},
+		{name: "second WriteHeader ignored", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Handler", "1")
 			w.WriteHeader(http.StatusAccepted)
 			w.WriteHeader(http.StatusTeapot)
-		}, http.StatusAccepted, ""},
-		{"empty write", func(w http.ResponseWriter, r *http.Request) {
+		}, wantStatus: http.StatusAccepted, wantBody: ""},
+		{name: "empty write", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Handler", "1")
 			w.Write(nil)
-		}, http.StatusOK, ""},
-		{"io.Copy from a file-like reader", func(w http.ResponseWriter, r *http.Request) {
+		}, wantStatus: http.StatusOK, wantBody: ""},
+		{name: "io.Copy from a file-like reader", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Handler", "1")
 			w.(io.ReaderFrom).ReadFrom(onlyReader{strings.NewReader(strings.Repeat("x", 2000))})
-		}, http.StatusOK, strings.Repeat("x", 2000)},
-		{"nothing", func(w http.ResponseWriter, r *http.Request) {
+		}, wantStatus: http.StatusOK, wantBody: strings.Repeat("x", 2000)},
+		{name: "nothing", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Handler", "1")
-		}, http.StatusOK, ""},
+		}, wantStatus: http.StatusOK, wantBody: ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,15 +202,9 @@ func TestNoRefusalPassesThrough(t *testing.T) {
 			var ev events
 			b := newBridge(t, Config{OnEvent: ev.add})
 			w := serve(b.Handler(tc.handler), httptest.NewRequest(http.MethodGet, "/", nil))
-			if got, want := w.Code, tc.wantStatus; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
-			if got, want := w.Body.String(), tc.wantBody; got != want {
-				t.Errorf("body: got %q, want %q", got, want)
-			}
-			if got, want := w.Header().Get("X-Handler"), "1"; got != want {
-				t.Errorf("X-Handler: got %q, want %q", got, want)
-			}
+			assert.Equal(t, tc.wantStatus, w.Code, "status")
+			assert.Equal(t, tc.wantBody, w.Body.String(), "body")
+			assert.Equal(t, "1", w.Header().Get("X-Handler"), "X-Handler")
 			ev.none(t)
 		})
 	}
@@ -240,9 +217,9 @@ func TestOtherPanicsPropagate(t *testing.T) {
 		name  string
 		value any
 	}{
-		{"string", "boom"},
-		{"error", plain},
-		{"ErrAbortHandler", http.ErrAbortHandler},
+		{name: "string", value: "boom"},
+		{name: "error", value: plain},
+		{name: "ErrAbortHandler", value: http.ErrAbortHandler},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,14 +236,12 @@ func TestOtherPanicsPropagate(t *testing.T) {
 				h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", nil))
 				return nil
 			}()
-			if got != tc.value {
-				t.Errorf("panic value: got %v, want %v", got, tc.value)
-			}
+			assert.Equal(t, tc.value, got, "panic value")
 			// The held status never went out, so outer recovery middleware
 			// can still answer.
-			if w.Code != http.StatusOK || w.Flushed || w.Body.Len() != 0 {
-				t.Errorf("response: got status %v flushed %v body %q, want nothing written", w.Code, w.Flushed, w.Body)
-			}
+			assert.Equal(t, http.StatusOK, w.Code, "recorder's status: none written")
+			assert.False(t, w.Flushed, "flushed")
+			assert.Empty(t, w.Body.String(), "body")
 			ev.none(t)
 		})
 	}
@@ -285,22 +260,15 @@ func TestTooLate(t *testing.T) {
 			io.WriteString(w, " rest")
 		}))
 		w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-		if got, want := w.Body.String(), "partial rest"; got != want {
-			t.Errorf("body: got %q, want %q", got, want)
-		}
-		if got := w.Header().Get("Fly-Replay"); got != "" {
-			t.Errorf("Fly-Replay: got %q, want none", got)
-		}
+		assert.Equal(t, "partial rest", w.Body.String(), "body")
+		assert.Empty(t, w.Header().Get("Fly-Replay"), "Fly-Replay")
 		e := ev.only(t)
-		if e.Reason != ReasonTooLate || e.Verdict != Keep || e.Primary != "node-a" {
-			t.Errorf("event: got %v/%v/%q, want too late/keep/node-a", e.Reason, e.Verdict, e.Primary)
-		}
-		if got, want := b.Count(ReasonTooLate), uint64(1); got != want {
-			t.Errorf("Count(ReasonTooLate): got %v, want %v", got, want)
-		}
-		if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "reason=\"too late\"") {
-			t.Errorf("log: got %q, want an ERROR record with reason too late", logs.String())
-		}
+		assert.Equal(t, ReasonTooLate, e.Reason, "event reason")
+		assert.Equal(t, Keep, e.Verdict, "event verdict")
+		assert.Equal(t, "node-a", e.Primary, "event primary")
+		assert.Equal(t, uint64(1), b.Count(ReasonTooLate), "Count(ReasonTooLate)")
+		assert.Contains(t, logs.String(), "level=ERROR", "log")
+		assert.Contains(t, logs.String(), "reason=\"too late\"", "log")
 	})
 	t.Run("refusal after a flush", func(t *testing.T) {
 		t.Parallel()
@@ -312,12 +280,8 @@ func TestTooLate(t *testing.T) {
 			refuse(t, r, notPrimary("node-a"))
 		}))
 		w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-		if got, want := w.Code, http.StatusAccepted; got != want {
-			t.Errorf("status: got %v, want %v", got, want)
-		}
-		if got, want := ev.only(t).Reason, ReasonTooLate; got != want {
-			t.Errorf("reason: got %v, want %v", got, want)
-		}
+		assert.Equal(t, http.StatusAccepted, w.Code, "status")
+		assert.Equal(t, ReasonTooLate, ev.only(t).Reason, "reason")
 	})
 	t.Run("refusal after an informational response", func(t *testing.T) {
 		t.Parallel()
@@ -328,12 +292,15 @@ func TestTooLate(t *testing.T) {
 			refuse(t, r, notPrimary("node-a"))
 		}))
 		serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-		if got, want := ev.only(t).Reason, ReasonTooLate; got != want {
-			t.Errorf("reason: got %v, want %v", got, want)
-		}
+		assert.Equal(t, ReasonTooLate, ev.only(t).Reason, "reason")
 	})
-	t.Run("panic after the body started aborts", func(t *testing.T) {
-		t.Parallel()
+}
+
+// TestTooLatePanicAborts: a refusal panicking after the body started aborts
+// the response, so the client cannot take it for complete.
+func TestTooLatePanicAborts(t *testing.T) {
+	t.Parallel()
+	{
 		var ev events
 		b := newBridge(t, Config{OnEvent: ev.add})
 		h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -345,49 +312,48 @@ func TestTooLate(t *testing.T) {
 			serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
 			return nil
 		}()
-		if got != http.ErrAbortHandler {
-			t.Errorf("panic: got %v, want %v", got, http.ErrAbortHandler)
+		assert.Equal(t, http.ErrAbortHandler, got, "panic")
+		assert.Equal(t, ReasonTooLate, ev.only(t).Reason, "reason")
+	}
+}
+
+// noPrimaryCases are what WaitPrimary may answer when a write was refused
+// with no primary known, and what the client must then get.
+var noPrimaryCases = []struct {
+	name        string
+	wait        func(ctx context.Context, refusal error) (string, error)
+	primaryWait time.Duration
+	wantStatus  int
+	wantReplay  string
+	wantReason  Reason
+}{
+	{name: "primary appears", wait: func(ctx context.Context, refusal error) (string, error) {
+		if !errors.Is(refusal, litefs.ErrNoPrimary) {
+			return "", fmt.Errorf("got refusal %v", refusal)
 		}
-		if got, want := ev.only(t).Reason, ReasonTooLate; got != want {
-			t.Errorf("reason: got %v, want %v", got, want)
-		}
-	})
+		return "node-b", nil
+	}, wantStatus: http.StatusConflict, wantReplay: "instance=node-b;state=litefs-hops:1", wantReason: ReasonRefused},
+	{name: "this node became primary", wait: func(ctx context.Context, refusal error) (string, error) {
+		return "", nil
+	}, wantStatus: http.StatusServiceUnavailable, wantReason: ReasonNoPrimary},
+	{name: "no primary in time", wait: func(ctx context.Context, refusal error) (string, error) {
+		<-ctx.Done()
+		return "", context.Cause(ctx)
+	}, primaryWait: 10 * time.Millisecond, wantStatus: http.StatusServiceUnavailable, wantReason: ReasonNoPrimary},
+	{name: "the new primary is this node's ID", wait: func(ctx context.Context, refusal error) (string, error) {
+		return "self", nil
+	}, wantStatus: http.StatusServiceUnavailable, wantReason: ReasonLoop},
+	{name: "WaitPrimary returns an invalid ID", wait: func(ctx context.Context, refusal error) (string, error) {
+		return "node-b;fallback=force_self", nil
+	}, wantStatus: http.StatusServiceUnavailable, wantReason: ReasonNoPrimary},
+	{name: "waiting disabled", wait: func(ctx context.Context, refusal error) (string, error) {
+		return "", errors.New("WaitPrimary must not be called")
+	}, primaryWait: -1, wantStatus: http.StatusServiceUnavailable, wantReason: ReasonNoPrimary},
 }
 
 func TestNoPrimary(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name        string
-		wait        func(ctx context.Context, refusal error) (string, error)
-		primaryWait time.Duration
-		wantStatus  int
-		wantReplay  string
-		wantReason  Reason
-	}{
-		{"primary appears", func(ctx context.Context, refusal error) (string, error) {
-			if !errors.Is(refusal, litefs.ErrNoPrimary) {
-				return "", fmt.Errorf("got refusal %v", refusal)
-			}
-			return "node-b", nil
-		}, 0, http.StatusConflict, "instance=node-b;state=litefs-hops:1", ReasonRefused},
-		{"this node became primary", func(ctx context.Context, refusal error) (string, error) {
-			return "", nil
-		}, 0, http.StatusServiceUnavailable, "", ReasonNoPrimary},
-		{"no primary in time", func(ctx context.Context, refusal error) (string, error) {
-			<-ctx.Done()
-			return "", context.Cause(ctx)
-		}, 10 * time.Millisecond, http.StatusServiceUnavailable, "", ReasonNoPrimary},
-		{"the new primary is this node's ID", func(ctx context.Context, refusal error) (string, error) {
-			return "self", nil
-		}, 0, http.StatusServiceUnavailable, "", ReasonLoop},
-		{"WaitPrimary returns an invalid ID", func(ctx context.Context, refusal error) (string, error) {
-			return "node-b;fallback=force_self", nil
-		}, 0, http.StatusServiceUnavailable, "", ReasonNoPrimary},
-		{"waiting disabled", func(ctx context.Context, refusal error) (string, error) {
-			return "", errors.New("WaitPrimary must not be called")
-		}, -1, http.StatusServiceUnavailable, "", ReasonNoPrimary},
-	}
-	for _, tc := range tests {
+	for _, tc := range noPrimaryCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var ev events
@@ -397,23 +363,13 @@ func TestNoPrimary(t *testing.T) {
 				http.Error(w, "oops", http.StatusInternalServerError)
 			}))
 			w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-			if got, want := w.Code, tc.wantStatus; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
-			if got, want := w.Header().Get("Fly-Replay"), tc.wantReplay; got != want {
-				t.Errorf("Fly-Replay: got %q, want %q", got, want)
-			}
+			assert.Equal(t, tc.wantStatus, w.Code, "status")
+			assert.Equal(t, tc.wantReplay, w.Header().Get("Fly-Replay"), "Fly-Replay")
 			if tc.wantStatus == http.StatusServiceUnavailable {
-				if got, want := w.Header().Get("Retry-After"), "2"; got != want {
-					t.Errorf("Retry-After: got %q, want %q", got, want)
-				}
-				if !strings.HasPrefix(w.Body.String(), "litefs: ") {
-					t.Errorf("body: got %q, want a litefs message", w.Body)
-				}
+				assert.Equal(t, "2", w.Header().Get("Retry-After"), "Retry-After")
+				assert.True(t, strings.HasPrefix(w.Body.String(), "httpbridge: "), "body: got %q, want the bridge's message", w.Body)
 			}
-			if got, want := ev.only(t).Reason, tc.wantReason; got != want {
-				t.Errorf("reason: got %v, want %v", got, want)
-			}
+			assert.Equal(t, tc.wantReason, ev.only(t).Reason, "reason")
 		})
 	}
 }
@@ -422,14 +378,10 @@ func TestDefaultWaitPrimaryNeedsDriverRefusal(t *testing.T) {
 	t.Parallel()
 	// The real litefs.WaitPrimary refuses refusals it did not make, at once.
 	b, err := New(Config{InstanceID: "self", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { refuse(t, r, errNoPrimary) }))
 	w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-	if got, want := w.Code, http.StatusServiceUnavailable; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code, "status")
 }
 
 func TestRejectAndReplayArePluggable(t *testing.T) {
@@ -448,15 +400,15 @@ func TestRejectAndReplayArePluggable(t *testing.T) {
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		refuse(t, r, notPrimary(r.URL.Query().Get("primary")))
 	}))
-	if w := serve(h, httptest.NewRequest(http.MethodPost, "/?primary=node-a", nil)); w.Code != http.StatusTemporaryRedirect || w.Header().Get("Location") != "https://node-a.example/" {
-		t.Errorf("replay: got %v %q, want 307 to node-a", w.Code, w.Header().Get("Location"))
-	}
-	if w := serve(h, httptest.NewRequest(http.MethodPost, "/?primary=self", nil)); w.Code != http.StatusTeapot {
-		t.Errorf("reject: got %v, want %v", w.Code, http.StatusTeapot)
-	}
-	if len(got) != 2 || got[0].Verdict != Replay || got[1].Verdict != Reject || got[1].Reason != ReasonLoop {
-		t.Errorf("decisions: got %+v, want a replay then a loop rejection", got)
-	}
+	w := serve(h, httptest.NewRequest(http.MethodPost, "/?primary=node-a", nil))
+	assert.Equal(t, http.StatusTemporaryRedirect, w.Code, "replay's status")
+	assert.Equal(t, "https://node-a.example/", w.Header().Get("Location"), "replay's Location")
+	w = serve(h, httptest.NewRequest(http.MethodPost, "/?primary=self", nil))
+	assert.Equal(t, http.StatusTeapot, w.Code, "rejection's status")
+	require.Len(t, got, 2, "decisions")
+	assert.Equal(t, Replay, got[0].Verdict, "first verdict")
+	assert.Equal(t, Reject, got[1].Verdict, "second verdict")
+	assert.Equal(t, ReasonLoop, got[1].Reason, "second reason")
 }
 
 // TestServer runs the bridge behind a real net/http server.
@@ -474,49 +426,42 @@ func TestServer(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	res, err := srv.Client().Post(srv.URL, "text/plain", strings.NewReader("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != http.StatusConflict || res.Header.Get("Fly-Replay") != "instance=node-a;state=litefs-hops:1" || len(body) != 0 {
-		t.Errorf("POST: got %v %q %q, want 409 with Fly-Replay and no body", res.StatusCode, res.Header.Get("Fly-Replay"), body)
-	}
+	assert.Equal(t, http.StatusConflict, res.StatusCode, "POST's status")
+	assert.Equal(t, "instance=node-a;state=litefs-hops:1", res.Header.Get("Fly-Replay"), "POST's Fly-Replay")
+	assert.Empty(t, body, "POST's body")
 	res, err = srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body, _ = io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != http.StatusOK || string(body) != "read ok" {
-		t.Errorf("GET: got %v %q, want 200 %q", res.StatusCode, body, "read ok")
-	}
+	assert.Equal(t, http.StatusOK, res.StatusCode, "GET's status")
+	assert.Equal(t, "read ok", string(body), "GET's body")
 }
 
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
 	fwd, err := NewForwarder(ForwardConfig{URL: "http://{primary}:8080", MaxBody: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tests := []struct {
 		name string
 		c    Config
 		want string // in the error; "" for none
 	}{
-		{"defaults", Config{InstanceID: "m1"}, ""},
-		{"bad instance ID", Config{InstanceID: "a b"}, "InstanceID"},
-		{"instance ID with a separator", Config{InstanceID: "a;fallback=x"}, "InstanceID"},
-		{"negative hops", Config{InstanceID: "m1", MaxHops: -1}, "MaxHops"},
-		{"negative Retry-After", Config{InstanceID: "m1", RetryAfter: -time.Second}, "RetryAfter"},
-		{"status out of range", Config{InstanceID: "m1", ReplayStatus: 42}, "ReplayStatus"},
-		{"negative replay timeout", Config{InstanceID: "m1", ReplayTimeout: -1}, "ReplayTimeout"},
-		{"unknown fallback", Config{InstanceID: "m1", ReplayFallback: "elsewhere"}, "ReplayFallback"},
-		{"fly-replay without a limit", Config{InstanceID: "m1", MaxReplayBody: -1}, "MaxReplayBody"},
-		{"Forward bound under the replay limit", Config{InstanceID: "m1", Forward: fwd}, "Forward's MaxBody"},
-		{"Forwarder as Replay", Config{InstanceID: "m1", Replay: fwd}, ""},
-		{"nil Forwarder as Replay", Config{InstanceID: "m1", Replay: (*Forwarder)(nil)}, "nil *Forwarder"},
-		{"two errors at once", Config{InstanceID: "m1", MaxHops: -1, ReplayStatus: 1000}, "ReplayStatus"},
+		{name: "defaults", c: Config{InstanceID: "m1"}, want: ""},
+		{name: "bad instance ID", c: Config{InstanceID: "a b"}, want: "InstanceID"},
+		{name: "instance ID with a separator", c: Config{InstanceID: "a;fallback=x"}, want: "InstanceID"},
+		{name: "negative hops", c: Config{InstanceID: "m1", MaxHops: -1}, want: "MaxHops"},
+		{name: "negative Retry-After", c: Config{InstanceID: "m1", RetryAfter: -time.Second}, want: "RetryAfter"},
+		{name: "status out of range", c: Config{InstanceID: "m1", ReplayStatus: 42}, want: "ReplayStatus"},
+		{name: "negative replay timeout", c: Config{InstanceID: "m1", ReplayTimeout: -1}, want: "ReplayTimeout"},
+		{name: "unknown fallback", c: Config{InstanceID: "m1", ReplayFallback: "elsewhere"}, want: "ReplayFallback"},
+		{name: "fly-replay without a limit", c: Config{InstanceID: "m1", MaxReplayBody: -1}, want: "MaxReplayBody"},
+		{name: "Forward bound under the replay limit", c: Config{InstanceID: "m1", Forward: fwd}, want: "Forward's MaxBody"},
+		{name: "Forwarder as Replay", c: Config{InstanceID: "m1", Replay: fwd}, want: ""},
+		{name: "nil Forwarder as Replay", c: Config{InstanceID: "m1", Replay: (*Forwarder)(nil)}, want: "nil *Forwarder"},
+		{name: "two errors at once", c: Config{InstanceID: "m1", MaxHops: -1, ReplayStatus: 1000}, want: "ReplayStatus"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -531,31 +476,23 @@ func TestNewValidates(t *testing.T) {
 func wantConfigErr(t *testing.T, c Config, want string) {
 	t.Helper()
 	_, err := New(c)
-	switch {
-	case want == "" && err != nil:
-		t.Errorf("got %v, want no error", err)
-	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
-		t.Errorf("got %v, want an error about %s", err, want)
+	if want == "" {
+		assert.NoError(t, err)
+	} else {
+		assert.ErrorContains(t, err, want)
 	}
 }
 
 func TestInstanceIDDefault(t *testing.T) {
 	t.Setenv("FLY_MACHINE_ID", "148e21ea7e4089")
 	b, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := b.cfg.InstanceID, "148e21ea7e4089"; got != want {
-		t.Errorf("InstanceID: got %q, want %q", got, want)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "148e21ea7e4089", b.cfg.InstanceID, "InstanceID")
 	t.Setenv("FLY_MACHINE_ID", "")
-	if b, err = New(Config{}); err != nil {
-		t.Fatal(err)
-	}
+	b, err = New(Config{})
+	require.NoError(t, err)
 	host, _ := os.Hostname()
-	if got, want := b.cfg.InstanceID, host; got != want {
-		t.Errorf("InstanceID without FLY_MACHINE_ID: got %q, want the host name %q", got, want)
-	}
+	assert.Equal(t, host, b.cfg.InstanceID, "InstanceID without FLY_MACHINE_ID")
 }
 
 func TestMiddlewareUsesDefaults(t *testing.T) {
@@ -564,12 +501,8 @@ func TestMiddlewareUsesDefaults(t *testing.T) {
 		refuse(t, r, notPrimary("node-a")) // the primary is this node: a loop
 	}))
 	w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-	if got, want := w.Code, http.StatusServiceUnavailable; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
-	if got, want := w.Header().Get("Retry-After"), "1"; got != want {
-		t.Errorf("Retry-After: got %q, want %q", got, want)
-	}
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code, "status")
+	assert.Equal(t, "1", w.Header().Get("Retry-After"), "Retry-After")
 }
 
 func TestErrorWrittenAfterReturn(t *testing.T) {
@@ -580,8 +513,8 @@ func TestErrorWrittenAfterReturn(t *testing.T) {
 		wantStatus int
 		wantReplay string
 	}{
-		{"refusal", notPrimary("node-a"), http.StatusConflict, "instance=node-a;state=litefs-hops:1"},
-		{"other error", errors.New("constraint failed"), http.StatusInternalServerError, ""},
+		{name: "refusal", err: notPrimary("node-a"), wantStatus: http.StatusConflict, wantReplay: "instance=node-a;state=litefs-hops:1"},
+		{name: "other error", err: errors.New("constraint failed"), wantStatus: http.StatusInternalServerError},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -601,14 +534,10 @@ func TestErrorWrittenAfterReturn(t *testing.T) {
 				}
 			})
 			w := serve(framework, httptest.NewRequest(http.MethodPost, "/", nil))
-			if got, want := w.Code, tc.wantStatus; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
-			if got, want := w.Header().Get("Fly-Replay"), tc.wantReplay; got != want {
-				t.Errorf("Fly-Replay: got %q, want %q", got, want)
-			}
-			if tc.wantReplay != "" && w.Body.Len() != 0 {
-				t.Errorf("body: got %q, want empty", w.Body)
+			assert.Equal(t, tc.wantStatus, w.Code, "status")
+			assert.Equal(t, tc.wantReplay, w.Header().Get("Fly-Replay"), "Fly-Replay")
+			if tc.wantReplay != "" {
+				assert.Empty(t, w.Body.String(), "body")
 			}
 		})
 	}

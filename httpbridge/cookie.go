@@ -10,7 +10,8 @@ import (
 // cookieTXID returns the largest TXID among the cookies called name in h's
 // Cookie headers, read as net/http's Request.Cookies reads them, but without
 // allocating: it looks for name itself rather than splitting every cookie.
-// Cookies whose value is not 16 hex digits are skipped.
+// Cookies whose value is not 16 hex digits are skipped at no allocation, so a
+// Cookie header full of forged values costs one scan.
 func cookieTXID(h http.Header, name string) (litefs.TXID, bool) {
 	var best litefs.TXID
 	found := false
@@ -44,6 +45,9 @@ func cookieTXID(h http.Header, name string) (litefs.TXID, bool) {
 			if len(v) == 18 && v[0] == '"' && v[17] == '"' {
 				v = v[1:17]
 			}
+			if !isTXIDText(v) {
+				continue // checked here because ParseTXID's error allocates
+			}
 			if id, err := litefs.ParseTXID(v); err == nil && (!found || id > best) {
 				best, found = id, true
 			}
@@ -69,3 +73,17 @@ func cookieStart(line string, i int) bool {
 // isCookieSpace reports whether c is white space as net/textproto's
 // TrimString sees it, which net/http trims around cookies and their names.
 func isCookieSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// isTXIDText reports whether s is 16 hex digits, the text ParseTXID accepts.
+func isTXIDText(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
 )
 
 func TestCookieTXID(t *testing.T) {
@@ -16,23 +17,23 @@ func TestCookieTXID(t *testing.T) {
 		want   litefs.TXID
 		wantOK bool
 	}{
-		{"none", nil, 0, false},
-		{"empty", []string{""}, 0, false},
-		{"alone", []string{"__txid=0000000000000005"}, 5, true},
-		{"among others", []string{"a=1; __txid=00000000000000ff; b=2"}, 255, true},
-		{"upper-case hex", []string{"__txid=00000000000000FF"}, 255, true},
-		{"quoted", []string{`__txid="0000000000000005"`}, 5, true},
-		{"spaces around", []string{" \t__txid = 0000000000000005 \t"}, 0, false}, // net/http keeps the space before the value
-		{"space around the name", []string{" __txid =0000000000000005 "}, 5, true},
-		{"largest of several", []string{"__txid=0000000000000007; __txid=0000000000000009", "__txid=0000000000000008"}, 9, true},
-		{"valid beside invalid", []string{"__txid=junk; __txid=0000000000000002"}, 2, true},
-		{"largest TXID", []string{"__txid=ffffffffffffffff"}, 1<<64 - 1, true},
-		{"another name", []string{"txid=0000000000000005"}, 0, false},
-		{"no equals sign", []string{"__txid"}, 0, false},
-		{"name inside a value", []string{"a=__txid=0000000000000005"}, 0, false},
-		{"name inside a longer name", []string{"x__txid=0000000000000005; __txid_=0000000000000006"}, 0, false},
-		{"after empty cookies", []string{";; \t;__txid=0000000000000005;"}, 5, true},
-		{"trailing space", []string{"__txid=0000000000000005 \t; a=b"}, 5, true},
+		{name: "none", lines: nil, want: 0, wantOK: false},
+		{name: "empty", lines: []string{""}, want: 0, wantOK: false},
+		{name: "alone", lines: []string{"__txid=0000000000000005"}, want: 5, wantOK: true},
+		{name: "among others", lines: []string{"a=1; __txid=00000000000000ff; b=2"}, want: 255, wantOK: true},
+		{name: "upper-case hex", lines: []string{"__txid=00000000000000FF"}, want: 255, wantOK: true},
+		{name: "quoted", lines: []string{`__txid="0000000000000005"`}, want: 5, wantOK: true},
+		{name: "spaces around", lines: []string{" \t__txid = 0000000000000005 \t"}, want: 0, wantOK: false}, // net/http keeps the space before the value
+		{name: "space around the name", lines: []string{" __txid =0000000000000005 "}, want: 5, wantOK: true},
+		{name: "largest of several", lines: []string{"__txid=0000000000000007; __txid=0000000000000009", "__txid=0000000000000008"}, want: 9, wantOK: true},
+		{name: "valid beside invalid", lines: []string{"__txid=junk; __txid=0000000000000002"}, want: 2, wantOK: true},
+		{name: "largest TXID", lines: []string{"__txid=ffffffffffffffff"}, want: 1<<64 - 1, wantOK: true},
+		{name: "another name", lines: []string{"txid=0000000000000005"}, want: 0, wantOK: false},
+		{name: "no equals sign", lines: []string{"__txid"}, want: 0, wantOK: false},
+		{name: "name inside a value", lines: []string{"a=__txid=0000000000000005"}, want: 0, wantOK: false},
+		{name: "name inside a longer name", lines: []string{"x__txid=0000000000000005; __txid_=0000000000000006"}, want: 0, wantOK: false},
+		{name: "after empty cookies", lines: []string{";; \t;__txid=0000000000000005;"}, want: 5, wantOK: true},
+		{name: "trailing space", lines: []string{"__txid=0000000000000005 \t; a=b"}, want: 5, wantOK: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,18 +43,30 @@ func TestCookieTXID(t *testing.T) {
 				h["Cookie"] = tc.lines
 			}
 			got, ok := cookieTXID(h, "__txid")
-			if got != tc.want || ok != tc.wantOK {
-				t.Errorf("got %v, %v, want %v, %v", got, ok, tc.want, tc.wantOK)
-			}
+			assert.Equal(t, tc.want, got, "TXID")
+			assert.Equal(t, tc.wantOK, ok, "found")
 		})
 	}
 }
 
 func TestCookieTXIDAllocs(t *testing.T) {
 	h := http.Header{"Cookie": {"theme=dark; session=abcdef; __txid=0000000000000005; other=\"q\""}}
-	if n := testing.AllocsPerRun(100, func() { cookieTXID(h, "__txid") }); n != 0 {
-		t.Errorf("allocations: got %v, want 0", n)
-	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { cookieTXID(h, "__txid") }), "allocations")
+}
+
+// forgedCookies is a Cookie header of about 1 MB of invalid TXID cookies:
+// wrong lengths, and the right length with a non-hex digit.
+var forgedCookies = strings.Repeat("__txid=zzzzzzzzzzzzzzzz; __txid=7fff; __txid=000000000000000g; ", 1<<20/64)
+
+// TestCookieTXIDInvalidAllocs: invalid values cost no allocation, so a
+// forged header costs one scan of it.
+func TestCookieTXIDInvalidAllocs(t *testing.T) {
+	h := http.Header{"Cookie": {forgedCookies}}
+	allocs := testing.AllocsPerRun(5, func() {
+		_, ok := cookieTXID(h, "__txid")
+		assert.False(t, ok)
+	})
+	assert.Zero(t, allocs)
 }
 
 // FuzzCookieTXID checks cookieTXID against net/http's cookie parsing, on
@@ -95,9 +108,8 @@ func FuzzCookieTXID(f *testing.F) {
 				want, wantOK = id, true
 			}
 		}
-		if got != want || ok != wantOK {
-			t.Errorf("cookieTXID(%q): got %v, %v, want %v, %v", lines, got, ok, want, wantOK)
-		}
+		assert.Equal(t, want, got, "cookieTXID(%q)", lines)
+		assert.Equal(t, wantOK, ok, "cookieTXID(%q) found", lines)
 	})
 }
 
@@ -110,6 +122,7 @@ func BenchmarkCookieTXID(b *testing.B) {
 	}{
 		{"none", http.Header{"Accept": {"*/*"}}},
 		{"three", http.Header{"Cookie": {"theme=dark; session=0123456789abcdef0123456789abcdef; __txid=0000000000000005"}}},
+		{"forged-1MB", http.Header{"Cookie": {forgedCookies}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

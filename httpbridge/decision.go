@@ -33,8 +33,9 @@ const (
 	ReasonTooLate
 	// ReasonBehind: the request carries a read-your-writes cookie naming a
 	// transaction this replica had not applied after Config.TXIDWait; the
-	// request goes to the primary (Replay or Forward), or, where the rules
-	// above forbid it, is served here (Keep).
+	// request goes to the primary (Replay or Forward), or, where the loop,
+	// hop and body rules that give the Reasons above forbid it, is served
+	// here (Keep).
 	ReasonBehind
 	// ReasonPartial: the write was refused after the same request had
 	// committed another write here (the node was demoted in between);
@@ -56,6 +57,17 @@ var reasonNames = [numReasons]string{
 	ReasonPartial:      "partly committed",
 }
 
+// Reasons returns every Reason, in order: what a metrics exporter iterates
+// over with [Bridge.Count].
+func Reasons() []Reason {
+	rs := make([]Reason, 0, numReasons-1)
+	for r := ReasonRefused; r < numReasons; r++ {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// String returns the reason's name, as logs and [Status] show it.
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) && reasonNames[r] != "" {
 		return reasonNames[r]
@@ -163,15 +175,14 @@ func (b *Bridge) decide(r *http.Request, refusal error, primary string, size int
 	case primary == b.cfg.InstanceID || fromPrimary:
 		return reject(ReasonLoop, b.cfg.RetryAfter)
 	}
+	p := b.body
 	switch {
-	case b.replayForwards && !kept:
-		d.Verdict, d.Reason, d.MaxBody = Reject, ReasonTooLarge, b.keepMax
-	case b.replayForwards || size <= b.replayMax:
+	case p.replayForwards && kept, !p.replayForwards && size <= p.replayMax:
 		d.Verdict, d.Reason = Replay, ReasonRefused
-	case b.forward != nil && kept:
+	case p.forwards && kept:
 		d.Verdict, d.Reason = Forward, ReasonTooLarge
 	default:
-		d.Verdict, d.Reason, d.MaxBody = Reject, ReasonTooLarge, b.replayMax
+		d.Verdict, d.Reason, d.MaxBody = Reject, ReasonTooLarge, p.limit()
 	}
 	return d
 }

@@ -4,50 +4,55 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
 )
+
+// srcHeader is the header Fly's proxy adds to a replayed request.
+const srcHeader = HeaderReplaySrc
+
+// decideCases are requests refused on node "self" (MaxHops 2), and what
+// Decide must answer; header holds key, value pairs.
+var decideCases = []struct {
+	name    string
+	header  []string // key, value pairs
+	length  int64
+	refusal error
+	verdict Verdict
+	reason  Reason
+	hops    int
+}{
+	{name: "first refusal", refusal: notPrimary("node-a"), verdict: Replay, reason: ReasonRefused},
+	{name: "replayed once by another node", header: []string{srcHeader, "instance=node-c;region=ord;t=1700000000000000;state=litefs-hops:1"}, refusal: notPrimary("node-a"), verdict: Replay, reason: ReasonRefused, hops: 1},
+	{name: "hop limit reached", header: []string{srcHeader, "instance=node-c;state=litefs-hops:2"}, refusal: notPrimary("node-a"), verdict: Reject, reason: ReasonLoop, hops: 2},
+	{name: "hop count far over", header: []string{srcHeader, "instance=node-c;state=litefs-hops:99999999999999999999999"}, refusal: notPrimary("node-a"), verdict: Reject, reason: ReasonLoop, hops: maxHopCount},
+	{name: "back to the sender", header: []string{srcHeader, "instance=node-a;state=litefs-hops:1"}, refusal: notPrimary("node-a"), verdict: Reject, reason: ReasonLoop, hops: 1},
+	{name: "to itself", refusal: notPrimary("self"), verdict: Reject, reason: ReasonLoop},
+	{name: "quoted fields", header: []string{srcHeader, `instance="node-a"; state="litefs-hops:1"`}, refusal: notPrimary("node-a"), verdict: Reject, reason: ReasonLoop, hops: 1},
+	{name: "upper-case keys", header: []string{srcHeader, "INSTANCE=node-a;State=litefs-hops:1"}, refusal: notPrimary("node-a"), verdict: Reject, reason: ReasonLoop, hops: 1},
+	{name: "someone else's state counts one hop", header: []string{srcHeader, "instance=node-c;state=checkout-42"}, refusal: notPrimary("node-a"), verdict: Replay, reason: ReasonRefused, hops: 1},
+	{name: "no state counts one hop", header: []string{srcHeader, "instance=node-c"}, refusal: notPrimary("node-a"), verdict: Replay, reason: ReasonRefused, hops: 1},
+	{name: "garbage header counts one hop", header: []string{srcHeader, ";;==;\x00\xff;state=litefs-hops:-1;state"}, refusal: notPrimary("node-a"), verdict: Replay, reason: ReasonRefused, hops: 1},
+	{name: "empty header counts one hop", header: []string{srcHeader, ""}, refusal: notPrimary("node-a"), verdict: Replay, reason: ReasonRefused, hops: 1},
+	{name: "several headers: the most hops", header: []string{srcHeader, "instance=x;state=litefs-hops:1", srcHeader, "instance=y;state=litefs-hops:2"}, refusal: notPrimary("node-a"), verdict: Reject, reason: ReasonLoop, hops: 2},
+	{name: "several headers: any sender", header: []string{srcHeader, "instance=x", srcHeader, "instance=node-a"}, refusal: notPrimary("node-a"), verdict: Reject, reason: ReasonLoop, hops: 1},
+	{name: "replay failed", header: []string{"Fly-Replay-Failed", "reason=timeout"}, refusal: notPrimary("node-a"), verdict: Reject, reason: ReasonReplayFailed},
+	{name: "no primary", refusal: errNoPrimary, verdict: Reject, reason: ReasonNoPrimary},
+	{name: "empty primary ID", refusal: notPrimary(""), verdict: Reject, reason: ReasonNoPrimary},
+	{name: "primary ID that would inject fields", refusal: notPrimary("node-a;fallback=force_self"), verdict: Reject, reason: ReasonNoPrimary},
+	{name: "body at the limit", length: DefaultMaxReplayBody, refusal: notPrimary("node-a"), verdict: Replay, reason: ReasonRefused},
+	{name: "body over the limit", length: DefaultMaxReplayBody + 1, refusal: notPrimary("node-a"), verdict: Reject, reason: ReasonTooLarge},
+	{name: "body of unknown length", length: -1, refusal: notPrimary("node-a"), verdict: Replay, reason: ReasonRefused},
+	{name: "loop beats size", header: []string{srcHeader, "instance=node-a"}, length: DefaultMaxReplayBody + 1, refusal: notPrimary("node-a"), verdict: Reject, reason: ReasonLoop, hops: 1},
+}
 
 func TestDecide(t *testing.T) {
 	t.Parallel()
 	b := newBridge(t, Config{InstanceID: "self", MaxHops: 2, RetryAfter: 3 * time.Second})
-	const src = "Fly-Replay-Src"
-	tests := []struct {
-		name    string
-		header  []string // key, value pairs
-		length  int64
-		refusal error
-		verdict Verdict
-		reason  Reason
-		hops    int
-	}{
-		{"first refusal", nil, 0, notPrimary("node-a"), Replay, ReasonRefused, 0},
-		{"replayed once by another node", []string{src, "instance=node-c;region=ord;t=1700000000000000;state=litefs-hops:1"}, 0, notPrimary("node-a"), Replay, ReasonRefused, 1},
-		{"hop limit reached", []string{src, "instance=node-c;state=litefs-hops:2"}, 0, notPrimary("node-a"), Reject, ReasonLoop, 2},
-		{"hop count far over", []string{src, "instance=node-c;state=litefs-hops:99999999999999999999999"}, 0, notPrimary("node-a"), Reject, ReasonLoop, maxHopCount},
-		{"back to the sender", []string{src, "instance=node-a;state=litefs-hops:1"}, 0, notPrimary("node-a"), Reject, ReasonLoop, 1},
-		{"to itself", nil, 0, notPrimary("self"), Reject, ReasonLoop, 0},
-		{"quoted fields", []string{src, `instance="node-a"; state="litefs-hops:1"`}, 0, notPrimary("node-a"), Reject, ReasonLoop, 1},
-		{"upper-case keys", []string{src, "INSTANCE=node-a;State=litefs-hops:1"}, 0, notPrimary("node-a"), Reject, ReasonLoop, 1},
-		{"someone else's state counts one hop", []string{src, "instance=node-c;state=checkout-42"}, 0, notPrimary("node-a"), Replay, ReasonRefused, 1},
-		{"no state counts one hop", []string{src, "instance=node-c"}, 0, notPrimary("node-a"), Replay, ReasonRefused, 1},
-		{"garbage header counts one hop", []string{src, ";;==;\x00\xff;state=litefs-hops:-1;state"}, 0, notPrimary("node-a"), Replay, ReasonRefused, 1},
-		{"empty header counts one hop", []string{src, ""}, 0, notPrimary("node-a"), Replay, ReasonRefused, 1},
-		{"several headers: the most hops", []string{src, "instance=x;state=litefs-hops:1", src, "instance=y;state=litefs-hops:2"}, 0, notPrimary("node-a"), Reject, ReasonLoop, 2},
-		{"several headers: any sender", []string{src, "instance=x", src, "instance=node-a"}, 0, notPrimary("node-a"), Reject, ReasonLoop, 1},
-		{"replay failed", []string{"Fly-Replay-Failed", "reason=timeout"}, 0, notPrimary("node-a"), Reject, ReasonReplayFailed, 0},
-		{"no primary", nil, 0, errNoPrimary, Reject, ReasonNoPrimary, 0},
-		{"empty primary ID", nil, 0, notPrimary(""), Reject, ReasonNoPrimary, 0},
-		{"primary ID that would inject fields", nil, 0, notPrimary("node-a;fallback=force_self"), Reject, ReasonNoPrimary, 0},
-		{"body at the limit", nil, DefaultMaxReplayBody, notPrimary("node-a"), Replay, ReasonRefused, 0},
-		{"body over the limit", nil, DefaultMaxReplayBody + 1, notPrimary("node-a"), Reject, ReasonTooLarge, 0},
-		{"body of unknown length", nil, -1, notPrimary("node-a"), Replay, ReasonRefused, 0},
-		{"loop beats size", []string{src, "instance=node-a"}, DefaultMaxReplayBody + 1, notPrimary("node-a"), Reject, ReasonLoop, 1},
-	}
-	for _, tc := range tests {
+	for _, tc := range decideCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := httptest.NewRequest(http.MethodPost, "/", nil)
@@ -56,24 +61,16 @@ func TestDecide(t *testing.T) {
 				r.Header.Add(tc.header[i], tc.header[i+1])
 			}
 			d := b.Decide(r, tc.refusal)
-			if d.Verdict != tc.verdict || d.Reason != tc.reason || d.Hops != tc.hops {
-				t.Errorf("got %v/%v/%d hops, want %v/%v/%d hops", d.Verdict, d.Reason, d.Hops, tc.verdict, tc.reason, tc.hops)
-			}
-			if got, want := d.Err, tc.refusal; got != want {
-				t.Errorf("Err: got %v, want %v", got, want)
-			}
-			if got, want := d.Self, "self"; got != want {
-				t.Errorf("Self: got %v, want %v", got, want)
-			}
+			assert.Equal(t, tc.verdict, d.Verdict, "Verdict")
+			assert.Equal(t, tc.reason, d.Reason, "Reason")
+			assert.Equal(t, tc.hops, d.Hops, "Hops")
+			assert.Equal(t, tc.refusal, d.Err, "Err")
+			assert.Equal(t, "self", d.Self, "Self")
 			switch d.Reason {
 			case ReasonNoPrimary, ReasonLoop, ReasonReplayFailed:
-				if got, want := d.RetryAfter, 3*time.Second; got != want {
-					t.Errorf("RetryAfter: got %v, want %v", got, want)
-				}
+				assert.Equal(t, 3*time.Second, d.RetryAfter, "RetryAfter")
 			case ReasonTooLarge:
-				if got, want := d.MaxBody, int64(DefaultMaxReplayBody); got != want {
-					t.Errorf("MaxBody: got %v, want %v", got, want)
-				}
+				assert.Equal(t, int64(DefaultMaxReplayBody), d.MaxBody, "MaxBody")
 			}
 		})
 	}
@@ -83,9 +80,7 @@ func TestDecideNonRefusal(t *testing.T) {
 	t.Parallel()
 	b := newBridge(t, Config{})
 	for _, err := range []error{nil, errors.New("disk I/O error"), litefs.ErrReadOnlyTx} {
-		if got := b.Decide(httptest.NewRequest(http.MethodPost, "/", nil), err); got != (Decision{}) {
-			t.Errorf("Decide(%v): got %+v, want the zero Decision", err, got)
-		}
+		assert.Zero(t, b.Decide(httptest.NewRequest(http.MethodPost, "/", nil), err), "Decide(%v)", err)
 	}
 }
 
@@ -98,18 +93,16 @@ func TestReplayValue(t *testing.T) {
 		fallback string
 		want     string
 	}{
-		{"plain", 0, 0, "", "instance=node-a;state=litefs-hops:1"},
-		{"second hop", 1, 0, "", "instance=node-a;state=litefs-hops:2"},
-		{"timeout", 0, 2 * time.Second, "", "instance=node-a;state=litefs-hops:1;timeout=2000ms"},
-		{"sub-millisecond timeout", 0, time.Microsecond, "", "instance=node-a;state=litefs-hops:1;timeout=1ms"},
-		{"fallback", 0, 0, "prefer_self", "instance=node-a;state=litefs-hops:1;fallback=prefer_self"},
+		{name: "plain", want: "instance=node-a;state=litefs-hops:1"},
+		{name: "second hop", hops: 1, want: "instance=node-a;state=litefs-hops:2"},
+		{name: "timeout", timeout: 2 * time.Second, want: "instance=node-a;state=litefs-hops:1;timeout=2000ms"},
+		{name: "sub-millisecond timeout", timeout: time.Microsecond, want: "instance=node-a;state=litefs-hops:1;timeout=1ms"},
+		{name: "fallback", fallback: "prefer_self", want: "instance=node-a;state=litefs-hops:1;fallback=prefer_self"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := replayValue("node-a", tc.hops, tc.timeout, tc.fallback); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
+			assert.Equal(t, tc.want, replayValue("node-a", tc.hops, tc.timeout, tc.fallback))
 		})
 	}
 }
@@ -123,27 +116,17 @@ func TestReplayFields(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/", nil)
 	r.Header.Set("Fly-Replay-Src", "instance=node-c;state=litefs-hops:1")
 	w := serve(h, r)
-	if got, want := w.Code, http.StatusOK; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
-	if got, want := w.Header().Get("Fly-Replay"), "instance=node-a;state=litefs-hops:2;timeout=800ms;fallback=force_self"; got != want {
-		t.Errorf("Fly-Replay: got %q, want %q", got, want)
-	}
+	assert.Equal(t, http.StatusOK, w.Code, "status")
+	assert.Equal(t, "instance=node-a;state=litefs-hops:2;timeout=800ms;fallback=force_self", w.Header().Get("Fly-Replay"), "Fly-Replay")
 }
 
 func TestReasonAndVerdictStrings(t *testing.T) {
 	t.Parallel()
 	for r := Reason(0); r <= numReasons; r++ {
-		if s := r.String(); s == "" {
-			t.Errorf("Reason(%d).String(): got empty", r)
-		}
+		assert.NotEmpty(t, r.String(), "Reason(%d).String()", r)
 	}
-	if got, want := ReasonTooLate.String(), "too late"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if got, want := Verdict(9).String(), "Verdict(9)"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	assert.Equal(t, "too late", ReasonTooLate.String())
+	assert.Equal(t, "Verdict(9)", Verdict(9).String())
 }
 
 func FuzzParseReplaySource(f *testing.F) {
@@ -159,12 +142,9 @@ func FuzzParseReplaySource(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		src := parseReplaySource(v)
-		if src.hops < 0 || src.hops > maxHopCount {
-			t.Errorf("hops: got %d, want 0..%d", src.hops, maxHopCount)
-		}
-		if !strings.Contains(v, src.instance) {
-			t.Errorf("instance %q is not part of %q", src.instance, v)
-		}
+		assert.GreaterOrEqual(t, src.hops, 0, "hops")
+		assert.LessOrEqual(t, src.hops, maxHopCount, "hops")
+		assert.Contains(t, v, src.instance, "instance")
 	})
 }
 
@@ -184,13 +164,11 @@ func FuzzDecide(f *testing.F) {
 		r.ContentLength = length
 		d := b.Decide(r, &litefs.NotPrimaryError{PrimaryID: primary})
 		if d.Verdict == Replay {
-			if d.Primary == "" || d.Primary == "self" || !litefs.ValidPrimaryID(d.Primary) || d.Hops >= 2 {
-				t.Errorf("replay to %q after %d hops", d.Primary, d.Hops)
-			}
+			assert.NotEqual(t, "self", d.Primary, "replay to this node")
+			assert.True(t, litefs.ValidPrimaryID(d.Primary), "replay to invalid primary %q", d.Primary)
+			assert.Less(t, d.Hops, 2, "replay after too many hops")
 			v := replayValue(d.Primary, d.Hops, 0, "")
-			if got := parseReplaySource(v).hops; got != d.Hops+1 {
-				t.Errorf("state round trip: got %d hops, want %d", got, d.Hops+1)
-			}
+			assert.Equal(t, d.Hops+1, parseReplaySource(v).hops, "state round trip")
 		}
 	})
 }
@@ -219,12 +197,13 @@ func FuzzHandler(f *testing.F) {
 		switch w.Code {
 		case http.StatusConflict:
 			got := parseReplaySource(w.Header().Get("Fly-Replay"))
-			if got.instance != primary || !litefs.ValidPrimaryID(got.instance) || got.instance == "self" || got.hops < 1 || got.hops > 2 {
-				t.Errorf("replay %q for primary %q", w.Header().Get("Fly-Replay"), primary)
-			}
+			assert.Equal(t, primary, got.instance, "replay's instance")
+			assert.True(t, litefs.ValidPrimaryID(got.instance), "replay to invalid primary %q", got.instance)
+			assert.NotEqual(t, "self", got.instance, "replay to this node")
+			assert.Contains(t, []int{1, 2}, got.hops, "replay's hops")
 		case http.StatusServiceUnavailable, http.StatusRequestEntityTooLarge:
 		default:
-			t.Errorf("status: got %v, want 409, 413 or 503", w.Code)
+			assert.Fail(t, "unexpected status", "got %v, want 409, 413 or 503", w.Code)
 		}
 	})
 }

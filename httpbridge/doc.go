@@ -63,9 +63,16 @@
 // sent. The bridge holds back the status line and headers until the handler
 // writes a body byte, flushes, hijacks the connection, sends a 1xx response,
 // or returns. If by then a write was refused, the handler's response is
-// dropped (its writes succeed and go nowhere) and the bridge answers
+// dropped and the bridge answers
 // instead. So a refusal is replayable whenever it comes before the first
 // body byte.
+//
+// Once the bridge is dropping the handler's output, Write, WriteString,
+// ReadFrom and Flush (through http.ResponseController) return
+// [ErrResponseDropped], and so does Hijack: a handler that streams (io.Copy
+// from a file or a query) stops at its first write instead of producing
+// output that goes nowhere. A handler that ignores write errors is
+// unaffected.
 //
 // Flushing before any body byte sends the headers: the handler has asked for
 // them to go out (a stream starting), and that commits the response. A
@@ -104,7 +111,11 @@
 // Fly replays requests with bodies up to 1 MB. Above Config.MaxReplayBody the
 // bridge answers 413, unless Config.Forward names a [Forwarder], which sends
 // the request to the primary itself; the bridge then keeps a copy of the
-// body as the handler reads it, so it can be sent again.
+// body as the handler reads it, so it can be sent again. The copy costs about
+// the bytes read (it never grows by doubling) and is dropped past the
+// Forwarder's MaxBody, which the 413 then names; a body whose Content-Length
+// is already over that bound is not copied at all, and goes to the primary
+// only if the handler left it unread.
 //
 // # Read-your-writes
 //
@@ -127,7 +138,8 @@
 // Config.TXIDMaxAge change the name and the lifetime (5 minutes). The value
 // has the form LiteFS's proxy uses, so either can read the cookie the other
 // set. The bridge reads the TXID (LiteFS's <db>-pos file) once, when the
-// response starts (see below): a write committed after that, in a streamed
+// response starts ("When the response starts", above): a write committed
+// after that, in a streamed
 // response or a hijacked connection, gets no cookie, which is logged at
 // level Debug. A response replaced by a replay or a rejection gets none:
 // its write did not happen here. (A request that committed a write here and
@@ -139,20 +151,22 @@
 // transaction waits until it has, up to Config.TXIDWait (1 s), and is then
 // served here. When the wait runs out, the replica is taken for stalled and
 // the request goes to the primary, which has every transaction: a
-// fly-replay (or Config.Replay) under the loop and hop rules below,
-// reported as an [Event] with ReasonBehind. Where those rules keep it here (no primary is
-// known, it came from the primary, it has used its hops, its body is too
-// large for fly-replay or of unknown size), it is served here, possibly
-// without its write, and reported with Verdict Keep: a read slightly stale
-// beats an error page. The primary never waits.
+// fly-replay (or Config.Replay) under the rules of "Loops and hops" above,
+// reported as an [Event] with ReasonBehind. Where those rules keep it here
+// (no primary is known, it came from the primary, it has used its hops, its
+// body is too large for fly-replay or of unknown size), it is served here,
+// possibly without its write, and reported with Verdict Keep: a read
+// slightly stale beats an error page. The primary never waits.
 //
 // The bridge remembers the highest TXID this node is known to have applied,
 // so a request without the cookie, or with one at or below that TXID, costs
 // a look at its Cookie header and no I/O. A cookie above it costs one read
-// of <db>-pos (about 200 µs over FUSE); if the node is behind, a check of
-// its role, and on a replica polling with backoff while it waits. A cookie
-// whose value is not 16 hex digits is ignored; a forged one naming a
-// transaction to come costs at most Config.TXIDWait and a replay.
+// of <db>-pos (about 500 µs over FUSE); if the node is behind, a check of
+// its role, and on a replica a wait on litefs.WaitTXID. A cookie whose value
+// is not 16 hex digits is ignored, at no allocation. A forged one naming a
+// transaction to come costs at most Config.TXIDWait and a replay; when too
+// many requests wait on this node already (litefs.ErrTooManyWaiters), it is
+// replayed at once.
 //
 // The cookie names the transaction of the database the request wrote last,
 // and a replica compares it with Config.DB's position: like LiteFS's proxy,
@@ -165,9 +179,114 @@
 // request to the primary in-process, and a [ReplayerFunc] does anything else
 // with the [Decision].
 //
+// Two words keep one meaning each in this package. To replay a request is
+// to hand it to Config.Replay (a [Replayer]) for the primary: the Verdict
+// Replay, the Replayer's Replay method and Config.MaxReplayBody all mean
+// that, whatever the Replayer does. The Config fields ReplayStatus,
+// ReplayTimeout and ReplayFallback, and the Header constants, belong to
+// the default Replayer, the fly-replay response, and do nothing for
+// another. To forward is to hand the request to Config.Forward, for the
+// bodies over MaxReplayBody (the Verdict Forward).
+//
+// # Off Fly.io
+//
+// Without Fly's proxy nothing follows a fly-replay response, so the node
+// whose write was refused forwards the request itself: make Config.Replay a
+// [Forwarder]. Any load balancer (nginx, Caddy, a Kubernetes Service) may
+// then send any request to any node:
+//
+//	client ──▶ load balancer ──▶ any node ──(write refused: forward)──▶ primary
+//	       ◀──────────────────── the primary's response ◀──────────────────┘
+//
+// The Forwarder turns the primary's ID (LiteFS's lease hostname, as
+// .primary shows it) into the base URL of the primary's app, in one of three
+// ways:
+//
+//   - ForwardConfig.URL, a template: "http://{primary}:8080" for Docker
+//     Compose service names or VM host names,
+//     "http://{primary}.posts:8080" for a Kubernetes StatefulSet whose pods
+//     are named through a headless Service "posts",
+//     "http://{primary}.vm.{app}.internal:8080" on Fly.io;
+//   - ForwardConfig.Primaries, a map from ID to base URL, where names do not
+//     resolve;
+//   - ForwardConfig.Resolve, a function, for anything else.
+//
+// For example:
+//
+//	fwd, err := httpbridge.NewForwarder(httpbridge.ForwardConfig{URL: "http://{primary}.posts:8080"})
+//	...
+//	b, err := httpbridge.New(httpbridge.Config{DB: db, Replay: fwd})
+//
+// The ID is looked up on every forwarded request, so when the primary moves
+// (a Consul lease changing hands, or a static lease restarted with another
+// candidate) forwarding follows it with no change to the app.
+//
+// The client gets the primary's response: status, headers, cookies and
+// body, streamed as the primary flushes it (Server-Sent Events pass
+// through). The read-your-writes cookie comes with it, so the client's next
+// read waits on whichever replica serves it until that replica has the
+// write.
+//
+// A forwarded request carries a Fly-Replay-Src value per node it passed
+// through, so it is never sent back to any of them, and goes at most
+// Config.MaxHops hops. An address that leads back to the sending node (a
+// template or map naming this node for the primary) is answered 503 with
+// Retry-After and logged at level Error, on its first return.
+//
+// When the primary cannot be reached the client gets 502 Bad Gateway; when
+// it does not answer within ForwardConfig.Timeout (30 s, or nine tenths of
+// the server's WriteTimeout if shorter), 504 Gateway Timeout. Both carry
+// Retry-After only when nothing of the request was sent: the client still
+// has its body and the write did not happen, so sending it again is safe.
+// Without Retry-After the write may have happened.
+//
+// The client's X-Forwarded-For, -Host and -Proto are not passed to the
+// primary unless ForwardConfig.TrustForwarded says the request came from a
+// proxy you trust ([TrustPeers] for the load balancer's networks); the
+// primary otherwise gets what httputil.ReverseProxy's SetXForwarded sets.
+//
+// Against fly-replay: each write that reaches a replica costs one more hop
+// inside the cluster, and the replica holds the client's connection, a
+// goroutine and a copy of the body (up to ForwardConfig.MaxBody, 16 MiB)
+// while the primary answers; in exchange bodies up to that bound can be
+// forwarded (fly-replay: 1 MB), and nothing depends on Fly.io. Reads are
+// served where they land, as before.
+//
 // # Observing
 //
 // Config.Logger gets a record for each refused write (Debug when replayed,
 // Warn when rejected, Error when too late); Config.OnEvent gets an [Event];
 // [Bridge.Count] counts them by [Reason].
+//
+// [Bridge.StatusHandler] serves this node's state as JSON ([Status]): its
+// role and primary, the TXID it has reached, its replication lag, and the
+// counts by reason. It answers 503 when no primary is known or the lag is
+// over Config.MaxLag (10 s, as LiteFS's /litefs/health), so it can be Fly's
+// health check:
+//
+//	mux.Handle("GET /healthz", b.StatusHandler())
+//
+// The library has no metrics dependency; the counts go to any metrics
+// library in a few lines. With Prometheus's client_golang, a counter per
+// reason and verdict, fed by OnEvent:
+//
+//	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+//		Name: "httpbridge_refused_writes_total",
+//		Help: "Refused writes the bridge handled.",
+//	}, []string{"reason", "verdict"})
+//	prometheus.MustRegister(refused)
+//	b, err := httpbridge.New(httpbridge.Config{OnEvent: func(e httpbridge.Event) {
+//		refused.WithLabelValues(e.Reason.String(), e.Verdict.String()).Inc()
+//	}})
+//
+// With OpenTelemetry, an observable counter that reads [Bridge.Count] at
+// each collection:
+//
+//	meter.Int64ObservableCounter("httpbridge.refused_writes",
+//		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+//			for _, r := range httpbridge.Reasons() {
+//				o.Observe(int64(b.Count(r)), metric.WithAttributes(attribute.String("reason", r.String())))
+//			}
+//			return nil
+//		}))
 package httpbridge

@@ -2,63 +2,29 @@ package httpbridge
 
 import (
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
-// openMount opens a litefs database in a temp directory that stands for a
-// LiteFS mount: a .primary file there makes this node a replica.
-func openMount(t *testing.T) (*sql.DB, string) {
-	t.Helper()
-	dir := t.TempDir()
-	db, err := sql.Open(litefs.DriverName, "file:"+filepath.Join(dir, "app.db")+"?_journal_mode=WAL&_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec("CREATE TABLE posts (title TEXT)"); err != nil {
-		t.Fatal(err)
-	}
-	return db, dir
-}
-
-func writeFile(t *testing.T, path, data string, mtime time.Time) {
-	t.Helper()
-	if err := os.WriteFile(path+".tmp", []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if !mtime.IsZero() {
-		if err := os.Chtimes(path+".tmp", mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestWithDriver runs the bridge over the real driver: the refusals come
-// from litefs, not from the test.
-func TestWithDriver(t *testing.T) {
-	t.Parallel()
-	db, dir := openMount(t)
-	var ev events
-	b := newBridge(t, Config{OnEvent: ev.add, WaitPrimary: litefs.WaitPrimary, PrimaryWait: 5 * time.Second})
+// driverMux serves posts from db, and sends mail only on the primary. A POST
+// to /posts?promote calls promote when its write is refused.
+func driverMux(db *sql.DB, promote func()) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /posts", func(w http.ResponseWriter, r *http.Request) {
 		if _, err := db.ExecContext(r.Context(), "INSERT INTO posts VALUES (?)", "hi"); err != nil {
 			if r.URL.Query().Has("promote") {
 				// A primary is elected while the request is refused.
-				writeFile(t, filepath.Join(dir, ".primary"), "node-b\n", time.Time{})
+				promote()
 			}
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -82,42 +48,147 @@ func TestWithDriver(t *testing.T) {
 		}
 		io.WriteString(w, strings.Repeat("p", n))
 	})
-	h := b.Handler(mux)
+	return mux
+}
+
+// TestWithDriver runs the bridge over the real driver: the refusals come
+// from litefs, not from the test.
+func TestWithDriver(t *testing.T) {
+	t.Parallel()
+	db, m := openTestDB(t)
+	var ev events
+	b := newBridge(t, Config{OnEvent: ev.add, WaitPrimary: litefs.WaitPrimary, PrimaryWait: 5 * time.Second})
+	h := b.Handler(driverMux(db, func() { m.SetReplica("node-b") }))
 	do := func(method, target string) *httptest.ResponseRecorder {
 		return serve(h, httptest.NewRequest(method, target, strings.NewReader("title=hi")))
 	}
 
 	// Primary: a plain directory.
-	if w := do("POST", "/posts"); w.Code != http.StatusCreated {
-		t.Fatalf("POST on the primary: got %v %q, want 201", w.Code, w.Body)
-	}
-	if w := do("POST", "/mail"); w.Code != http.StatusOK || w.Body.String() != "sent" {
-		t.Fatalf("RequirePrimary on the primary: got %v %q, want 200 sent", w.Code, w.Body)
-	}
+	w := do("POST", "/posts")
+	require.Equal(t, http.StatusCreated, w.Code, "POST on the primary: body %q", w.Body)
+	w = do("POST", "/mail")
+	require.Equal(t, http.StatusOK, w.Code, "RequirePrimary on the primary")
+	require.Equal(t, "sent", w.Body.String(), "RequirePrimary on the primary")
 
 	// Replica of node-a.
-	writeFile(t, filepath.Join(dir, ".primary"), "node-a\n", time.Time{})
-	writeFile(t, filepath.Join(dir, ".lag"), "+0000000001\n", time.Time{})
+	m.SetReplica("node-a")
+	m.WriteLagFile([]byte("+000000001\n"), time.Now())
 	for _, target := range []string{"/posts", "/mail"} {
 		w := do("POST", target)
-		if w.Code != http.StatusConflict || w.Header().Get("Fly-Replay") != "instance=node-a;state=litefs-hops:1" || w.Body.Len() != 0 {
-			t.Errorf("POST %s on a replica: got %v %q %q, want a replay to node-a", target, w.Code, w.Header().Get("Fly-Replay"), w.Body)
-		}
+		assert.Equal(t, http.StatusConflict, w.Code, "POST %s on a replica", target)
+		assert.Equal(t, "instance=node-a;state=litefs-hops:1", w.Header().Get("Fly-Replay"), "POST %s on a replica", target)
+		assert.Empty(t, w.Body.String(), "POST %s on a replica", target)
 	}
-	if w := do("GET", "/posts"); w.Code != http.StatusOK || w.Body.String() != "p" {
-		t.Errorf("GET on a replica: got %v %q, want 200 %q", w.Code, w.Body, "p")
-	}
+	w = do("GET", "/posts")
+	assert.Equal(t, http.StatusOK, w.Code, "GET on a replica")
+	assert.Equal(t, "p", w.Body.String(), "GET on a replica")
 
 	// No primary known, then one elected while the bridge waits.
-	os.Remove(filepath.Join(dir, ".primary"))
-	writeFile(t, filepath.Join(dir, ".lag"), "+2147483647\n", time.Unix(0, 0))
-	w := do("POST", "/posts?promote")
-	if w.Code != http.StatusConflict || w.Header().Get("Fly-Replay") != "instance=node-b;state=litefs-hops:1" {
-		t.Errorf("POST with no primary, then node-b: got %v %q, want a replay to node-b", w.Code, w.Header().Get("Fly-Replay"))
-	}
+	m.SetNoPrimary()
+	w = do("POST", "/posts?promote")
+	assert.Equal(t, http.StatusConflict, w.Code, "POST with no primary, then node-b")
+	assert.Equal(t, "instance=node-b;state=litefs-hops:1", w.Header().Get("Fly-Replay"), "POST with no primary, then node-b")
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
-	if len(ev.es) != 3 || ev.es[2].Primary != "node-b" {
-		t.Errorf("events: got %+v, want 3, the last to node-b", ev.es)
+	require.Len(t, ev.es, 3, "events")
+	assert.Equal(t, "node-b", ev.es[2].Primary, "the last event's primary")
+}
+
+// statusCases are node states and what the status handler must answer.
+var statusCases = []struct {
+	name      string
+	maxLag    time.Duration
+	replicaOf string // the primary in .primary; "" for none
+	lag       string // .lag's content; "" for none
+	noPrimary bool   // LiteFS knows no primary
+	wantCode  int
+	wantRole  litefs.Role
+	problem   string // in Problem; "" for none
+}{
+	// A LiteFS primary stamps .lag at each look, which a temp directory
+	// cannot imitate; a plain directory is a primary that needs no check.
+	{name: "not on LiteFS", wantCode: http.StatusOK, wantRole: litefs.RoleNotLiteFS},
+	{name: "replica in step", replicaOf: "node-a", lag: "+000000050\n",
+		wantCode: http.StatusOK, wantRole: litefs.RoleReplica},
+	{name: "replica behind", replicaOf: "node-a", lag: "+000015000\n",
+		wantCode: http.StatusServiceUnavailable, wantRole: litefs.RoleReplica, problem: "lag 15s is over 10s"},
+	{name: "replica behind, within a larger MaxLag", maxLag: 20 * time.Second, replicaOf: "node-a", lag: "+000015000\n",
+		wantCode: http.StatusOK, wantRole: litefs.RoleReplica},
+	{name: "no primary", noPrimary: true,
+		wantCode: http.StatusServiceUnavailable, wantRole: litefs.RoleNoPrimary, problem: "no primary"},
+	{name: "no primary, lag unbounded", maxLag: -1, noPrimary: true,
+		wantCode: http.StatusServiceUnavailable, wantRole: litefs.RoleNoPrimary, problem: "no primary"},
+}
+
+func TestStatusHandler(t *testing.T) {
+	t.Parallel()
+	for _, tc := range statusCases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, m := openTestDB(t)
+			if tc.replicaOf != "" {
+				m.SetReplica(tc.replicaOf)
+			}
+			if tc.lag != "" {
+				m.WriteLagFile([]byte(tc.lag), time.Now())
+			}
+			if tc.noPrimary {
+				m.SetNoPrimary()
+			}
+			b := newBridge(t, Config{DB: db, MaxLag: tc.maxLag})
+			w := serve(b.StatusHandler(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			assert.Equal(t, tc.wantCode, w.Code)
+			assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
+			assert.Equal(t, "no-store", w.Header().Get("Cache-Control"))
+			var st struct { // Status, but with the role as its name
+				OK      bool   `json:"ok"`
+				Problem string `json:"problem"`
+				Role    string `json:"role"`
+			}
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &st), w.Body.String())
+			assert.Equal(t, tc.wantRole.String(), st.Role)
+			assert.Equal(t, tc.wantCode == http.StatusOK, st.OK)
+			if tc.problem == "" {
+				assert.Empty(t, st.Problem)
+			} else {
+				assert.Contains(t, st.Problem, tc.problem)
+			}
+		})
 	}
+}
+
+// TestStatusHandlerCounts: the body carries the bridge's counts by reason,
+// the same as Bridge.Count.
+func TestStatusHandlerCounts(t *testing.T) {
+	t.Parallel()
+	db, _ := openTestDB(t)
+	b := newBridge(t, Config{DB: db})
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refuse(t, r, notPrimary("node-a"))
+	}))
+	for range 3 {
+		serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
+	}
+	w := serve(b.StatusHandler(), httptest.NewRequest(http.MethodGet, "/", nil))
+	var body struct {
+		Counts map[string]uint64 `json:"counts"`
+		Role   string            `json:"role"`
+		TXID   *uint64           `json:"txid"`
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), w.Body.String())
+	assert.Equal(t, uint64(3), body.Counts["refused"])
+	assert.Equal(t, uint64(0), body.Counts["no primary"])
+	assert.Len(t, body.Counts, int(numReasons)-1)
+	assert.Equal(t, "not-litefs", body.Role)
+	assert.NotNil(t, body.TXID, "the documented key txid")
+}
+
+func TestStatusHandlerWithoutDB(t *testing.T) {
+	t.Parallel()
+	b := newBridge(t, Config{})
+	w := serve(b.StatusHandler(), httptest.NewRequest(http.MethodHead, "/", nil))
+	assert.Equal(t, http.StatusInternalServerError, w.Code)
+	assert.Empty(t, w.Body.String(), "HEAD gets no body")
+	w = serve(b.StatusHandler(), httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Contains(t, w.Body.String(), "Config.DB")
 }

@@ -4,10 +4,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // A handler that closes its body (defer r.Body.Close()) before the bridge
@@ -20,10 +22,10 @@ func TestBodyClosedByTheHandler(t *testing.T) {
 		forward bool
 		chunked bool
 	}{
-		{"fly-replay, known length", false, false},
-		{"fly-replay, chunked", false, true},
-		{"forwarder, known length", true, false},
-		{"forwarder, chunked", true, true},
+		{name: "fly-replay, known length"},
+		{name: "fly-replay, chunked", chunked: true},
+		{name: "forwarder, known length", forward: true},
+		{name: "forwarder, chunked", forward: true, chunked: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,9 +41,8 @@ func TestBodyClosedByTheHandler(t *testing.T) {
 				buf := make([]byte, 5) // read part of it only
 				io.ReadFull(r.Body, buf)
 				r.Body.Close()
-				if _, err := r.Body.Read(buf); err == nil {
-					t.Error("the handler could read its body after closing it")
-				}
+				_, err := r.Body.Read(buf)
+				assert.Error(t, err, "the handler could read its body after closing it")
 				refuse(t, r, notPrimary("node-a"))
 			})))
 			defer srv.Close()
@@ -50,41 +51,33 @@ func TestBodyClosedByTheHandler(t *testing.T) {
 				body = io.MultiReader(body) // no length: sent chunked
 			}
 			req, err := http.NewRequest(http.MethodPost, srv.URL+"/posts", body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			got, _ := io.ReadAll(res.Body)
 			res.Body.Close()
 			if !tc.forward {
-				if res.Header.Get("Fly-Replay") == "" {
-					t.Fatalf("got %d %q, want a fly-replay", res.StatusCode, got)
-				}
+				assert.NotEmpty(t, res.Header.Get("Fly-Replay"), "got %d %q, want a fly-replay", res.StatusCode, got)
 				return
 			}
-			if res.StatusCode != http.StatusCreated {
-				t.Fatalf("got %d %q, want the primary's 201", res.StatusCode, got)
-			}
+			require.Equal(t, http.StatusCreated, res.StatusCode, "want the primary's 201; body %q", got)
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			if len(p.reqs) != 1 || string(p.reqs[0].body) != "title=hello" {
-				t.Fatalf("the primary got %+v, want the whole body once", p.reqs)
-			}
+			require.Len(t, p.reqs, 1, "the primary's requests")
+			assert.Equal(t, "title=hello", string(p.reqs[0].body), "the body the primary got")
 		})
 	}
 }
 
-// The Forwarder passes on what the edge proxy said of the client.
+// The Forwarder passes on what a trusted edge proxy said of the client.
 func TestForwarderKeepsXForwarded(t *testing.T) {
 	t.Parallel()
 	var proto, forFor string
 	p := newPrimary(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		proto, forFor = r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-For")
 	}))
-	b := newBridge(t, Config{Replay: newForwarder(t, ForwardConfig{URL: "http://{primary}.internal", Transport: p.transport()})})
+	b := newBridge(t, Config{Replay: newForwarder(t, ForwardConfig{URL: "http://{primary}.internal", Transport: p.transport(),
+		TrustForwarded: func(*http.Request) bool { return true }})})
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		refuse(t, r, notPrimary("node-a"))
 	}))
@@ -92,35 +85,28 @@ func TestForwarderKeepsXForwarded(t *testing.T) {
 	r.Header.Set("X-Forwarded-Proto", "https")
 	r.Header.Set("X-Forwarded-For", "203.0.113.7")
 	serve(h, r)
-	if proto != "https" || !strings.HasPrefix(forFor, "203.0.113.7, ") {
-		t.Fatalf("the primary saw X-Forwarded-Proto %q, X-Forwarded-For %q; want https and 203.0.113.7 first", proto, forFor)
-	}
+	assert.Equal(t, "https", proto, "X-Forwarded-Proto at the primary")
+	assert.True(t, strings.HasPrefix(forFor, "203.0.113.7, "), "X-Forwarded-For at the primary: got %q, want 203.0.113.7 first", forFor)
 }
 
 // A handler whose write was refused, and which then committed a write to
 // another database, gets an error response, not an empty 200.
 func TestRefusedThenCommittedElsewhere(t *testing.T) {
 	t.Parallel()
-	replicaDB, dir := openMount(t)
-	writeFile(t, filepath.Join(dir, ".primary"), "node-a\n", time.Time{})
-	localDB, _ := openMount(t)
+	replicaDB, m := openTestDB(t)
+	m.SetReplica("node-a")
+	localDB, _ := openTestDB(t)
 	var ev events
 	b := newBridge(t, Config{OnEvent: ev.add})
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := replicaDB.ExecContext(r.Context(), "INSERT INTO posts VALUES ('x')")
-		if err == nil {
-			t.Error("want a refusal")
-		}
+		assert.ErrorIs(t, err, litefs.ErrNotPrimary, "want a refusal")
 		http.Error(w, "could not save", http.StatusInternalServerError)
-		if _, err := localDB.ExecContext(r.Context(), "INSERT INTO posts VALUES ('audit')"); err != nil {
-			t.Error(err)
-		}
+		_, err = localDB.ExecContext(r.Context(), "INSERT INTO posts VALUES ('audit')")
+		assert.NoError(t, err)
 	}))
 	w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
-	if w.Code != http.StatusInternalServerError || w.Header().Get("Fly-Replay") != "" {
-		t.Fatalf("got %d (Fly-Replay %q), want 500 and no replay", w.Code, w.Header().Get("Fly-Replay"))
-	}
-	if got := b.Count(ReasonPartial); got != 1 {
-		t.Fatalf("Count(ReasonPartial) = %d, want 1", got)
-	}
+	assert.Equal(t, http.StatusInternalServerError, w.Code, "status")
+	assert.Empty(t, w.Header().Get("Fly-Replay"), "Fly-Replay")
+	assert.Equal(t, uint64(1), b.Count(ReasonPartial), "Count(ReasonPartial)")
 }

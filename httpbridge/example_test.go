@@ -3,6 +3,7 @@ package httpbridge_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -235,4 +236,41 @@ func Example_readYourWrites() {
 	// 201 __txid=00000000000004d2; Path=/; Max-Age=300; HttpOnly; SameSite=Lax
 	// __txid=00000000000004d2: 200 "" "[]"
 	// __txid=00000000000004d3: 409 "instance=node-a;state=litefs-hops:1" ""
+}
+
+// StatusHandler serves this node's state for Config.DB as JSON, with the
+// bridge's counts: a health check for Fly, or a page for an operator. Here
+// the database is a plain file, outside LiteFS, so the node is its own
+// primary.
+func ExampleBridge_StatusHandler() {
+	dir, err := os.MkdirTemp("", "litefs")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := sql.Open(litefs.DriverName, "file:"+filepath.Join(dir, "app.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	b, err := httpbridge.New(httpbridge.Config{InstanceID: "node-a", DB: db})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", b.StatusHandler())
+
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	var st struct {
+		OK     bool              `json:"ok"`
+		Role   string            `json:"role"`
+		Counts map[string]uint64 `json:"counts"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(w.Code, st.OK, st.Role, st.Counts["refused"])
+	// Output:
+	// 200 true not-litefs 0
 }

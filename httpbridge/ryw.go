@@ -24,6 +24,9 @@ type Position interface {
 	CurrentTXID(ctx context.Context) (litefs.TXID, error)
 	// WaitTXID waits until this node has applied transaction want and
 	// returns the TXID reached, or context.Cause(ctx) when ctx ends first.
+	// An error matching litefs.ErrTooManyWaiters says that too many
+	// requests wait already: the bridge then sends the request to the
+	// primary at once.
 	WaitTXID(ctx context.Context, want litefs.TXID) (litefs.TXID, error)
 	// CheckPrimary returns nil on the primary, else the refusal a write
 	// would get: a *litefs.NotPrimaryError naming the primary, or an error
@@ -56,7 +59,7 @@ var _ Position = dbPosition{}
 
 // errBehind ends a wait for a transaction that took longer than
 // Config.TXIDWait.
-var errBehind = errors.New("litefs: this replica has not applied the transaction the request's cookie names")
+var errBehind = errors.New("httpbridge: this replica has not applied the transaction the request's cookie names")
 
 // checkTimeout bounds the position and role checks when Config.TXIDWait is
 // negative (no waiting), so a busy connection pool cannot hold a request.
@@ -77,87 +80,110 @@ func (b *Bridge) catchUp(w http.ResponseWriter, r *http.Request, parent context.
 	}
 	ctx, cancel := context.WithTimeoutCause(parent, bound, errBehind)
 	defer cancel()
-	log := b.cfg.Logger
 
-	got, err := b.pos.CurrentTXID(ctx)
-	if err != nil {
-		level := slog.LevelWarn
-		if errors.Is(err, litefs.ErrNoPosition) {
-			level = slog.LevelDebug // not LiteFS: the cookie means nothing here
+	got, refusal, behind := b.behind(ctx, parent, want)
+	if !behind {
+		return false
+	}
+	cause := errBehind
+	if b.cfg.TXIDWait > 0 {
+		var caughtUp bool
+		if caughtUp, cause = b.waitTXID(ctx, parent, want, got, start); caughtUp {
+			return false
 		}
-		log.Log(parent, level, "litefs: cannot read this node's TXID; serving the request here",
-			"cookie", b.cfg.TXIDCookie, "want", want, "error", err)
-		return false
-	}
-	b.saw(got)
-	if got >= want {
-		return false
-	}
-	refusal := b.pos.CheckPrimary(ctx)
-	if refusal == nil {
-		// The primary has applied every transaction there is: the cookie
-		// is forged, or from another cluster or an earlier database.
-		log.Log(parent, slog.LevelDebug, "litefs: a TXID cookie is ahead of the primary; ignoring it",
-			"cookie", b.cfg.TXIDCookie, "want", want, "at", got)
-		return false
-	}
-	if !errors.Is(refusal, litefs.ErrNotPrimary) {
-		log.Log(parent, slog.LevelWarn, "litefs: cannot tell whether this node is the primary; serving the request here",
-			"cookie", b.cfg.TXIDCookie, "want", want, "at", got, "error", refusal)
-		return false
 	}
 	primary := primaryOf(refusal)
-	if b.cfg.TXIDWait > 0 {
-		got2, err := b.pos.WaitTXID(ctx, want)
-		switch {
-		case err == nil:
-			b.saw(got2)
-			log.Log(parent, slog.LevelDebug, "litefs: waited for the transaction of a TXID cookie",
-				"cookie", b.cfg.TXIDCookie, "want", want, "at", got2, "waited", time.Since(start))
-			return false
-		case parent.Err() != nil:
-			return false // the client is gone; the handler sees its context end
-		case context.Cause(ctx) != errBehind:
-			log.Log(parent, slog.LevelWarn, "litefs: cannot wait for this node's TXID; serving the request here",
-				"cookie", b.cfg.TXIDCookie, "want", want, "at", got, "error", err)
-			return false
-		}
-	}
 	if primary == "" {
 		// None was known before the wait; one may be now.
 		ctx, cancel := context.WithTimeout(parent, checkTimeout)
 		primary = primaryOf(b.pos.CheckPrimary(ctx))
 		cancel()
 	}
-	return b.sendBehind(w, r, want, got, primary, time.Since(start))
+	cause = fmt.Errorf("%w: want %s, at %s", cause, want, got)
+	return b.sendBehind(w, r, cause, primary, time.Since(start))
+}
+
+// behind reports whether this node is a replica that has not applied
+// transaction want, with the TXID it is at and its role check's refusal.
+// Where that cannot be told, it logs why and reports false: the request is
+// served here.
+func (b *Bridge) behind(ctx, parent context.Context, want litefs.TXID) (got litefs.TXID, refusal error, behind bool) {
+	log := b.cfg.Logger
+	got, err := b.pos.CurrentTXID(ctx)
+	if err != nil {
+		level := slog.LevelWarn
+		if errors.Is(err, litefs.ErrNoPosition) {
+			level = slog.LevelDebug // not LiteFS: the cookie means nothing here
+		}
+		log.Log(parent, level, "httpbridge: cannot read this node's TXID; serving the request here",
+			"cookie", b.cfg.TXIDCookie, "want", want, "error", err)
+		return got, nil, false
+	}
+	b.saw(got)
+	if got >= want {
+		return got, nil, false
+	}
+	refusal = b.pos.CheckPrimary(ctx)
+	if refusal == nil {
+		// The primary has applied every transaction there is: the cookie
+		// is forged, or from another cluster or an earlier database.
+		log.Log(parent, slog.LevelDebug, "httpbridge: a TXID cookie is ahead of the primary; ignoring it",
+			"cookie", b.cfg.TXIDCookie, "want", want, "at", got)
+		return got, nil, false
+	}
+	if !errors.Is(refusal, litefs.ErrNotPrimary) {
+		log.Log(parent, slog.LevelWarn, "httpbridge: cannot tell whether this node is the primary; serving the request here",
+			"cookie", b.cfg.TXIDCookie, "want", want, "at", got, "error", refusal)
+		return got, nil, false
+	}
+	return got, refusal, true
+}
+
+// waitTXID waits, within ctx, for this replica to apply transaction want.
+// It reports whether the request is to be served here: the transaction
+// came, the client left, or the wait failed in a way that says nothing of
+// the replica's lag. Otherwise cause says why the request goes to the
+// primary: the wait ran out, or too many requests wait already
+// (litefs.ErrTooManyWaiters), which costs a forged cookie a replay and no
+// wait.
+func (b *Bridge) waitTXID(ctx, parent context.Context, want, got litefs.TXID, start time.Time) (here bool, cause error) {
+	log := b.cfg.Logger
+	reached, err := b.pos.WaitTXID(ctx, want)
+	switch {
+	case err == nil:
+		b.saw(reached)
+		log.Log(parent, slog.LevelDebug, "httpbridge: waited for the transaction of a TXID cookie",
+			"cookie", b.cfg.TXIDCookie, "want", want, "at", reached, "waited", time.Since(start))
+		return true, nil
+	case parent.Err() != nil:
+		return true, nil // the client is gone; the handler sees its context end
+	case errors.Is(err, litefs.ErrTooManyWaiters):
+		return false, err
+	case context.Cause(ctx) != errBehind:
+		log.Log(parent, slog.LevelWarn, "httpbridge: cannot wait for this node's TXID; serving the request here",
+			"cookie", b.cfg.TXIDCookie, "want", want, "at", got, "error", err)
+		return true, nil
+	}
+	return false, errBehind
 }
 
 // sendBehind sends a request that this replica cannot serve up to date to
 // the primary, when the bridge's rules allow it, and reports the event. It
 // reports false, for the handler to serve the request here, when they do
 // not: a read a little stale beats an error page.
-func (b *Bridge) sendBehind(w http.ResponseWriter, r *http.Request, want, got litefs.TXID, primary string, waited time.Duration) bool {
+func (b *Bridge) sendBehind(w http.ResponseWriter, r *http.Request, cause error, primary string, waited time.Duration) bool {
 	size := r.ContentLength
-	if size < 0 && r.Body != nil && r.Body != http.NoBody && !b.replayForwards {
+	if size < 0 && r.Body != nil && r.Body != http.NoBody && !b.body.replayForwards {
 		size = math.MaxInt64 // unknown: too large for fly-replay, fine to forward
 	}
-	cause := fmt.Errorf("%w: want %s, at %s", errBehind, want, got)
 	d := b.decide(r, cause, primary, size, true)
-	switch d.Verdict {
-	case Replay, Forward:
+	if d.Verdict == Replay || d.Verdict == Forward {
 		d.Reason = ReasonBehind
-		clear(w.Header())
-		if d.Verdict == Replay {
-			b.replay.Replay(w, r, d)
-		} else {
-			b.forward.Replay(w, r, d)
-		}
-		b.report(Event{Decision: d, Request: r, Waited: waited})
+		b.send(w, r, d, waited)
 		return true
 	}
-	d.Err = fmt.Errorf("%w; not sent to the primary: %s", cause, d.Reason)
-	d.Verdict, d.Reason, d.MaxBody, d.RetryAfter = Keep, ReasonBehind, 0, 0
-	b.report(Event{Decision: d, Request: r, Waited: waited})
+	err := fmt.Errorf("%w; not sent to the primary: %s", cause, d.Reason)
+	b.report(Event{Decision: b.keepDecision(r, ReasonBehind, primary, err), Request: r, Waited: waited})
 	return false
 }
 

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,24 +17,21 @@ import (
 	"time"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/litefs-sql/litefs/litefstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
-// rywMount opens a litefs database in a temp directory standing for a LiteFS
-// mount at position pos, as a replica of node-a or as the primary.
-func rywMount(t *testing.T, replica bool, pos litefs.TXID) (*sql.DB, string) {
+// openAt opens a test database at TXID pos, as a replica of node-a or as the
+// primary.
+func openAt(t *testing.T, replica bool, pos uint64) (*sql.DB, *litefstest.Mount) {
 	t.Helper()
-	db, dir := openMount(t) // creates its table while still the primary
-	writePos(t, dir, pos)
+	db, m := openTestDB(t) // creates its table while still the primary
+	m.SetTXID(pos)
 	if replica {
-		writeFile(t, filepath.Join(dir, ".primary"), "node-a\n", time.Time{})
+		m.SetReplica("node-a")
 	}
-	return db, dir
-}
-
-// writePos sets the TXID LiteFS shows in app.db-pos, atomically.
-func writePos(t *testing.T, dir string, id litefs.TXID) {
-	t.Helper()
-	writeFile(t, filepath.Join(dir, "app.db-pos"), fmt.Sprintf("%016x/%016x\n", uint64(id), uint64(0xa2fc350ac7362d33)), time.Time{})
+	return db, m
 }
 
 // watchedPosition counts the calls made to a Position, and closes waiting
@@ -100,102 +96,107 @@ func setCookies(w *httptest.ResponseRecorder) []string {
 	return w.Result().Header.Values("Set-Cookie")
 }
 
-func TestTXIDCookieSet(t *testing.T) {
-	t.Parallel()
-	const plain = "__txid=0000000000000003; Path=/; Max-Age=300; HttpOnly; SameSite=Lax"
-	const secure = "__txid=0000000000000003; Path=/; Max-Age=300; HttpOnly; Secure; SameSite=Lax"
-	type handler func(w http.ResponseWriter, r *http.Request, db *sql.DB)
-	tests := []struct {
-		name    string
-		c       Config
-		prepare func(r *http.Request)
-		handler handler
-		want    []string
-	}{
-		{"committed write", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			if insert(w, r, db) {
-				w.WriteHeader(http.StatusCreated)
-			}
-		}, []string{plain}},
-		{"committed write, then a body", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			if insert(w, r, db) {
-				io.WriteString(w, "saved")
-			}
-		}, []string{plain}},
-		{"committed write, then a flush", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			if insert(w, r, db) {
-				w.(http.Flusher).Flush()
-				io.WriteString(w, "saved")
-			}
-		}, []string{plain}},
-		{"committed write, no response written", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			insert(w, r, db)
-		}, []string{plain}},
-		{"committed transaction", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			tx, err := db.BeginTx(r.Context(), nil)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			tx.ExecContext(r.Context(), "INSERT INTO posts VALUES ('a')")
-			if err := tx.Commit(); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-			}
-		}, []string{plain}},
-		{"over TLS", Config{}, func(r *http.Request) { r.TLS = &tls.ConnectionState{} }, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			insert(w, r, db)
-		}, []string{secure}},
-		{"behind a TLS proxy", Config{}, func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "HTTPS, http") }, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			insert(w, r, db)
-		}, []string{secure}},
-		{"behind a plain-HTTP proxy", Config{}, func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "http") }, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			insert(w, r, db)
-		}, []string{plain}},
-		{"name and lifetime configured", Config{TXIDCookie: "txid", TXIDMaxAge: 89500 * time.Millisecond}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			insert(w, r, db)
-		}, []string{"txid=0000000000000003; Path=/; Max-Age=90; HttpOnly; SameSite=Lax"}},
-		{"read", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			var n int
-			db.QueryRowContext(r.Context(), "SELECT count(*) FROM posts").Scan(&n)
-			fmt.Fprint(w, n)
-		}, nil},
-		{"rolled back", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			tx, err := db.BeginTx(r.Context(), nil)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			tx.ExecContext(r.Context(), "INSERT INTO posts VALUES ('a')")
-			tx.Rollback()
-			w.WriteHeader(http.StatusNoContent)
-		}, nil},
-		{"failed write", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			_, err := db.ExecContext(r.Context(), "INSERT INTO nowhere VALUES (1)")
-			http.Error(w, fmt.Sprint(err), http.StatusInternalServerError)
-		}, nil},
-		{"write without the request's context", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
-			db.Exec("INSERT INTO posts VALUES ('untracked')")
-		}, nil},
-		{"committed, then refused (demoted meanwhile): kept", Config{}, nil, func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
+// Set-Cookie values of a write that reached TXID 3.
+const (
+	plainTXIDCookie  = "__txid=0000000000000003; Path=/; Max-Age=300; HttpOnly; SameSite=Lax"
+	secureTXIDCookie = "__txid=0000000000000003; Path=/; Max-Age=300; HttpOnly; Secure; SameSite=Lax"
+)
+
+// A dbHandler is a test handler that uses db.
+type dbHandler func(t *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB)
+
+// insertOnly inserts a row and writes nothing more.
+func insertOnly(_ *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB) { insert(w, r, db) }
+
+// txidCookieCases are the handlers of TestTXIDCookieSet, run on the primary
+// at TXID 3, and the Set-Cookie headers their responses must carry.
+var txidCookieCases = []struct {
+	name    string
+	c       Config
+	prepare func(r *http.Request)
+	handler dbHandler
+	want    []string
+}{
+	{name: "committed write", want: []string{plainTXIDCookie}, handler: func(_ *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		if insert(w, r, db) {
+			w.WriteHeader(http.StatusCreated)
+		}
+	}},
+	{name: "committed write, then a body", want: []string{plainTXIDCookie}, handler: func(_ *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		if insert(w, r, db) {
+			io.WriteString(w, "saved")
+		}
+	}},
+	{name: "committed write, then a flush", want: []string{plainTXIDCookie}, handler: func(_ *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		if insert(w, r, db) {
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "saved")
+		}
+	}},
+	{name: "committed write, no response written", want: []string{plainTXIDCookie}, handler: insertOnly},
+	{name: "committed transaction", want: []string{plainTXIDCookie}, handler: func(_ *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		tx, err := db.BeginTx(r.Context(), nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		tx.ExecContext(r.Context(), "INSERT INTO posts VALUES ('a')")
+		if err := tx.Commit(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	}},
+	{name: "over TLS", want: []string{secureTXIDCookie}, handler: insertOnly,
+		prepare: func(r *http.Request) { r.TLS = &tls.ConnectionState{} }},
+	{name: "behind a TLS proxy", want: []string{secureTXIDCookie}, handler: insertOnly,
+		prepare: func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "HTTPS, http") }},
+	{name: "behind a plain-HTTP proxy", want: []string{plainTXIDCookie}, handler: insertOnly,
+		prepare: func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "http") }},
+	{name: "name and lifetime configured", c: Config{TXIDCookie: "txid", TXIDMaxAge: 89500 * time.Millisecond}, handler: insertOnly,
+		want: []string{"txid=0000000000000003; Path=/; Max-Age=90; HttpOnly; SameSite=Lax"}},
+	{name: "read", handler: func(_ *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		var n int
+		db.QueryRowContext(r.Context(), "SELECT count(*) FROM posts").Scan(&n)
+		fmt.Fprint(w, n)
+	}},
+	{name: "rolled back", handler: func(_ *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		tx, err := db.BeginTx(r.Context(), nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		tx.ExecContext(r.Context(), "INSERT INTO posts VALUES ('a')")
+		tx.Rollback()
+		w.WriteHeader(http.StatusNoContent)
+	}},
+	{name: "failed write", handler: func(_ *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		_, err := db.ExecContext(r.Context(), "INSERT INTO nowhere VALUES (1)")
+		http.Error(w, fmt.Sprint(err), http.StatusInternalServerError)
+	}},
+	{name: "write without the request's context", handler: func(_ *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		db.Exec("INSERT INTO posts VALUES ('untracked')")
+	}},
+	{name: "committed, then refused (demoted meanwhile): kept", want: []string{plainTXIDCookie},
+		handler: func(t *testing.T, w http.ResponseWriter, r *http.Request, db *sql.DB) {
 			insert(w, r, db)
 			refuse(t, r, notPrimary("node-a"))
-		}, []string{plain}},
-	}
-	for _, tc := range tests {
+		}},
+}
+
+func TestTXIDCookieSet(t *testing.T) {
+	t.Parallel()
+	for _, tc := range txidCookieCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db, _ := rywMount(t, false, 3)
+			db, _ := openAt(t, false, 3)
 			tc.c.DB = db
 			b := newBridge(t, tc.c)
-			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tc.handler(w, r, db) }))
+			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tc.handler(t, w, r, db) }))
 			r := httptest.NewRequest(http.MethodPost, "/posts", nil)
 			if tc.prepare != nil {
 				tc.prepare(r)
 			}
 			w := serve(h, r)
-			if got := setCookies(w); fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("Set-Cookie: got %q, want %q (status %v, body %q)", got, tc.want, w.Code, w.Body)
-			}
+			assert.Equal(t, tc.want, setCookies(w), "Set-Cookie (status %v, body %q)", w.Code, w.Body)
 		})
 	}
 }
@@ -207,13 +208,13 @@ func TestTXIDCookieNotOnRefusals(t *testing.T) {
 		src        string // Fly-Replay-Src
 		wantStatus int
 	}{
-		{"replayed", "", http.StatusConflict},
-		{"rejected", "instance=node-a", http.StatusServiceUnavailable},
+		{name: "replayed", wantStatus: http.StatusConflict},
+		{name: "rejected", src: "instance=node-a", wantStatus: http.StatusServiceUnavailable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db, _ := rywMount(t, true, 3)
+			db, _ := openAt(t, true, 3)
 			b := newBridge(t, Config{DB: db})
 			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if insert(w, r, db) {
@@ -225,12 +226,8 @@ func TestTXIDCookieNotOnRefusals(t *testing.T) {
 				r.Header.Set(HeaderReplaySrc, tc.src)
 			}
 			w := serve(h, r)
-			if got, want := w.Code, tc.wantStatus; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
-			if got := w.Header().Values("Set-Cookie"); len(got) != 0 {
-				t.Errorf("Set-Cookie: got %q, want none", got)
-			}
+			assert.Equal(t, tc.wantStatus, w.Code, "status")
+			assert.Empty(t, w.Header().Values("Set-Cookie"), "Set-Cookie")
 		})
 	}
 }
@@ -259,11 +256,11 @@ func TestTXIDCookieTooLate(t *testing.T) {
 		name    string
 		handler func(w http.ResponseWriter, r *http.Request, db *sql.DB)
 	}{
-		{"streamed", func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		{name: "streamed", handler: func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
 			io.WriteString(w, "saving...")
 			insert(w, r, db)
 		}},
-		{"flushed", func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
+		{name: "flushed", handler: func(w http.ResponseWriter, r *http.Request, db *sql.DB) {
 			w.WriteHeader(http.StatusAccepted)
 			w.(http.Flusher).Flush()
 			insert(w, r, db)
@@ -272,24 +269,20 @@ func TestTXIDCookieTooLate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db, _ := rywMount(t, false, 3)
+			db, _ := openAt(t, false, 3)
 			var logs syncBuffer
 			b := newBridge(t, Config{DB: db, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tc.handler(w, r, db) }))
 			w := serve(h, httptest.NewRequest(http.MethodPost, "/posts", nil))
-			if got := w.Header().Values("Set-Cookie"); len(got) != 0 {
-				t.Errorf("Set-Cookie: got %q, want none", got)
-			}
-			if got, want := logs.String(), "level=DEBUG msg=\"litefs: a write committed after the response started"; !strings.Contains(got, want) {
-				t.Errorf("log: got %q, want it to contain %q", got, want)
-			}
+			assert.Empty(t, w.Header().Values("Set-Cookie"), "Set-Cookie")
+			assert.Contains(t, logs.String(), "level=DEBUG msg=\"httpbridge: a write committed after the response started", "log")
 		})
 	}
 }
 
 func TestReplicaWaitsForTXID(t *testing.T) {
 	t.Parallel()
-	db, dir := rywMount(t, true, 3)
+	db, m := openAt(t, true, 3)
 	pos := watch(DBPosition(db))
 	b := newBridge(t, Config{Position: pos, TXIDWait: time.Minute}) // far beyond the test's own time
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -306,61 +299,59 @@ func TestReplicaWaitsForTXID(t *testing.T) {
 	select {
 	case <-pos.waiting:
 	case w := <-done:
-		t.Fatalf("got %v %q before -pos reached the cookie, want the request to wait", w.Code, w.Body)
+		require.FailNow(t, "served before -pos reached the cookie", "got %v %q, want the request to wait", w.Code, w.Body)
 	}
-	writePos(t, dir, 4) // not enough
-	writePos(t, dir, 5)
+	m.SetTXID(4) // not enough
+	m.SetTXID(5)
 	w := <-done
-	if got, want := w.Code, http.StatusOK; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
-	if got, want := w.Body.String(), "served at 5"; got != want {
-		t.Errorf("body: got %q, want %q", got, want)
-	}
+	assert.Equal(t, http.StatusOK, w.Code, "status")
+	assert.Equal(t, "served at 5", w.Body.String(), "body")
 
 	// The bridge now knows this node has 5: a cookie at or below it costs
 	// no I/O.
 	before := pos.calls()
 	for _, cookie := range []string{"__txid=0000000000000005", "__txid=0000000000000001"} {
-		if w := serve(h, withCookie("GET", "/posts", cookie)); w.Code != http.StatusOK {
-			t.Errorf("%s: got %v %q, want 200", cookie, w.Code, w.Body)
-		}
+		w := serve(h, withCookie("GET", "/posts", cookie))
+		assert.Equal(t, http.StatusOK, w.Code, "%s: body %q", cookie, w.Body)
 	}
-	if got := pos.calls(); got != before {
-		t.Errorf("Position calls (current, check, wait) for reached cookies: got %v, want %v", got, before)
-	}
+	assert.Equal(t, before, pos.calls(), "Position calls (current, check, wait) for reached cookies")
+}
+
+// wait is the TXIDWait of the replicas in replicaBehindCases.
+const wait = 20 * time.Millisecond
+
+// replicaBehindCases are requests whose cookie names TXID 5 or more on a
+// replica at 3, and where they must be served.
+var replicaBehindCases = []struct {
+	name        string
+	cookie      string
+	noPrimary   bool   // LiteFS knows no primary
+	src         string // Fly-Replay-Src
+	failed      bool   // Fly-Replay-Failed
+	body        io.Reader
+	txidWait    time.Duration
+	wantReplay  string // Fly-Replay; "" when served here
+	wantVerdict Verdict
+}{
+	{name: "behind", cookie: "__txid=0000000000000005", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
+	{name: "forged huge TXID", cookie: "__txid=ffffffffffffffff", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
+	{name: "no waiting", cookie: "__txid=0000000000000005", txidWait: -1, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
+	{name: "replayed once already", cookie: "__txid=0000000000000005", src: "instance=node-c;state=litefs-hops:1", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:2", wantVerdict: Replay},
+	{name: "came from the primary", cookie: "__txid=0000000000000005", src: "instance=node-a;state=litefs-hops:1", txidWait: wait, wantVerdict: Keep},
+	{name: "out of hops", cookie: "__txid=0000000000000005", src: "instance=node-c;state=litefs-hops:2", txidWait: wait, wantVerdict: Keep},
+	{name: "replay failed", cookie: "__txid=0000000000000005", failed: true, txidWait: wait, wantVerdict: Keep},
+	{name: "body of unknown size", cookie: "__txid=0000000000000005", body: onlyReader{strings.NewReader("x")}, txidWait: wait, wantVerdict: Keep},
+	{name: "no primary known", cookie: "__txid=0000000000000005", noPrimary: true, txidWait: wait, wantVerdict: Keep},
 }
 
 func TestReplicaBehind(t *testing.T) {
 	t.Parallel()
-	const wait = 20 * time.Millisecond
-	tests := []struct {
-		name        string
-		cookie      string
-		noPrimary   bool   // LiteFS knows no primary
-		src         string // Fly-Replay-Src
-		failed      bool   // Fly-Replay-Failed
-		body        io.Reader
-		txidWait    time.Duration
-		wantReplay  string // Fly-Replay; "" when served here
-		wantVerdict Verdict
-	}{
-		{"behind", "__txid=0000000000000005", false, "", false, nil, wait, "instance=node-a;state=litefs-hops:1", Replay},
-		{"forged huge TXID", "__txid=ffffffffffffffff", false, "", false, nil, wait, "instance=node-a;state=litefs-hops:1", Replay},
-		{"no waiting", "__txid=0000000000000005", false, "", false, nil, -1, "instance=node-a;state=litefs-hops:1", Replay},
-		{"replayed once already", "__txid=0000000000000005", false, "instance=node-c;state=litefs-hops:1", false, nil, wait, "instance=node-a;state=litefs-hops:2", Replay},
-		{"came from the primary", "__txid=0000000000000005", false, "instance=node-a;state=litefs-hops:1", false, nil, wait, "", Keep},
-		{"out of hops", "__txid=0000000000000005", false, "instance=node-c;state=litefs-hops:2", false, nil, wait, "", Keep},
-		{"replay failed", "__txid=0000000000000005", false, "", true, nil, wait, "", Keep},
-		{"body of unknown size", "__txid=0000000000000005", false, "", false, onlyReader{strings.NewReader("x")}, wait, "", Keep},
-		{"no primary known", "__txid=0000000000000005", true, "", false, nil, wait, "", Keep},
-	}
-	for _, tc := range tests {
+	for _, tc := range replicaBehindCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db, dir := rywMount(t, !tc.noPrimary, 3)
+			db, m := openAt(t, !tc.noPrimary, 3)
 			if tc.noPrimary {
-				writeFile(t, filepath.Join(dir, ".lag"), "+2147483647\n", time.Unix(0, 0))
+				m.SetNoPrimary()
 			}
 			var ev events
 			pos := watch(DBPosition(db))
@@ -380,29 +371,22 @@ func TestReplicaBehind(t *testing.T) {
 			w := serve(h, r)
 			elapsed := time.Since(start)
 
-			if got, want := w.Header().Get("Fly-Replay"), tc.wantReplay; got != want {
-				t.Errorf("Fly-Replay: got %q, want %q", got, want)
-			}
+			assert.Equal(t, tc.wantReplay, w.Header().Get("Fly-Replay"), "Fly-Replay")
 			wantCode, wantBody := http.StatusOK, "served here"
 			if tc.wantReplay != "" {
 				wantCode, wantBody = http.StatusConflict, ""
 			}
-			if w.Code != wantCode || w.Body.String() != wantBody {
-				t.Errorf("response: got %v %q, want %v %q", w.Code, w.Body, wantCode, wantBody)
-			}
+			assert.Equal(t, wantCode, w.Code, "status")
+			assert.Equal(t, wantBody, w.Body.String(), "body")
 			e := ev.only(t)
-			if e.Reason != ReasonBehind || e.Verdict != tc.wantVerdict {
-				t.Errorf("event: got %v (%v), want %v (%v)", e.Verdict, e.Reason, tc.wantVerdict, ReasonBehind)
+			assert.Equal(t, ReasonBehind, e.Reason, "event reason")
+			assert.Equal(t, tc.wantVerdict, e.Verdict, "event verdict")
+			assert.Equal(t, uint64(1), b.Count(ReasonBehind), "Count(ReasonBehind)")
+			if tc.txidWait > 0 {
+				assert.GreaterOrEqual(t, e.Waited, tc.txidWait, "event's Waited")
+				assert.GreaterOrEqual(t, elapsed, tc.txidWait, "time the request took")
 			}
-			if got, want := b.Count(ReasonBehind), uint64(1); got != want {
-				t.Errorf("Count(ReasonBehind): got %v, want %v", got, want)
-			}
-			if tc.txidWait > 0 && (e.Waited < tc.txidWait || elapsed < tc.txidWait) {
-				t.Errorf("waited: got %v (event %v), want at least %v", elapsed, e.Waited, tc.txidWait)
-			}
-			if got, want := pos.waits.Load() > 0, tc.txidWait > 0; got != want {
-				t.Errorf("WaitTXID called: got %v, want %v", got, want)
-			}
+			assert.Equal(t, tc.txidWait > 0, pos.waits.Load() > 0, "WaitTXID called")
 		})
 	}
 }
@@ -411,21 +395,17 @@ func TestReplicaBehind(t *testing.T) {
 // request began waiting sends it to the one known when the wait ends.
 func TestPrimaryElectedWhileBehind(t *testing.T) {
 	t.Parallel()
-	db, dir := rywMount(t, false, 3)
-	writeFile(t, filepath.Join(dir, ".lag"), "+2147483647\n", time.Unix(0, 0))
+	db, m := openAt(t, false, 3)
+	m.SetNoPrimary()
 	pos := watch(DBPosition(db))
-	pos.onWait = func() { writeFile(t, filepath.Join(dir, ".primary"), "node-c\n", time.Time{}) }
+	pos.onWait = func() { m.SetReplica("node-c") } // on the test's goroutine: serve calls it
 	b := newBridge(t, Config{Position: pos, TXIDWait: 20 * time.Millisecond})
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "served here")
 	}))
 	w := serve(h, withCookie("GET", "/", "__txid=0000000000000005"))
-	if got, want := w.Header().Get("Fly-Replay"), "instance=node-c;state=litefs-hops:1"; got != want {
-		t.Errorf("Fly-Replay: got %q, want %q (status %v, body %q)", got, want, w.Code, w.Body)
-	}
-	if got, want := pos.checks.Load(), int32(2); got != want {
-		t.Errorf("CheckPrimary calls: got %v, want %v", got, want)
-	}
+	assert.Equal(t, "instance=node-c;state=litefs-hops:1", w.Header().Get("Fly-Replay"), "Fly-Replay (status %v, body %q)", w.Code, w.Body)
+	assert.Equal(t, int32(2), pos.checks.Load(), "CheckPrimary calls")
 }
 
 // failPosition fails the test if the bridge waits.
@@ -435,7 +415,7 @@ type failPosition struct {
 }
 
 func (p failPosition) WaitTXID(ctx context.Context, want litefs.TXID) (litefs.TXID, error) {
-	p.t.Errorf("WaitTXID(%v) called, want no waiting", want)
+	assert.Fail(p.t, "WaitTXID called", "want no waiting (cookie %v)", want)
 	return 0, context.Canceled
 }
 
@@ -444,16 +424,15 @@ func TestPrimaryIgnoresCookie(t *testing.T) {
 	for _, cookie := range []string{"__txid=0000000000000002", "__txid=0000000000000003", "__txid=0000000000000004", "__txid=ffffffffffffffff"} {
 		t.Run(cookie, func(t *testing.T) {
 			t.Parallel()
-			db, _ := rywMount(t, false, 3)
+			db, _ := openAt(t, false, 3)
 			var ev events
 			b := newBridge(t, Config{Position: failPosition{DBPosition(db), t}, OnEvent: ev.add})
 			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, "served here")
 			}))
 			w := serve(h, withCookie("GET", "/", cookie))
-			if w.Code != http.StatusOK || w.Body.String() != "served here" {
-				t.Errorf("got %v %q, want 200 %q", w.Code, w.Body, "served here")
-			}
+			assert.Equal(t, http.StatusOK, w.Code)
+			assert.Equal(t, "served here", w.Body.String())
 			ev.none(t)
 		})
 	}
@@ -491,9 +470,8 @@ func TestMalformedCookies(t *testing.T) {
 		t.Run(fmt.Sprintf("%.40q", cookie), func(t *testing.T) {
 			t.Parallel()
 			w := serve(h, withCookie("GET", "/", cookie))
-			if w.Code != http.StatusOK || w.Body.String() != "served here" {
-				t.Errorf("got %v %q, want 200 %q", w.Code, w.Body, "served here")
-			}
+			assert.Equal(t, http.StatusOK, w.Code)
+			assert.Equal(t, "served here", w.Body.String())
 		})
 	}
 }
@@ -509,21 +487,21 @@ func (panicPosition) CheckPrimary(context.Context) error { panic("CheckPrimary c
 
 func TestNewValidatesReadYourWrites(t *testing.T) {
 	t.Parallel()
-	db, _ := openMount(t)
+	db, _ := openTestDB(t)
 	tests := []struct {
 		name string
 		c    Config
 		want string // in the error; "" for none
 	}{
-		{"DB", Config{DB: db}, ""},
-		{"Position", Config{Position: DBPosition(db)}, ""},
-		{"both", Config{DB: db, Position: DBPosition(db)}, "both set"},
-		{"position of no database", Config{Position: DBPosition(nil)}, "nil *sql.DB"},
-		{"cookie name with a space", Config{TXIDCookie: "tx id"}, "TXIDCookie"},
-		{"cookie name with a separator", Config{TXIDCookie: "a;b"}, "TXIDCookie"},
-		{"negative lifetime", Config{TXIDMaxAge: -time.Second}, "TXIDMaxAge"},
-		{"lifetime beyond a cookie's", Config{TXIDMaxAge: 1 << 62}, "TXIDMaxAge"},
-		{"negative wait", Config{TXIDWait: -1}, ""},
+		{name: "DB", c: Config{DB: db}, want: ""},
+		{name: "Position", c: Config{Position: DBPosition(db)}, want: ""},
+		{name: "both", c: Config{DB: db, Position: DBPosition(db)}, want: "both set"},
+		{name: "position of no database", c: Config{Position: DBPosition(nil)}, want: "nil *sql.DB"},
+		{name: "cookie name with a space", c: Config{TXIDCookie: "tx id"}, want: "TXIDCookie"},
+		{name: "cookie name with a separator", c: Config{TXIDCookie: "a;b"}, want: "TXIDCookie"},
+		{name: "negative lifetime", c: Config{TXIDMaxAge: -time.Second}, want: "TXIDMaxAge"},
+		{name: "lifetime beyond a cookie's", c: Config{TXIDMaxAge: 1 << 62}, want: "TXIDMaxAge"},
+		{name: "negative wait", c: Config{TXIDWait: -1}, want: ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -538,33 +516,27 @@ func TestNewValidatesReadYourWrites(t *testing.T) {
 // neither sets nor reads the cookie.
 func TestReadYourWritesOff(t *testing.T) {
 	t.Parallel()
-	db, _ := rywMount(t, false, 3)
+	db, _ := openAt(t, false, 3)
 	b := newBridge(t, Config{})
 	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { insert(w, r, db) }))
 	w := serve(h, withCookie("POST", "/posts", "__txid=ffffffffffffffff"))
-	if w.Code != http.StatusOK {
-		t.Errorf("status: got %v, want %v", w.Code, http.StatusOK)
-	}
-	if got := w.Header().Values("Set-Cookie"); len(got) != 0 {
-		t.Errorf("Set-Cookie: got %q, want none", got)
-	}
+	assert.Equal(t, http.StatusOK, w.Code, "status")
+	assert.Empty(t, w.Header().Values("Set-Cookie"), "Set-Cookie")
 }
 
 func TestMiddlewareFor(t *testing.T) {
 	t.Setenv("FLY_MACHINE_ID", "node-b")
-	db, _ := rywMount(t, false, 3)
+	db, _ := openAt(t, false, 3)
 	h := MiddlewareFor(db)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { insert(w, r, db) }))
 	w := serve(h, httptest.NewRequest(http.MethodPost, "/posts", nil))
-	if got, want := w.Header().Get("Set-Cookie"), "__txid=0000000000000003; Path=/; Max-Age=300; HttpOnly; SameSite=Lax"; got != want {
-		t.Errorf("Set-Cookie: got %q, want %q", got, want)
-	}
+	assert.Equal(t, "__txid=0000000000000003; Path=/; Max-Age=300; HttpOnly; SameSite=Lax", w.Header().Get("Set-Cookie"))
 }
 
 // TestTXIDCookieServer runs the bridge behind a real TLS server: the cookie
 // comes with the streamed response's headers, marked Secure.
 func TestTXIDCookieServer(t *testing.T) {
 	t.Parallel()
-	db, _ := rywMount(t, false, 3)
+	db, _ := openAt(t, false, 3)
 	b := newBridge(t, Config{DB: db})
 	srv := httptest.NewTLSServer(b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if insert(w, r, db) {
@@ -575,18 +547,13 @@ func TestTXIDCookieServer(t *testing.T) {
 	})))
 	t.Cleanup(srv.Close)
 	res, err := srv.Client().Post(srv.URL+"/posts", "text/plain", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != http.StatusOK || string(body) != "saved, and more" {
-		t.Errorf("response: got %v %q, want 200 %q", res.StatusCode, body, "saved, and more")
-	}
-	want := "__txid=0000000000000003; Path=/; Max-Age=300; HttpOnly; Secure; SameSite=Lax"
-	if got := res.Header.Values("Set-Cookie"); len(got) != 1 || got[0] != want {
-		t.Errorf("Set-Cookie: got %q, want %q", got, want)
-	}
+	assert.Equal(t, http.StatusOK, res.StatusCode, "status")
+	assert.Equal(t, "saved, and more", string(body), "body")
+	assert.Equal(t, []string{"__txid=0000000000000003; Path=/; Max-Age=300; HttpOnly; Secure; SameSite=Lax"},
+		res.Header.Values("Set-Cookie"))
 }
 
 // TestPartialCommitIsNotReplayed: a request that committed a write here
@@ -599,13 +566,13 @@ func TestPartialCommitIsNotReplayed(t *testing.T) {
 		panics   bool
 		wantCode int
 	}{
-		{"handler answers", false, http.StatusAccepted},
-		{"handler panics", true, http.StatusInternalServerError},
+		{name: "handler answers", panics: false, wantCode: http.StatusAccepted},
+		{name: "handler panics", panics: true, wantCode: http.StatusInternalServerError},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db, _ := rywMount(t, false, 3)
+			db, _ := openAt(t, false, 3)
 			b := newBridge(t, Config{DB: db})
 			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if !insert(w, r, db) {
@@ -619,15 +586,42 @@ func TestPartialCommitIsNotReplayed(t *testing.T) {
 				w.WriteHeader(http.StatusAccepted)
 			}))
 			w := serve(h, httptest.NewRequest(http.MethodPost, "/posts", nil))
-			if got := w.Header().Get("Fly-Replay"); got != "" {
-				t.Fatalf("Fly-Replay: got %q, want none", got)
-			}
-			if w.Code != tc.wantCode {
-				t.Fatalf("status: got %v, want %v", w.Code, tc.wantCode)
-			}
-			if got := b.Count(ReasonPartial); got != 1 {
-				t.Fatalf("Count(ReasonPartial) = %d, want 1", got)
-			}
+			assert.Empty(t, w.Header().Get("Fly-Replay"), "Fly-Replay")
+			assert.Equal(t, tc.wantCode, w.Code, "status")
+			assert.Equal(t, uint64(1), b.Count(ReasonPartial), "Count(ReasonPartial)")
 		})
 	}
+}
+
+// crowdedPosition is a replica of node-a at TXID 1 whose WaitTXID finds its
+// waiter bound reached.
+type crowdedPosition struct{ waits atomic.Int32 }
+
+func (*crowdedPosition) CurrentTXID(context.Context) (litefs.TXID, error) { return 1, nil }
+func (p *crowdedPosition) WaitTXID(context.Context, litefs.TXID) (litefs.TXID, error) {
+	p.waits.Add(1)
+	return 0, litefs.ErrTooManyWaiters
+}
+func (*crowdedPosition) CheckPrimary(context.Context) error { return notPrimary("node-a") }
+
+// TestTooManyWaitersReplaysAtOnce: when the node's waiter bound is reached,
+// a request with a cookie ahead of this replica goes to the primary without
+// waiting, however long Config.TXIDWait is, rather than being served stale.
+func TestTooManyWaitersReplaysAtOnce(t *testing.T) {
+	t.Parallel()
+	var ev events
+	pos := &crowdedPosition{}
+	b := newBridge(t, Config{Position: pos, TXIDWait: time.Hour, OnEvent: ev.add})
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "served here")
+	}))
+	w := serve(h, withCookie(http.MethodGet, "/", "__txid=0000000000000005"))
+	assert.Equal(t, DefaultReplayStatus, w.Code)
+	assert.Equal(t, "instance=node-a;state=litefs-hops:1", w.Header().Get(HeaderReplay))
+	assert.Empty(t, w.Body.String())
+	assert.Equal(t, int32(1), pos.waits.Load())
+	e := ev.only(t)
+	assert.Equal(t, ReasonBehind, e.Reason)
+	assert.Equal(t, Replay, e.Verdict)
+	assert.ErrorIs(t, e.Err, litefs.ErrTooManyWaiters)
 }

@@ -11,9 +11,28 @@ import (
 	"github.com/litefs-sql/litefs"
 )
 
-// errReplaced is returned by Hijack when the handler's response was already
-// replaced by a replay or a rejection.
-var errReplaced = errors.New("litefs: response replaced: a write was refused and the request goes to the primary")
+// ErrResponseDropped is returned by the ResponseWriter's Write, Flush
+// (FlushError) and Hijack once a write of the request was refused before the
+// response started: the handler's output is being dropped, and the bridge
+// answers instead. A streaming handler can stop early on it; io.Copy does.
+var ErrResponseDropped = errors.New("httpbridge: response dropped: a write was refused, and the bridge answers instead")
+
+// phase is where a handler's response stands. The phases in which the
+// response has started, sent and hijacked, come last: started relies on it.
+type phase uint8
+
+const (
+	// held: nothing has gone out; a status may be held back, and the bridge
+	// can still replace the response.
+	held phase = iota
+	// dropped: a refusal came before the response started; the handler's
+	// output goes nowhere. Only the bridge leaves this phase (rewrite).
+	dropped
+	// sent: the status line went out; the response stands.
+	sent
+	// hijacked: the handler took the connection; nothing more is sent.
+	hijacked
+)
 
 // writer holds back the status line and headers of a handler's response
 // until the handler writes a body byte, flushes, hijacks or returns. Until
@@ -24,19 +43,26 @@ var errReplaced = errors.New("litefs: response replaced: a write was refused and
 // its own 500) is dropped, and the bridge answers instead. With
 // read-your-writes on, that point is also where the Tracker is asked whether
 // a write committed, and the TXID cookie added if one did.
+//
+// Only writer's own methods change phase: start (held to sent or dropped),
+// drop, hijack, and rewrite (dropped back to held, for the bridge's answer).
 type writer struct {
 	w       http.ResponseWriter
 	tracker *litefs.Tracker
+	phase   phase
 	status  int // status held back; 0 if none yet
 
-	ryw  *Bridge       // set when read-your-writes is on
-	req  *http.Request // for the cookie's Secure attribute
-	txid txidState
-
-	started    bool // the response went out (or the connection was hijacked)
-	hijacked   bool
-	suppressed bool // a refusal came first: the handler's output is dropped
+	// Read-your-writes: when setCookie is true, the response gets the TXID
+	// cookie of a write the request committed.
+	setCookie bool
+	bridge    *Bridge       // names, logs and records the TXID
+	req       *http.Request // for the cookie's Secure attribute
+	txid      txidState
 }
+
+// started reports whether the response went out (or the connection was
+// hijacked): too late to replace it.
+func (w *writer) started() bool { return w.phase >= sent }
 
 // replaceable reports whether a refusal means the response will be replaced:
 // a request that committed a write here before is not replayed.
@@ -44,18 +70,26 @@ func (w *writer) replaceable() bool {
 	return w.tracker.Refusal() != nil && !w.tracker.Committed()
 }
 
+// drop moves a held response to dropped if a refusal means it will be
+// replaced, and reports whether the response is dropped.
+func (w *writer) drop() bool {
+	if w.phase == held && w.replaceable() {
+		w.phase = dropped
+	}
+	return w.phase == dropped
+}
+
 // start commits the response: it sends the held status, unless a refusal was
 // already seen, in which case it reports false and the response is dropped.
 func (w *writer) start() bool {
-	if w.started {
+	if w.started() {
 		return true
 	}
-	if w.suppressed || w.replaceable() {
-		w.suppressed = true
+	if w.drop() {
 		return false
 	}
-	w.started = true
-	if w.ryw != nil {
+	w.phase = sent
+	if w.setCookie {
 		w.addTXIDCookie()
 	}
 	if w.status != 0 {
@@ -68,16 +102,24 @@ func (w *writer) start() bool {
 // the TXID cookie of a handler that wrote nothing at all: net/http sends
 // the headers after the handler returns.
 func (w *writer) finish() {
-	if w.started || w.suppressed {
+	if w.phase != held {
 		return
 	}
-	if w.ryw != nil {
+	if w.setCookie {
 		w.addTXIDCookie()
 	}
 	if w.status != 0 {
-		w.started = true
+		w.phase = sent
 		w.w.WriteHeader(w.status)
 	}
+}
+
+// rewrite forgets a dropped or never-started response, its headers
+// included, so the bridge can write its own answer through w (which then
+// gets the TXID cookie of a write that did commit).
+func (w *writer) rewrite() {
+	clear(w.w.Header())
+	w.phase, w.status = held, 0
 }
 
 // txidState is where a response stands with its TXID cookie.
@@ -101,13 +143,13 @@ func (w *writer) addTXIDCookie() {
 	w.txid = txidCommitted
 	id, ok, err := w.tracker.TXID()
 	if err != nil {
-		w.ryw.cfg.Logger.Log(w.req.Context(), slog.LevelWarn, "litefs: cannot read the TXID of a committed write; no TXID cookie",
-			"cookie", w.ryw.cfg.TXIDCookie, "error", err)
+		w.bridge.cfg.Logger.Log(w.req.Context(), slog.LevelWarn, "httpbridge: cannot read the TXID of a committed write; no TXID cookie",
+			"cookie", w.bridge.cfg.TXIDCookie, "error", err)
 		return
 	}
 	if ok { // else the database is not in a LiteFS mount
-		w.ryw.saw(id)
-		w.ryw.setTXIDCookie(w.w.Header(), id, overTLS(w.req))
+		w.bridge.saw(id)
+		w.bridge.setTXIDCookie(w.w.Header(), id, overTLS(w.req))
 	}
 }
 
@@ -117,10 +159,10 @@ func (w *writer) lateCommit() {
 	if w.txid == txidCommitted {
 		return
 	}
-	ctx, log := w.req.Context(), w.ryw.cfg.Logger
+	ctx, log := w.req.Context(), w.bridge.cfg.Logger
 	if log.Enabled(ctx, slog.LevelDebug) && w.tracker.Committed() {
-		log.Log(ctx, slog.LevelDebug, "litefs: a write committed after the response started; no TXID cookie",
-			"cookie", w.ryw.cfg.TXIDCookie, "hijacked", w.hijacked, "method", w.req.Method, "path", w.req.URL.Path)
+		log.Log(ctx, slog.LevelDebug, "httpbridge: a write committed after the response started; no TXID cookie",
+			"cookie", w.bridge.cfg.TXIDCookie, "hijacked", w.phase == hijacked, "method", w.req.Method, "path", w.req.URL.Path)
 	}
 }
 
@@ -128,9 +170,9 @@ func (w *writer) Header() http.Header { return w.w.Header() }
 
 func (w *writer) WriteHeader(code int) {
 	switch {
-	case w.started:
+	case w.started():
 		w.w.WriteHeader(code) // let net/http report a superfluous call
-	case w.suppressed:
+	case w.phase == dropped:
 	case code < 100 || code > 999:
 		w.w.WriteHeader(code) // let net/http panic as it would without the bridge
 	case code < 200 && code != http.StatusSwitchingProtocols:
@@ -145,27 +187,36 @@ func (w *writer) WriteHeader(code int) {
 }
 
 func (w *writer) Write(p []byte) (int, error) {
-	if !w.started {
+	if !w.started() {
 		if len(p) == 0 {
-			if w.status == 0 && !w.suppressed {
-				w.status = http.StatusOK
-			}
-			return 0, nil
+			return 0, w.touch()
 		}
 		if !w.start() {
-			return len(p), nil
+			return 0, ErrResponseDropped
 		}
 	}
 	return w.w.Write(p)
 }
 
+// touch is an empty write before the response started: it implies a 200,
+// as net/http's would, and sends nothing yet.
+func (w *writer) touch() error {
+	if w.drop() {
+		return ErrResponseDropped
+	}
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return nil
+}
+
 func (w *writer) WriteString(s string) (int, error) {
-	if !w.started {
+	if !w.started() {
 		if len(s) == 0 {
-			return w.Write(nil)
+			return 0, w.touch()
 		}
 		if !w.start() {
-			return len(s), nil
+			return 0, ErrResponseDropped
 		}
 	}
 	return io.WriteString(w.w, s)
@@ -176,9 +227,9 @@ func (w *writer) WriteString(s string) (int, error) {
 // start the response.
 func (w *writer) ReadFrom(src io.Reader) (int64, error) {
 	var n int64
-	if !w.started {
+	if !w.started() {
 		buf := make([]byte, 512)
-		for !w.started {
+		for !w.started() {
 			m, err := src.Read(buf)
 			if m > 0 {
 				if _, werr := w.Write(buf[:m]); werr != nil {
@@ -192,10 +243,6 @@ func (w *writer) ReadFrom(src io.Reader) (int64, error) {
 			if err != nil {
 				return n, err
 			}
-			if w.suppressed {
-				m, err := io.Copy(io.Discard, src)
-				return n + m, err
-			}
 		}
 	}
 	m, err := io.Copy(w.w, src)
@@ -207,24 +254,22 @@ func (w *writer) Unwrap() http.ResponseWriter { return w.w }
 
 func (w *writer) flush() error {
 	if !w.start() {
-		return nil
+		return ErrResponseDropped
 	}
 	return http.NewResponseController(w.w).Flush()
 }
 
 func (w *writer) hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if w.started {
-		if w.hijacked {
-			return nil, nil, http.ErrHijacked
-		}
-	} else if w.suppressed || w.replaceable() {
-		w.suppressed = true
-		return nil, nil, errReplaced
+	switch {
+	case w.phase == hijacked:
+		return nil, nil, http.ErrHijacked
+	case w.phase != sent && w.drop():
+		return nil, nil, ErrResponseDropped
 	}
 	conn, rw, err := http.NewResponseController(w.w).Hijack()
 	if err == nil {
 		// The held status is never sent: the handler owns the connection.
-		w.started, w.hijacked = true, true
+		w.phase = hijacked
 	}
 	return conn, rw, err
 }

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Underlying writers with chosen optional methods.
@@ -41,13 +44,13 @@ func TestWriterAdvertises(t *testing.T) {
 		w                 http.ResponseWriter
 		wantFlush, wantHj bool
 	}{
-		{"neither", rec(), false, false},
-		{"Flusher", flushOnly{rec()}, true, false},
-		{"FlushError", flushErrOnly{rec()}, true, false},
-		{"Hijacker", hijackOnly{rec()}, false, true},
-		{"both", both{rec()}, true, true},
-		{"both behind Unwrap", unwrapOnly{both{rec()}}, true, true},
-		{"Flusher behind two Unwraps", unwrapOnly{unwrapOnly{flushOnly{rec()}}}, true, false},
+		{name: "neither", w: rec(), wantFlush: false, wantHj: false},
+		{name: "Flusher", w: flushOnly{rec()}, wantFlush: true, wantHj: false},
+		{name: "FlushError", w: flushErrOnly{rec()}, wantFlush: true, wantHj: false},
+		{name: "Hijacker", w: hijackOnly{rec()}, wantFlush: false, wantHj: true},
+		{name: "both", w: both{rec()}, wantFlush: true, wantHj: true},
+		{name: "both behind Unwrap", w: unwrapOnly{both{rec()}}, wantFlush: true, wantHj: true},
+		{name: "Flusher behind two Unwraps", w: unwrapOnly{unwrapOnly{flushOnly{rec()}}}, wantFlush: true, wantHj: false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,12 +63,9 @@ func TestWriterAdvertises(t *testing.T) {
 				_, gotHj = w.(http.Hijacker)
 				gotUnwrap = w.(interface{ Unwrap() http.ResponseWriter }).Unwrap()
 			})).ServeHTTP(tc.w, httptest.NewRequest(http.MethodGet, "/", nil))
-			if gotFlush != tc.wantFlush || gotHj != tc.wantHj {
-				t.Errorf("Flusher, Hijacker: got %v, %v, want %v, %v", gotFlush, gotHj, tc.wantFlush, tc.wantHj)
-			}
-			if gotUnwrap != tc.w {
-				t.Errorf("Unwrap: got %T, want the underlying %T", gotUnwrap, tc.w)
-			}
+			assert.Equal(t, tc.wantFlush, gotFlush, "Flusher")
+			assert.Equal(t, tc.wantHj, gotHj, "Hijacker")
+			assert.True(t, gotUnwrap == tc.w, "Unwrap: got %T, want the underlying %T", gotUnwrap, tc.w)
 		})
 	}
 }
@@ -94,20 +94,14 @@ func TestResponseControllerThroughBridge(t *testing.T) {
 	res, err := srv.Client().Get(srv.URL)
 	if err != nil {
 		close(release)
-		t.Fatal(err)
 	}
+	require.NoError(t, err)
 	defer res.Body.Close()
-	if err := <-errs; err != nil {
-		t.Errorf("ResponseController: got %v, want no error", err)
-	}
-	if got, want := res.StatusCode, http.StatusAccepted; got != want {
-		t.Errorf("status before the handler returned: got %v, want %v", got, want)
-	}
+	assert.NoError(t, <-errs, "ResponseController")
+	assert.Equal(t, http.StatusAccepted, res.StatusCode, "status before the handler returned")
 	close(release)
 	body, _ := io.ReadAll(res.Body)
-	if got, want := string(body), "done"; got != want {
-		t.Errorf("body: got %q, want %q", got, want)
-	}
+	assert.Equal(t, "done", string(body), "body")
 }
 
 func TestResponseControllerUnsupported(t *testing.T) {
@@ -120,30 +114,32 @@ func TestResponseControllerUnsupported(t *testing.T) {
 		flushErr = rc.Flush()
 		deadlineErr = rc.SetWriteDeadline(time.Now())
 	})).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
-	if !errors.Is(flushErr, http.ErrNotSupported) || !errors.Is(deadlineErr, http.ErrNotSupported) {
-		t.Errorf("got %v, %v, want http.ErrNotSupported twice", flushErr, deadlineErr)
-	}
+	assert.ErrorIs(t, flushErr, http.ErrNotSupported, "Flush")
+	assert.ErrorIs(t, deadlineErr, http.ErrNotSupported, "SetWriteDeadline")
+}
+
+// hijackCases hijack the connection through the bridge, after a refusal
+// or not.
+var hijackCases = []struct {
+	name     string
+	hijack   func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error)
+	refuse   bool // before hijacking
+	wantBody string
+}{
+	{name: "Hijacker", hijack: func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+		return w.(http.Hijacker).Hijack()
+	}, refuse: false, wantBody: "raw"},
+	{name: "ResponseController", hijack: func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+		return http.NewResponseController(w).Hijack()
+	}, refuse: false, wantBody: "raw"},
+	{name: "after a refusal", hijack: func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+		return w.(http.Hijacker).Hijack()
+	}, refuse: true, wantBody: ""},
 }
 
 func TestHijack(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name     string
-		hijack   func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error)
-		refuse   bool // before hijacking
-		wantBody string
-	}{
-		{"Hijacker", func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
-			return w.(http.Hijacker).Hijack()
-		}, false, "raw"},
-		{"ResponseController", func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
-			return http.NewResponseController(w).Hijack()
-		}, false, "raw"},
-		{"after a refusal", func(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
-			return w.(http.Hijacker).Hijack()
-		}, true, ""},
-	}
-	for _, tc := range tests {
+	for _, tc := range hijackCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var ev events
@@ -172,31 +168,22 @@ func TestHijack(t *testing.T) {
 			t.Cleanup(srv.Close)
 
 			res, err := srv.Client().Post(srv.URL, "text/plain", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
 			<-served
 			err = <-hijackErr
 			if tc.refuse {
-				if !errors.Is(err, errReplaced) || res.StatusCode != http.StatusConflict || res.Header.Get("Fly-Replay") == "" {
-					t.Errorf("got error %v, status %v, want errReplaced and a replay", err, res.StatusCode)
-				}
-				if got, want := ev.only(t).Reason, ReasonRefused; got != want {
-					t.Errorf("reason: got %v, want %v", got, want)
-				}
+				assert.ErrorIs(t, err, ErrResponseDropped, "Hijack")
+				assert.Equal(t, http.StatusConflict, res.StatusCode, "status")
+				assert.NotEmpty(t, res.Header.Get("Fly-Replay"), "Fly-Replay")
+				assert.Equal(t, ReasonRefused, ev.only(t).Reason, "reason")
 				return
 			}
-			if err != nil {
-				t.Fatalf("Hijack: %v", err)
-			}
-			if res.StatusCode != http.StatusOK || string(body) != tc.wantBody {
-				t.Errorf("got %v %q, want 200 %q", res.StatusCode, body, tc.wantBody)
-			}
-			if got, want := ev.only(t).Reason, ReasonTooLate; got != want {
-				t.Errorf("reason: got %v, want %v", got, want)
-			}
+			require.NoError(t, err, "Hijack")
+			assert.Equal(t, http.StatusOK, res.StatusCode, "status")
+			assert.Equal(t, tc.wantBody, string(body), "body")
+			assert.Equal(t, ReasonTooLate, ev.only(t).Reason, "reason")
 		})
 	}
 }
@@ -217,40 +204,25 @@ func TestHTTP2(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	res, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if got, want := string(body), "HTTP/2.0 flush -"; got != want {
-		t.Errorf("GET: got %q, want %q", got, want)
-	}
+	assert.Equal(t, "HTTP/2.0 flush -", string(body), "GET")
 	res, err = srv.Client().Post(srv.URL, "text/plain", strings.NewReader("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res.Body.Close()
-	if got, want := res.Header.Get("Fly-Replay"), "instance=node-a;state=litefs-hops:1"; got != want {
-		t.Errorf("POST Fly-Replay: got %q, want %q", got, want)
-	}
+	assert.Equal(t, "instance=node-a;state=litefs-hops:1", res.Header.Get("Fly-Replay"), "POST Fly-Replay")
 }
 
 func TestInvalidStatusPanicsAsWithoutBridge(t *testing.T) {
 	t.Parallel()
 	b := newBridge(t, Config{})
 	srv := httptest.NewServer(b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if recover() == nil {
-				t.Error("WriteHeader(42): got no panic, want net/http's")
-			}
-		}()
-		w.WriteHeader(42)
+		assert.Panics(t, func() { w.WriteHeader(42) }, "WriteHeader(42): want net/http's panic")
 	})))
 	t.Cleanup(srv.Close)
 	res, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res.Body.Close()
 }
 
@@ -275,7 +247,43 @@ func TestWriteDeadlineReachesConn(t *testing.T) {
 		io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 	}
-	if err := <-errs; !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("write after a past deadline: got %v, want %v", err, os.ErrDeadlineExceeded)
+	assert.ErrorIs(t, <-errs, os.ErrDeadlineExceeded, "write after a past deadline")
+}
+
+// TestDroppedOutputFailsWrites: once a refusal means the handler's output is
+// dropped, its writes and flushes fail with ErrResponseDropped, so a
+// streaming handler stops early instead of producing output for nothing.
+func TestDroppedOutputFailsWrites(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		write func(w http.ResponseWriter) error
+	}{
+		{name: "Write", write: func(w http.ResponseWriter) error { _, err := w.Write([]byte("x")); return err }},
+		{name: "empty Write", write: func(w http.ResponseWriter) error { _, err := w.Write(nil); return err }},
+		{name: "WriteString", write: func(w http.ResponseWriter) error { _, err := io.WriteString(w, "x"); return err }},
+		{name: "Flush", write: func(w http.ResponseWriter) error { return http.NewResponseController(w).Flush() }},
+		{name: "io.Copy of a long stream", write: func(w http.ResponseWriter) error {
+			src := &byteSource{n: 64 << 20}
+			_, err := io.Copy(w, src)
+			if src.n < 63<<20 {
+				return errors.New("io.Copy read on after the first failed write")
+			}
+			return err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBridge(t, Config{})
+			var err error
+			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				refuse(t, r, notPrimary("node-a"))
+				err = tc.write(w)
+			}))
+			w := serve(h, httptest.NewRequest(http.MethodPost, "/", nil))
+			assert.ErrorIs(t, err, ErrResponseDropped)
+			assert.Equal(t, "instance=node-a;state=litefs-hops:1", w.Header().Get(HeaderReplay))
+		})
 	}
 }

@@ -8,23 +8,42 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // Defaults of the configuration read from the environment.
 const (
+	defaultHost       = "127.0.0.1" // loopback: the deploy kit sets LISTEN_ADDR=:8080
 	defaultPort       = "8080"
 	defaultSchemaWait = 2 * time.Minute
+	// defaultDatabasePath is relative to the working directory: run from
+	// the clone's root, the database is the clone's own (data/ is ignored
+	// by git).
+	defaultDatabasePath = "data/posts.db"
 )
+
+// loopbackHosts are the host names a browser on this machine uses to reach a
+// local instance; they are always in the default AllowedHosts.
+var loopbackHosts = []string{"localhost", "127.0.0.1", "::1"}
 
 // config is the app's configuration; loadConfig reads it from the
 // environment.
 type config struct {
-	// Addr is the address to listen on: $LISTEN_ADDR, else ":" + $PORT.
+	// Addr is the address to listen on: $LISTEN_ADDR, else
+	// "127.0.0.1:" + $PORT, loopback only.
 	Addr string
-	// DatabasePath is the SQLite file: $DATABASE_PATH, else posts.db in the
-	// user's cache directory. Under LiteFS it must be inside the mount.
+	// AllowedHosts are the host names (ports aside) that requests may name
+	// in their Host header: $ALLOWED_HOSTS, comma-separated, "*" for any;
+	// else the loopback names and the listen address's host. They stop DNS
+	// rebinding: a page on another site whose name resolves to 127.0.0.1
+	// reaches the app with its own name as Host, and a same-origin Origin.
+	// Nil means any host.
+	AllowedHosts []string
+	// DatabasePath is the SQLite file: $DATABASE_PATH, else data/posts.db
+	// in the working directory. Under LiteFS it must be inside the mount.
 	DatabasePath string
 	// InstanceID names this instance as LiteFS names the primary (on Fly.io
 	// the machine ID): $FLY_MACHINE_ID, else the host name.
@@ -36,6 +55,8 @@ type config struct {
 	SchemaWait time.Duration
 	// LogLevel is $LOG_LEVEL: debug, info, warn or error.
 	LogLevel slog.Level
+	// Forward says how to reach the primary off Fly.io (forward.go).
+	Forward forwarding
 }
 
 // loadConfig reads the configuration through getenv (os.Getenv in main),
@@ -57,16 +78,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			errs = append(errs, fmt.Errorf("PORT=%q: want a port number", port))
 		}
-		cfg.Addr = ":" + port
+		cfg.Addr = net.JoinHostPort(defaultHost, port)
 	} else if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("LISTEN_ADDR=%q: %v", cfg.Addr, err))
 	}
+	cfg.AllowedHosts = allowedHosts(getenv("ALLOWED_HOSTS"), cfg.Addr)
+	if cfg.AllowedHosts != nil && len(cfg.AllowedHosts) == 0 {
+		errs = append(errs, fmt.Errorf("ALLOWED_HOSTS=%q: want host names, or *", getenv("ALLOWED_HOSTS")))
+	}
 	if cfg.DatabasePath == "" {
-		p, err := defaultDatabasePath()
-		if err != nil {
-			errs = append(errs, err)
-		}
-		cfg.DatabasePath = p
+		cfg.DatabasePath = defaultDatabasePath
 	}
 	if p, err := filepath.Abs(cfg.DatabasePath); err == nil {
 		cfg.DatabasePath = p
@@ -92,18 +113,55 @@ func loadConfig(getenv func(string) string) (config, error) {
 			errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", s))
 		}
 	}
+	var err error
+	if cfg.Forward, err = loadForwarding(getenv); err != nil {
+		errs = append(errs, err)
+	}
 	return cfg, errors.Join(errs...)
 }
 
-// defaultDatabasePath is <user cache dir>/litefs-sql/posts/posts.db: a
-// writable place that exists on a fresh machine whatever the working
-// directory, and keeps the repository clean.
-func defaultDatabasePath() (string, error) {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no DATABASE_PATH and no user cache directory: %v", err)
+// allowedHosts returns the host allow-list: the comma-separated names of
+// value (empty if it names none), nil if one of them is "*", or by default the loopback names and the host of the
+// listen address addr, unless that host is empty or unspecified (0.0.0.0
+// names no host a browser would use).
+func allowedHosts(value, addr string) []string {
+	value = strings.TrimSpace(value)
+	if value == "*" {
+		return nil
 	}
-	return filepath.Join(dir, "litefs-sql", "posts", "posts.db"), nil
+	hosts := []string{} // not nil, which would allow any host
+	if value != "" {
+		for h := range strings.SplitSeq(value, ",") {
+			switch h = normalHost(h); h {
+			case "*":
+				return nil
+			case "":
+			default:
+				hosts = append(hosts, h)
+			}
+		}
+		return hosts
+	}
+	hosts = append(hosts, loopbackHosts...)
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		ip := net.ParseIP(host)
+		if h := normalHost(host); h != "" && !slices.Contains(hosts, h) && (ip == nil || !ip.IsUnspecified()) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// normalHost is the host name of a Host header value or an allow-list
+// entry, without its port or IPv6 brackets, in lower case, without a final
+// dot.
+func normalHost(h string) string {
+	h = strings.TrimSpace(h)
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.TrimSuffix(strings.ToLower(h), ".")
 }
 
 // DSN returns the go-sqlite3 DSN for the database: a file: URI (so that any

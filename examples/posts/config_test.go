@@ -5,27 +5,22 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestLoadConfig(t *testing.T) {
 	t.Parallel()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Skipf("no user cache directory for the default database: %v", err)
-	}
 	host, err := os.Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -33,16 +28,18 @@ func TestLoadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", nil, config{
-			Addr: ":8080", DatabasePath: filepath.Join(cache, "litefs-sql", "posts", "posts.db"),
-			InstanceID: host, SchemaWait: defaultSchemaWait, LogLevel: slog.LevelInfo,
+			Addr: "127.0.0.1:8080", AllowedHosts: []string{"localhost", "127.0.0.1", "::1"},
+			DatabasePath: filepath.Join(wd, "data", "posts.db"),
+			InstanceID:   host, SchemaWait: defaultSchemaWait, LogLevel: slog.LevelInfo,
 		}, ""},
 		{"Fly.io", map[string]string{
-			"PORT": "8081", "DATABASE_PATH": "/litefs/posts.db", "FLY_MACHINE_ID": "148e21ea7e5089",
+			"LISTEN_ADDR": ":8080", "ALLOWED_HOSTS": "*", "DATABASE_PATH": "/litefs/posts.db", "FLY_MACHINE_ID": "148e21ea7e5089",
 			"FLY_REGION": "ams", "SCHEMA_WAIT": "30s", "LOG_LEVEL": "debug",
 		}, config{
-			Addr: ":8081", DatabasePath: "/litefs/posts.db", InstanceID: "148e21ea7e5089",
+			Addr: ":8080", DatabasePath: "/litefs/posts.db", InstanceID: "148e21ea7e5089",
 			Region: "ams", SchemaWait: 30 * time.Second, LogLevel: slog.LevelDebug,
 		}, ""},
+		{"port alone stays on loopback", map[string]string{"PORT": "8081"}, config{Addr: "127.0.0.1:8081"}, ""},
 		{"listen address wins over port", map[string]string{"LISTEN_ADDR": "127.0.0.1:9000", "PORT": "1"}, config{
 			Addr: "127.0.0.1:9000",
 		}, ""},
@@ -55,33 +52,58 @@ func TestLoadConfig(t *testing.T) {
 		{"bad schema wait", map[string]string{"SCHEMA_WAIT": "soon"}, config{}, `SCHEMA_WAIT="soon"`},
 		{"negative schema wait", map[string]string{"SCHEMA_WAIT": "-1s"}, config{}, `SCHEMA_WAIT="-1s"`},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, config{}, `LOG_LEVEL="loud"`},
+		{"no allowed host", map[string]string{"ALLOWED_HOSTS": " , "}, config{}, `ALLOWED_HOSTS=" , ": want host names, or *`},
 		{"every error at once", map[string]string{"PORT": "x", "LOG_LEVEL": "y"}, config{}, `PORT="x": want a port number` + "\n" + `LOG_LEVEL="y"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := loadConfig(func(k string) string { return tc.env[k] })
 			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-				}
+				require.ErrorContains(t, err, tc.wantErr)
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Zero fields of want are not checked, but for the defaults case.
+			require.NoError(t, err)
+			// Zero fields of want are not checked, but for the defaults
+			// and Fly.io cases.
+			all := tc.name == "defaults" || tc.name == "Fly.io"
 			check := func(field string, got, want any, zero bool) {
-				if !zero && got != want {
-					t.Errorf("%s = %v, want %v", field, got, want)
+				if !zero || all {
+					assert.Equal(t, want, got, field)
 				}
 			}
-			all := tc.name == "defaults"
-			check("Addr", got.Addr, tc.want.Addr, tc.want.Addr == "" && !all)
-			check("DatabasePath", got.DatabasePath, tc.want.DatabasePath, tc.want.DatabasePath == "" && !all)
-			check("InstanceID", got.InstanceID, tc.want.InstanceID, tc.want.InstanceID == "" && !all)
-			check("Region", got.Region, tc.want.Region, tc.want.Region == "" && !all)
-			check("SchemaWait", got.SchemaWait, tc.want.SchemaWait, tc.want.SchemaWait == 0 && !all)
-			check("LogLevel", got.LogLevel, tc.want.LogLevel, tc.want.LogLevel == 0 && !all)
+			check("Addr", got.Addr, tc.want.Addr, tc.want.Addr == "")
+			check("AllowedHosts", got.AllowedHosts, tc.want.AllowedHosts, tc.want.AllowedHosts == nil)
+			check("DatabasePath", got.DatabasePath, tc.want.DatabasePath, tc.want.DatabasePath == "")
+			check("InstanceID", got.InstanceID, tc.want.InstanceID, tc.want.InstanceID == "")
+			check("Region", got.Region, tc.want.Region, tc.want.Region == "")
+			check("SchemaWait", got.SchemaWait, tc.want.SchemaWait, tc.want.SchemaWait == 0)
+			check("LogLevel", got.LogLevel, tc.want.LogLevel, tc.want.LogLevel == 0)
+		})
+	}
+}
+
+func TestAllowedHosts(t *testing.T) {
+	t.Parallel()
+	loopback := []string{"localhost", "127.0.0.1", "::1"}
+	tests := []struct {
+		name, value, addr string
+		want              []string
+	}{
+		{"default on loopback", "", "127.0.0.1:8080", loopback},
+		{"default on all interfaces", "", ":8080", loopback},
+		{"default on 0.0.0.0", "", "0.0.0.0:8080", loopback},
+		{"default on [::]", "", "[::]:8080", loopback},
+		{"default on a named address", "", "Box.lan:8080", append(loopback, "box.lan")},
+		{"default on an IPv6 address", "", "[fd00::1]:8080", append(loopback, "fd00::1")},
+		{"any", "*", "127.0.0.1:8080", nil},
+		{"any among names", "a.example, *", "127.0.0.1:8080", nil},
+		{"no names", " , ", "127.0.0.1:8080", []string{}},
+		{"a list replaces the default", " posts.example , WWW.Posts.Example., [::1]:99 ,", ":8080",
+			[]string{"posts.example", "www.posts.example", "::1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, allowedHosts(tc.value, tc.addr))
 		})
 	}
 }
@@ -94,20 +116,30 @@ func TestDSN(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), name)
 			db, err := sql.Open(litefs.DriverName, config{DatabasePath: path}.DSN())
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer db.Close()
-			if _, err := db.ExecContext(t.Context(), `CREATE TABLE t (x)`); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := os.Stat(path); err != nil {
-				t.Errorf("database not at its path: %v", err)
-			}
+			_, err = db.ExecContext(t.Context(), `CREATE TABLE t (x)`)
+			require.NoError(t, err)
+			_, err = os.Stat(path)
+			assert.NoError(t, err, "database not at its path")
 			var mode string
-			if err := db.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-				t.Errorf("journal_mode %q (%v), want wal", mode, err)
-			}
+			assert.NoError(t, db.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode))
+			assert.Equal(t, "wal", mode, "journal_mode")
 		})
 	}
+}
+
+// FuzzNormalHost: any Host header value is read without a panic, in lower
+// case, and matches a loopback name only if it names it.
+func FuzzNormalHost(f *testing.F) {
+	for _, seed := range []string{"", "localhost", "LOCALHOST:8080", "[::1]:8080", "::1", "127.0.0.1.", "evil.example:80", "[", "]:", "a:b:c"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		got := normalHost(h)
+		assert.Equal(t, strings.ToLower(got), got, "normalHost(%q)", h)
+		if slices.Contains(loopbackHosts, got) {
+			assert.Contains(t, strings.ToLower(h), got, "normalHost(%q) names a loopback host it does not hold", h)
+		}
+	})
 }

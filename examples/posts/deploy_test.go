@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/litefs-sql/litefs/litefstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // buildApp builds the app into a new temporary directory and returns the
@@ -22,9 +24,8 @@ func buildApp(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "posts")
 	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build:\n%s", out)
 	return bin
 }
 
@@ -45,9 +46,7 @@ func TestDeployConfig(t *testing.T) {
 		// nobody must reach the binary and the mount through the test's
 		// temporary directories, which only their owner may enter.
 		for _, d := range []string{filepath.Dir(bin), filepath.Dir(filepath.Dir(bin)), dir} {
-			if err := os.Chmod(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.Chmod(d, 0o755))
 		}
 		execCmd = shellQuote(setpriv) + " --reuid=nobody --regid=nogroup --clear-groups " + execCmd
 	}
@@ -73,7 +72,7 @@ func TestDeployConfig(t *testing.T) {
 	litefstest.WaitFor(t, func() error {
 		select {
 		case <-p.Done(): // the app exited, and LiteFS with it
-			t.Fatalf("LiteFS exited (%v) before the app answered", p.ExitErr())
+			require.FailNow(t, "LiteFS exited before the app answered", "%v", p.ExitErr())
 		default:
 		}
 		resp, err := http.Get(base + "/healthz")
@@ -86,42 +85,28 @@ func TestDeployConfig(t *testing.T) {
 		}
 		return json.NewDecoder(resp.Body).Decode(&health)
 	})
-	if health["role"] != "primary" || health["instance"] != "node-a" || health["txid"] == "" {
-		t.Errorf("health %v, want node-a, primary, with a TXID", health)
-	}
+	assert.Equal(t, "primary", health["role"], "health %v", health)
+	assert.Equal(t, "node-a", health["instance"], "health %v", health)
+	assert.NotEmpty(t, health["txid"], "health %v", health)
 
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, err := http.NewRequestWithContext(t.Context(), "POST", base+"/posts/store",
 		strings.NewReader(url.Values{"title": {"Stored through LiteFS"}}.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("store: %s, want 303", resp.Status)
-	}
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "store")
 	resp, err = client.Get(base + "/posts")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), "Stored through LiteFS") {
-		t.Errorf("the list does not show the new post:\n%s", body)
-	}
+	assert.Contains(t, string(body), "Stored through LiteFS", "the list does not show the new post")
 
 	// LiteFS passes SIGINT to the app, which shuts down, then unmounts.
-	if err := p.Stop(); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	if log := p.Log(); !strings.Contains(log, "msg=stopped") {
-		t.Errorf("the app did not shut down gracefully:\n%s", log)
-	}
+	require.NoError(t, p.Stop(), "stop")
+	assert.Contains(t, p.Log(), "msg=stopped", "the app did not shut down gracefully")
 }
 
 // TestEntrypoint runs deploy/entrypoint.sh with a stand-in for litefs that
@@ -133,9 +118,7 @@ func TestEntrypoint(t *testing.T) {
 	t.Parallel()
 	bin := t.TempDir()
 	fake := "#!/bin/sh\necho \"args=$*\"\necho \"hostname=$LITEFS_HOSTNAME\"\necho \"advertise=$LITEFS_ADVERTISE_URL\"\n"
-	if err := os.WriteFile(filepath.Join(bin, "litefs"), []byte(fake), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "litefs"), []byte(fake), 0o755))
 	fly := []string{"LITEFS_LEASE_TYPE=consul", "LITEFS_HTTP_ADDR=:20202", "FLY_MACHINE_ID=148e21ea7e5089",
 		"FLY_APP_NAME=posts-litefs", "FLY_CONSUL_URL=https://:token@consul-fra.fly-shared.net/posts-litefs-xyz/"}
 	tests := []struct {
@@ -162,18 +145,13 @@ func TestEntrypoint(t *testing.T) {
 			cmd.Env = append([]string{"PATH=" + bin + ":/usr/bin:/bin"}, tc.env...)
 			out, err := cmd.CombinedOutput()
 			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(string(out), tc.wantErr) {
-					t.Fatalf("err %v, output %q; want a failure saying %q", err, out, tc.wantErr)
-				}
+				require.Error(t, err, "output %q", out)
+				require.Contains(t, string(out), tc.wantErr)
 				return
 			}
-			if err != nil {
-				t.Fatalf("%v: %s", err, out)
-			}
+			require.NoError(t, err, "%s", out)
 			for _, line := range tc.want {
-				if !strings.Contains("\n"+string(out), "\n"+line+"\n") {
-					t.Errorf("output has no line %q:\n%s", line, out)
-				}
+				assert.Contains(t, "\n"+string(out), "\n"+line+"\n", "output has no line %q", line)
 			}
 		})
 	}

@@ -20,7 +20,10 @@ var flashMessages = map[string]string{
 }
 
 // setFlash asks the client to show the message named key on its next page.
+// The response must not be stored by a cache, which would replay the
+// cookie to others.
 func setFlash(w http.ResponseWriter, r *http.Request, key string) {
+	w.Header().Set("Cache-Control", "no-store")
 	http.SetCookie(w, &http.Cookie{
 		Name:     flashCookie,
 		Value:    key,
@@ -39,6 +42,7 @@ func takeFlash(w http.ResponseWriter, r *http.Request) string {
 	if err != nil {
 		return ""
 	}
+	w.Header().Set("Cache-Control", "no-store") // the page shows the message once
 	http.SetCookie(w, &http.Cookie{
 		Name:     flashCookie,
 		Path:     "/",

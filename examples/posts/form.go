@@ -41,9 +41,12 @@ func (f *postForm) validate() bool {
 		f.Body = strings.ToValidUTF8(f.Body, "\uFFFD")
 	}()
 	f.Errors = map[string]string{}
+	titleHidden, bodyHidden := hidden(f.Title), hidden(f.Body)
 	switch n := utf8.RuneCountInString(f.Title); {
 	case !utf8.ValidString(f.Title) || strings.ContainsFunc(f.Title, unicode.IsControl):
 		f.Errors["title"] = "The title is not valid text."
+	case titleHidden != "":
+		f.Errors["title"] = "The title contains an invisible or text-direction character (" + titleHidden + "), which is not allowed."
 	case n == 0:
 		f.Errors["title"] = "A title is required."
 	case n > maxTitle:
@@ -52,6 +55,8 @@ func (f *postForm) validate() bool {
 	switch n := utf8.RuneCountInString(f.Body); {
 	case !utf8.ValidString(f.Body) || strings.ContainsFunc(f.Body, isControlInText):
 		f.Errors["body"] = "The text is not valid text."
+	case bodyHidden != "":
+		f.Errors["body"] = "The text contains an invisible or text-direction character (" + bodyHidden + "), which is not allowed."
 	case n > maxBody:
 		f.Errors["body"] = fmt.Sprintf("The text is %d characters long; the limit is %d.", n, maxBody)
 	}
@@ -64,4 +69,23 @@ func (f *postForm) validate() bool {
 // CHECKs use.
 func isControlInText(r rune) bool {
 	return unicode.IsControl(r) && r != '\t' && r != '\n'
+}
+
+// hidden returns, as "U+XXXX", the first character of s that is invisible
+// or changes the direction of the text around it, or "" if there is none.
+// Such characters let a post look like something else than it is: U+202E
+// shows "gnp.exe" as "exe.png", U+200B splits a word invisibly. They are
+// Unicode's format characters (Cf, which holds every bidi control) and the
+// default-ignorable fillers (U+3164 and the like). ZERO WIDTH NON-JOINER and
+// JOINER are allowed: Persian, Indic scripts and emoji sequences need them.
+func hidden(s string) string {
+	for _, r := range s {
+		if r == '\u200C' || r == '\u200D' {
+			continue
+		}
+		if unicode.In(r, unicode.Cf, unicode.Bidi_Control, unicode.Other_Default_Ignorable_Code_Point) {
+			return fmt.Sprintf("U+%04X", r)
+		}
+	}
+	return ""
 }

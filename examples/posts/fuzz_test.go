@@ -5,6 +5,9 @@ import (
 	"net/url"
 	"path/filepath"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzStore posts any title and text: the app answers 303 and stores
@@ -20,6 +23,8 @@ func FuzzStore(f *testing.F) {
 		{"tab\there", "a\x00b"},
 		{"bad \xff", "bad \xfe"},
 		{"é", "\u2028\u0085"},
+		{"rtl \u202E override", "zero\u200Bwidth"},
+		{"\U0001F468\u200D\U0001F469", "\uFEFF\u2066\u3164"},
 	} {
 		f.Add(seed[0], seed[1])
 	}
@@ -32,18 +37,13 @@ func FuzzStore(f *testing.F) {
 		switch {
 		case resp.StatusCode == http.StatusSeeOther && valid:
 			var got post
-			if err := a.db.GetContext(t.Context(), &got, `SELECT id, title, body, created_at FROM posts ORDER BY id DESC LIMIT 1`); err != nil {
-				t.Fatal(err)
-			}
-			if got.Title != form.Title || got.Body != form.Body {
-				t.Errorf("stored %q, %q; want %q, %q", got.Title, got.Body, form.Title, form.Body)
-			}
+			require.NoError(t, a.db.GetContext(t.Context(), &got, `SELECT id, title, body, created_at FROM posts ORDER BY id DESC LIMIT 1`))
+			assert.Equal(t, form.Title, got.Title, "stored title")
+			assert.Equal(t, form.Body, got.Body, "stored body")
 		case resp.StatusCode == http.StatusUnprocessableEntity && !valid:
-			if n := a.count(t); n != before {
-				t.Errorf("%d posts after a refused form, want %d", n, before)
-			}
+			assert.Equal(t, before, a.count(t), "posts after a refused form")
 		default:
-			t.Fatalf("status %d for a form valid=%v (%v); body:\n%s", resp.StatusCode, valid, form.Errors, page)
+			require.FailNow(t, "unexpected status", "status %d for a form valid=%v (%v); body:\n%s", resp.StatusCode, valid, form.Errors, page)
 		}
 	})
 }

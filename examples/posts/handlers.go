@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -34,22 +32,61 @@ type pageData struct {
 	Flash    string
 	Instance string
 	Region   string
-	Posts    []post   // list
-	Form     postForm // form
-	Message  string   // error
+	Posts    []listRow // list
+	Older    int64     // list: the "before" of the next page, 0 if none
+	Paged    bool      // list: not the first page
+	Post     post      // post
+	Form     postForm  // form
+	Message  string    // error
 }
 
 func (a *app) home(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/posts", http.StatusFound)
 }
 
+// list shows one page of posts, newest first, each cut to an excerpt:
+// ?before=<id> starts the page after that post. Pages are keyed by ID, not
+// numbered, so that new posts do not shift them.
 func (a *app) list(w http.ResponseWriter, r *http.Request) {
-	posts, err := a.posts.List(r.Context())
+	var before int64
+	if s := r.URL.Query().Get("before"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 {
+			a.errorPage(w, r, http.StatusBadRequest, "This page of the list does not exist.")
+			return
+		}
+		before = n
+	}
+	rows, err := a.posts.List(r.Context(), before, pageSize+1)
 	if err != nil {
 		a.serverError(w, r, "list posts", err)
 		return
 	}
-	a.render(w, r, http.StatusOK, "list", pageData{Title: "Posts", Flash: takeFlash(w, r), Posts: posts})
+	data := pageData{Title: "Posts", Flash: takeFlash(w, r), Paged: before != 0}
+	if len(rows) > pageSize {
+		rows = rows[:pageSize]
+		data.Older = rows[pageSize-1].ID
+	}
+	data.Posts = rows
+	a.render(w, r, http.StatusOK, "list", data)
+}
+
+// show shows one post, whole.
+func (a *app) show(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		a.errorPage(w, r, http.StatusNotFound, "There is no such post.")
+		return
+	}
+	p, err := a.posts.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, errNoPost):
+		a.errorPage(w, r, http.StatusNotFound, "There is no such post.")
+	case err != nil:
+		a.serverError(w, r, "get post", err)
+	default:
+		a.render(w, r, http.StatusOK, "post", pageData{Title: p.Title, Post: p})
+	}
 }
 
 func (a *app) create(w http.ResponseWriter, r *http.Request) {
@@ -85,62 +122,6 @@ func (a *app) store(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/posts", http.StatusSeeOther)
 }
 
-// health describes this instance: it is served outside the bridge, since a
-// health check must never be replayed to another machine.
-func (a *app) health(w http.ResponseWriter, r *http.Request) {
-	h := struct {
-		Status   string `json:"status"`
-		Instance string `json:"instance"`
-		Role     string `json:"role"`              // primary or replica
-		Primary  string `json:"primary,omitempty"` // on a replica: the primary, if known
-		TXID     string `json:"txid,omitempty"`    // under LiteFS: the last transaction applied here
-		Error    string `json:"error,omitempty"`
-	}{Status: "ok", Instance: a.cfg.InstanceID, Role: "primary"}
-	status := http.StatusOK
-
-	switch err := litefs.CheckPrimary(r.Context(), a.db.DB); {
-	case err == nil:
-	case errors.Is(err, litefs.ErrNotPrimary):
-		h.Role = "replica"
-		if np, ok := errors.AsType[*litefs.NotPrimaryError](err); ok {
-			h.Primary = np.PrimaryID
-		}
-	default:
-		h.Status, h.Error, status = "error", err.Error(), http.StatusServiceUnavailable
-	}
-	if status == http.StatusOK {
-		// One indexed read: the database opens and the schema is there.
-		var one int
-		err := a.db.QueryRowContext(r.Context(), `SELECT 1 FROM posts LIMIT 1`).Scan(&one)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			h.Status, h.Error, status = "error", err.Error(), http.StatusServiceUnavailable
-		}
-	}
-	if id, err := litefs.CurrentTXID(r.Context(), a.db.DB); err == nil {
-		h.TXID = id.String()
-	}
-
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(h)
-}
-
-// render executes a page into a buffer first, so that a template error
-// becomes a clean 500 rather than half a page.
-func (a *app) render(w http.ResponseWriter, r *http.Request, status int, page string, data pageData) {
-	data.Instance, data.Region = a.cfg.InstanceID, a.cfg.Region
-	var buf bytes.Buffer
-	if err := a.pages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
-		a.log.ErrorContext(r.Context(), "render", "page", page, "err", err)
-		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
-}
-
 func (a *app) errorPage(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	a.render(w, r, status, "error", pageData{Title: http.StatusText(status), Message: msg})
 }
@@ -159,6 +140,7 @@ func (a *app) serverError(w http.ResponseWriter, r *http.Request, what string, e
 // forbidden answers a request that CrossOriginProtection rejected.
 func (a *app) forbidden(w http.ResponseWriter, r *http.Request) {
 	a.log.WarnContext(r.Context(), "cross-origin request rejected",
-		"method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+		"method", r.Method, "path", capped(r.URL.Path), "origin", capped(r.Header.Get("Origin")),
+		"sec_fetch_site", capped(r.Header.Get("Sec-Fetch-Site")))
 	a.errorPage(w, r, http.StatusForbidden, "This form was sent from another site, so it was refused.")
 }

@@ -3,16 +3,16 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/litefs-sql/litefs"
 	"github.com/litefs-sql/litefs/litefstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // logNotifier returns a logger that writes to the test's output and sends
@@ -59,9 +59,9 @@ func waitMessage(t *testing.T, ch <-chan string, done <-chan error, msg string) 
 				return
 			}
 		case err := <-done:
-			t.Fatalf("migrate returned %v before logging %q", err, msg)
+			require.FailNow(t, "migrate returned before logging "+msg, "%v", err)
 		case <-timer.C:
-			t.Fatalf("no %q logged within %v", msg, litefstest.DefaultWaitTimeout)
+			require.FailNow(t, "nothing logged in time", "no %q logged within %v", msg, litefstest.DefaultWaitTimeout)
 		}
 	}
 }
@@ -71,9 +71,7 @@ func waitMessage(t *testing.T, ch <-chan string, done <-chan error, msg string) 
 func openTestDB(t *testing.T, path string) *sqlx.DB {
 	t.Helper()
 	db, err := sqlx.Open(litefs.DriverName, config{DatabasePath: path}.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	return db
 }
@@ -92,7 +90,7 @@ func receive(t *testing.T, done <-chan error) error {
 	case err := <-done:
 		return err
 	case <-time.After(litefstest.DefaultWaitTimeout):
-		t.Fatal("migrate did not return")
+		require.FailNow(t, "migrate did not return")
 		return nil
 	}
 }
@@ -105,9 +103,7 @@ func TestMigrate(t *testing.T) {
 		db := openTestDB(t, path)
 		log, _ := logNotifier(t)
 		for range 2 {
-			if err := migrate(t.Context(), db, time.Second, log); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, migrate(t.Context(), db, time.Second, log))
 		}
 	})
 
@@ -124,18 +120,13 @@ func TestMigrate(t *testing.T) {
 		waitMessage(t, msgs, done, "waiting for the primary to create the schema")
 
 		raw, err := sql.Open("sqlite3", m.DSN())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer raw.Close()
 		for _, stmt := range schema {
-			if _, err := raw.ExecContext(t.Context(), stmt); err != nil {
-				t.Fatal(err)
-			}
+			_, err := raw.ExecContext(t.Context(), stmt)
+			require.NoError(t, err)
 		}
-		if err := receive(t, done); err != nil {
-			t.Fatalf("migrate: %v", err)
-		}
+		require.NoError(t, receive(t, done), "migrate")
 	})
 
 	t.Run("replica gives up after the wait", func(t *testing.T) {
@@ -145,12 +136,8 @@ func TestMigrate(t *testing.T) {
 		db := openTestDB(t, m.DBPath())
 		log, _ := logNotifier(t)
 		err := receive(t, migrateAsync(t, db, m.DBPath(), 300*time.Millisecond, log))
-		if !errors.Is(err, errSchemaWait) {
-			t.Fatalf("migrate: %v, want %v", err, errSchemaWait)
-		}
-		if !strings.Contains(err.Error(), `writes go to "node-a"`) {
-			t.Errorf("the error does not tell the last refusal: %v", err)
-		}
+		require.ErrorIs(t, err, errSchemaWait, "migrate")
+		assert.ErrorContains(t, err, `writes go to "node-a"`, "the error does not tell the last refusal")
 	})
 
 	t.Run("other errors end at once", func(t *testing.T) {
@@ -160,12 +147,10 @@ func TestMigrate(t *testing.T) {
 		log, _ := logNotifier(t)
 		start := time.Now()
 		err := receive(t, migrateAsync(t, db, path, time.Hour, log))
-		if err == nil || errors.Is(err, errSchemaWait) || errors.Is(err, litefs.ErrNotPrimary) {
-			t.Fatalf("migrate: %v, want an open error", err)
-		}
-		if d := time.Since(start); d > schemaRetryMin {
-			t.Errorf("migrate took %v to fail: it retried", d)
-		}
+		require.Error(t, err, "migrate: want an open error")
+		require.NotErrorIs(t, err, errSchemaWait, "migrate: want an open error")
+		require.NotErrorIs(t, err, litefs.ErrNotPrimary, "migrate: want an open error")
+		assert.LessOrEqual(t, time.Since(start), schemaRetryMin, "migrate took long to fail: it retried")
 	})
 }
 
@@ -183,19 +168,14 @@ func TestMigrateRealReplica(t *testing.T) {
 
 	primaryPath := filepath.Join(c.Primary().MountDir(), "posts.db")
 	primary := openTestDB(t, primaryPath)
-	if err := migrate(t.Context(), primary, time.Second, log); err != nil {
-		t.Fatalf("migrate on the primary: %v", err)
-	}
-	if err := receive(t, done); err != nil {
-		t.Fatalf("migrate on the replica: %v", err)
-	}
+	require.NoError(t, migrate(t.Context(), primary, time.Second, log), "migrate on the primary")
+	require.NoError(t, receive(t, done), "migrate on the replica")
 	// The replica reads the schema it waited for; it cannot write to it.
 	var n int
-	if err := replica.GetContext(t.Context(), &n, `SELECT count(*) FROM posts`); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, replica.GetContext(t.Context(), &n, `SELECT count(*) FROM posts`))
 	_, err := postStore{db: replica}.Create(t.Context(), "t", "", time.Now())
-	if np, ok := errors.AsType[*litefs.NotPrimaryError](err); !ok || np.PrimaryID != c.Primary().Hostname() {
-		t.Errorf("insert on the replica: %v, want a refusal naming %s", err, c.Primary().Hostname())
+	var np *litefs.NotPrimaryError
+	if assert.ErrorAs(t, err, &np, "insert on the replica") {
+		assert.Equal(t, c.Primary().Hostname(), np.PrimaryID, "the refusal names the primary")
 	}
 }

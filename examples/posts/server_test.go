@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -17,99 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-	"github.com/litefs-sql/litefs"
 	"github.com/litefs-sql/litefs/litefstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
-
-// testApp is the app on a database file of the test's own.
-type testApp struct {
-	h  http.Handler
-	db *sqlx.DB
-}
-
-// newTestApp opens the database at path, creates the schema as a primary
-// would, and builds the app's handler for instance.
-func newTestApp(t testing.TB, path, instance string) *testApp {
-	t.Helper()
-	cfg := config{DatabasePath: path, InstanceID: instance, Region: "test", SchemaWait: time.Second}
-	db, err := sqlx.Open(litefs.DriverName, cfg.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if err := migrate(t.Context(), db, cfg.SchemaWait, log); err != nil {
-		t.Fatal(err)
-	}
-	h, err := newServer(cfg, db, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testApp{h: h, db: db}
-}
-
-// newPrimaryApp is a test app on a plain temporary file: a single primary.
-func newPrimaryApp(t *testing.T) *testApp {
-	t.Helper()
-	return newTestApp(t, filepath.Join(t.TempDir(), "posts.db"), "node-a")
-}
-
-// request is one request to send to the app.
-type request struct {
-	method, path string
-	form         url.Values
-	header       map[string]string
-	cookies      []*http.Cookie
-}
-
-// do sends req to the app, the way a browser on the app's own page would
-// unless req.header says otherwise, and returns the response with its body.
-func (a *testApp) do(t *testing.T, req request) (*http.Response, string) {
-	t.Helper()
-	var body io.Reader
-	if req.form != nil {
-		body = strings.NewReader(req.form.Encode())
-	}
-	r := httptest.NewRequestWithContext(t.Context(), req.method, req.path, body)
-	if req.form != nil {
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.Header.Set("Sec-Fetch-Site", "same-origin")
-	}
-	for k, v := range req.header {
-		r.Header.Set(k, v)
-	}
-	for _, c := range req.cookies {
-		r.AddCookie(c)
-	}
-	w := httptest.NewRecorder()
-	a.h.ServeHTTP(w, r)
-	resp := w.Result()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
-}
-
-// count returns the number of stored posts.
-func (a *testApp) count(t *testing.T) int {
-	t.Helper()
-	var n int
-	if err := a.db.GetContext(t.Context(), &n, `SELECT count(*) FROM posts`); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func cookie(resp *http.Response, name string) *http.Cookie {
-	for _, c := range resp.Cookies() {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
 
 func TestRoutes(t *testing.T) {
 	t.Parallel()
@@ -130,24 +39,58 @@ func TestRoutes(t *testing.T) {
 		{"health", "GET", "/healthz", http.StatusOK, "", "application/json", `"role":"primary"`},
 		{"unknown path", "GET", "/nope", http.StatusNotFound, "", "text/plain", "not found"},
 		{"unknown static file", "GET", "/static/nope.css", http.StatusNotFound, "", "text/plain", "not found"},
-		{"GET of the store route", "GET", "/posts/store", http.StatusMethodNotAllowed, "", "text/plain", ""},
+		{"static directory is not listed", "GET", "/static/", http.StatusNotFound, "", "text/plain", "not found"},
+		{"unknown post", "GET", "/posts/99", http.StatusNotFound, "", "text/html", "There is no such post."},
+		{"post ID not a number", "GET", "/posts/x1", http.StatusNotFound, "", "text/html", "There is no such post."},
+		{"GET of the store route is no post", "GET", "/posts/store", http.StatusNotFound, "", "text/html", ""},
+		{"list page not a number", "GET", "/posts?before=x", http.StatusBadRequest, "", "text/html", "does not exist"},
+		{"list page not positive", "GET", "/posts?before=0", http.StatusBadRequest, "", "text/html", "does not exist"},
+		{"list page past the end", "GET", "/posts?before=1", http.StatusOK, "", "text/html", "No older posts."},
+		{"POST of the list", "POST", "/posts", http.StatusMethodNotAllowed, "", "text/plain", ""},
 		{"DELETE of the list", "DELETE", "/posts", http.StatusMethodNotAllowed, "", "text/plain", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := a.do(t, request{method: tc.method, path: tc.path})
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status %d, want %d; body:\n%s", resp.StatusCode, tc.status, body)
-			}
-			if got := resp.Header.Get("Location"); got != tc.location {
-				t.Errorf("Location %q, want %q", got, tc.location)
-			}
-			if got := resp.Header.Get("Content-Type"); !strings.HasPrefix(got, tc.contentType) {
-				t.Errorf("Content-Type %q, want %q…", got, tc.contentType)
-			}
-			if !strings.Contains(body, tc.contains) {
-				t.Errorf("body does not contain %q:\n%s", tc.contains, body)
-			}
+			require.Equal(t, tc.status, resp.StatusCode, "body:\n%s", body)
+			assert.Equal(t, tc.location, resp.Header.Get("Location"), "Location")
+			assert.True(t, strings.HasPrefix(resp.Header.Get("Content-Type"), tc.contentType),
+				"Content-Type %q, want %q…", resp.Header.Get("Content-Type"), tc.contentType)
+			assert.Contains(t, body, tc.contains)
+			assert.NotContains(t, body, "style.css</a>", "a directory was listed")
+		})
+	}
+}
+
+// TestSecurityHeaders checks the headers every kind of response carries,
+// and the Cache-Control of each.
+func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	a := newPrimaryApp(t)
+	flash := &http.Cookie{Name: flashCookie, Value: "created"}
+	tests := []struct {
+		name  string
+		req   request
+		cache string
+	}{
+		{"list", request{method: "GET", path: "/posts"}, "no-cache"},
+		{"list showing a flash message", request{method: "GET", path: "/posts", cookies: []*http.Cookie{flash}}, "no-store"},
+		{"form", request{method: "GET", path: "/posts/create"}, "no-cache"},
+		{"store setting a flash message", request{method: "POST", path: "/posts/store", form: url.Values{"title": {"t"}}}, "no-store"},
+		{"invalid form", request{method: "POST", path: "/posts/store", form: url.Values{"title": {""}}}, "no-cache"},
+		{"not found", request{method: "GET", path: "/nope"}, "no-cache"},
+		{"stylesheet", request{method: "GET", path: "/static/style.css"}, "public, max-age=3600"},
+		{"health", request{method: "GET", path: "/healthz"}, "no-store"},
+		{"unknown host", request{method: "GET", path: "/posts", header: map[string]string{"Host": "evil.example"}}, "no-cache"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _ := a.do(t, tc.req)
+			h := resp.Header
+			assert.Equal(t, tc.cache, h.Get("Cache-Control"), "Cache-Control")
+			assert.Equal(t, "nosniff", h.Get("X-Content-Type-Options"))
+			assert.Equal(t, "DENY", h.Get("X-Frame-Options"))
+			assert.Contains(t, h.Get("Content-Security-Policy"), "frame-ancestors 'none'")
 		})
 	}
 }
@@ -159,32 +102,31 @@ func TestStoreRedirectsWithFlash(t *testing.T) {
 		"title": {"  Hello, <LiteFS>  "},
 		"body":  {"line one\r\nline two"},
 	}})
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/posts" {
-		t.Fatalf("got %d to %q, want 303 to /posts", resp.StatusCode, resp.Header.Get("Location"))
-	}
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, "/posts", resp.Header.Get("Location"))
 	flash := cookie(resp, flashCookie)
-	if flash == nil || flash.Value != "created" || flash.MaxAge <= 0 || !flash.HttpOnly {
-		t.Fatalf("flash cookie %v, want created, HttpOnly, with a Max-Age", flash)
-	}
+	require.NotNil(t, flash, "no flash cookie")
+	require.Equal(t, "created", flash.Value)
+	require.Positive(t, flash.MaxAge)
+	require.True(t, flash.HttpOnly)
 
 	resp, body := a.do(t, request{method: "GET", path: "/posts", cookies: []*http.Cookie{flash}})
-	for _, want := range []string{"Post created.", "Hello, &lt;LiteFS&gt;</h2>", "line one\nline two"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("list does not contain %q:\n%s", want, body)
-		}
+	for _, want := range []string{"Post created.", `<a href="/posts/1">Hello, &lt;LiteFS&gt;</a></h2>`, "line one\nline two"} {
+		assert.Contains(t, body, want)
 	}
-	if c := cookie(resp, flashCookie); c == nil || c.MaxAge >= 0 {
-		t.Errorf("the list did not clear the flash cookie: %v", c)
+	if c := cookie(resp, flashCookie); assert.NotNil(t, c, "the list did not clear the flash cookie") {
+		assert.Negative(t, c.MaxAge, "the list did not clear the flash cookie")
 	}
 
 	_, body = a.do(t, request{method: "GET", path: "/posts"})
-	if strings.Contains(body, "Post created.") {
-		t.Error("the flash message shows without its cookie")
-	}
+	assert.NotContains(t, body, "Post created.", "the flash message shows without its cookie")
 	_, body = a.do(t, request{method: "GET", path: "/posts", cookies: []*http.Cookie{{Name: flashCookie, Value: "<b>forged</b>"}}})
-	if strings.Contains(body, "forged") || strings.Contains(body, `class="flash"`) {
-		t.Error("an unknown flash key was shown")
-	}
+	assert.NotContains(t, body, "forged", "an unknown flash key was shown")
+	assert.NotContains(t, body, `class="flash"`, "an unknown flash key was shown")
+
+	_, body = a.do(t, request{method: "GET", path: "/posts/1"})
+	assert.Contains(t, body, "<h1>Hello, &lt;LiteFS&gt;</h1>")
+	assert.Contains(t, body, "line one\nline two")
 }
 
 func TestStoreValidation(t *testing.T) {
@@ -205,7 +147,15 @@ func TestStoreValidation(t *testing.T) {
 		{"title with a tab", "a\tb", "", "The title is not valid text."},
 		{"body with a NUL", "Title", "a\x00b", "The text is not valid text."},
 		{"body with a bell", "Title", "ding\a", "The text is not valid text."},
+		{"title with a right-to-left override", "invoice\u202Efdp.exe", "", "The title contains an invisible or text-direction character (U+202E), which is not allowed."},
+		{"title with a zero-width space", "pay\u200Bpal", "", "The title contains an invisible or text-direction character (U+200B)"},
+		{"title of a Hangul filler", "\u3164", "", "The title contains an invisible or text-direction character (U+3164)"},
+		{"body with a byte order mark", "Title", "a\uFEFFb", "The text contains an invisible or text-direction character (U+FEFF), which is not allowed."},
+		{"body with a bidi isolate", "Title", "x \u2066y\u2069", "The text contains an invisible or text-direction character (U+2066)"},
+		{"body with a left-to-right mark", "Title", "a\u200Eb", "(U+200E)"},
 		{"body with tabs and line ends", "Title", "a\tb\r\nc\rd\n", ""},
+		{"emoji joined by ZWJ", "family \U0001F468\u200D\U0001F469\u200D\U0001F467", "", ""},
+		{"Persian with ZWNJ", "می\u200Cخواهم", "", ""},
 		{"longest title and body", long(maxTitle), long(maxBody), ""},
 		{"no body", "Title only", "", ""},
 	}
@@ -214,34 +164,18 @@ func TestStoreValidation(t *testing.T) {
 			before := a.count(t)
 			resp, body := a.do(t, request{method: "POST", path: "/posts/store", form: url.Values{"title": {tc.title}, "body": {tc.body}}})
 			if tc.wantError == "" {
-				if resp.StatusCode != http.StatusSeeOther {
-					t.Fatalf("status %d, want 303; body:\n%s", resp.StatusCode, body)
-				}
-				if got := a.count(t); got != before+1 {
-					t.Errorf("%d posts, want %d", got, before+1)
-				}
+				require.Equal(t, http.StatusSeeOther, resp.StatusCode, "body:\n%s", body)
+				assert.Equal(t, before+1, a.count(t), "posts")
 				return
 			}
-			if resp.StatusCode != http.StatusUnprocessableEntity {
-				t.Fatalf("status %d, want 422; body:\n%s", resp.StatusCode, body)
-			}
-			if !strings.Contains(body, tc.wantError) {
-				t.Errorf("the form does not say %q:\n%s", tc.wantError, body)
-			}
-			if !strings.Contains(body, `aria-invalid="true"`) {
-				t.Error("no field is marked invalid")
-			}
+			require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, "body:\n%s", body)
+			assert.Contains(t, html.UnescapeString(body), tc.wantError)
+			assert.Contains(t, body, `aria-invalid="true"`, "no field is marked invalid")
 			// The input is kept: the title in the value attribute, the body
 			// in the text area, escaped, with what is not text replaced.
-			if !strings.Contains(body, `value="`+shownAsHTML(strings.TrimSpace(tc.title))+`"`) {
-				t.Errorf("the title %q was not kept", tc.title)
-			}
-			if !strings.Contains(body, ">\n"+shownAsHTML(tc.body)+"</textarea>") {
-				t.Errorf("the body %q was not kept", tc.body)
-			}
-			if got := a.count(t); got != before {
-				t.Errorf("%d posts, want %d: an invalid post was stored", got, before)
-			}
+			assert.Contains(t, body, `value="`+shownAsHTML(strings.TrimSpace(tc.title))+`"`, "the title was not kept")
+			assert.Contains(t, body, ">\n"+shownAsHTML(tc.body)+"</textarea>", "the body was not kept")
+			assert.Equal(t, before, a.count(t), "an invalid post was stored")
 		})
 	}
 }
@@ -265,26 +199,30 @@ func TestStoreRejectsCrossOrigin(t *testing.T) {
 		{"cross-site form", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
 		{"same-site, other origin", map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
 		{"old browser, other origin", map[string]string{"Sec-Fetch-Site": "", "Origin": "https://evil.example"}, http.StatusForbidden},
+		// DNS rebinding: evil.example resolves to this machine, so the
+		// browser sees one origin and sends its name as Host.
+		{"rebound name, same origin", map[string]string{"Host": "evil.example", "Origin": "http://evil.example"}, http.StatusBadRequest},
+		{"rebound name, old browser", map[string]string{"Host": "evil.example:8080", "Sec-Fetch-Site": "", "Origin": "http://evil.example:8080"}, http.StatusBadRequest},
 		{"same origin", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusSeeOther},
 		{"old browser, same origin", map[string]string{"Sec-Fetch-Site": "", "Origin": "http://example.com"}, http.StatusSeeOther},
+		{"localhost, same origin", map[string]string{"Host": "localhost:8080", "Origin": "http://localhost:8080"}, http.StatusSeeOther},
 		{"not a browser", map[string]string{"Sec-Fetch-Site": ""}, http.StatusSeeOther},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := a.count(t)
 			resp, body := a.do(t, request{method: "POST", path: "/posts/store", form: form, header: tc.header})
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status %d, want %d; body:\n%s", resp.StatusCode, tc.status, body)
-			}
+			require.Equal(t, tc.status, resp.StatusCode, "body:\n%s", body)
 			want := before
-			if tc.status == http.StatusSeeOther {
+			switch tc.status {
+			case http.StatusSeeOther:
 				want++
-			} else if !strings.Contains(body, "sent from another site") {
-				t.Errorf("the refusal does not explain itself:\n%s", body)
+			case http.StatusForbidden:
+				assert.Contains(t, body, "sent from another site", "the refusal does not explain itself")
+			case http.StatusBadRequest:
+				assert.Contains(t, body, "Unknown host", "the refusal does not explain itself")
 			}
-			if got := a.count(t); got != want {
-				t.Errorf("%d posts, want %d", got, want)
-			}
+			assert.Equal(t, want, a.count(t), "posts")
 		})
 	}
 }
@@ -295,12 +233,8 @@ func TestStoreBodyTooLarge(t *testing.T) {
 	resp, _ := a.do(t, request{method: "POST", path: "/posts/store", form: url.Values{
 		"title": {"Big"}, "body": {strings.Repeat("x", maxFormBody)},
 	}})
-	if resp.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Fatalf("status %d, want 413", resp.StatusCode)
-	}
-	if n := a.count(t); n != 0 {
-		t.Errorf("%d posts stored, want 0", n)
-	}
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	assert.Zero(t, a.count(t), "posts stored")
 }
 
 // TestReplica runs the app on a directory that looks like a LiteFS
@@ -315,49 +249,40 @@ func TestReplica(t *testing.T) {
 
 	t.Run("valid post is replayed on the primary", func(t *testing.T) {
 		resp, body := a.do(t, request{method: "POST", path: "/posts/store", form: url.Values{"title": {"From a replica"}}})
-		if resp.StatusCode != http.StatusConflict {
-			t.Fatalf("status %d, want 409; body:\n%s", resp.StatusCode, body)
-		}
+		require.Equal(t, http.StatusConflict, resp.StatusCode, "body:\n%s", body)
 		h, err := litefstest.ParseReplayHeader(resp.Header.Get("Fly-Replay"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Instance != "node-a" {
-			t.Errorf("replayed to %q, want node-a", h.Instance)
-		}
-		if c := cookie(resp, flashCookie); c != nil {
-			t.Errorf("the replay response sets the flash cookie: %v", c)
-		}
-		if n := a.count(t); n != 0 {
-			t.Errorf("%d posts stored on the replica, want 0", n)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, "node-a", h.Instance, "replayed to")
+		assert.Nil(t, cookie(resp, flashCookie), "the replay response sets the flash cookie")
+		assert.Empty(t, resp.Header.Get("Content-Encoding"), "the replay response kept the page's headers")
+		assert.Zero(t, a.count(t), "posts stored on the replica")
+	})
+	t.Run("valid post is replayed for a gzip client too", func(t *testing.T) {
+		resp, body := a.do(t, request{method: "POST", path: "/posts/store", form: url.Values{"title": {"From a replica"}},
+			header: map[string]string{"Accept-Encoding": "gzip"}})
+		require.Equal(t, http.StatusConflict, resp.StatusCode, "body:\n%s", body)
+		assert.True(t, strings.HasPrefix(resp.Header.Get("Fly-Replay"), "instance=node-a"), "Fly-Replay %q", resp.Header.Get("Fly-Replay"))
+		assert.Empty(t, resp.Header.Get("Content-Encoding"))
 	})
 	t.Run("invalid post is answered here", func(t *testing.T) {
 		resp, _ := a.do(t, request{method: "POST", path: "/posts/store", form: url.Values{"title": {""}}})
-		if resp.StatusCode != http.StatusUnprocessableEntity || resp.Header.Get("Fly-Replay") != "" {
-			t.Fatalf("status %d, Fly-Replay %q; want 422 and no replay", resp.StatusCode, resp.Header.Get("Fly-Replay"))
-		}
+		require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+		require.Empty(t, resp.Header.Get("Fly-Replay"))
 	})
 	t.Run("list is served here", func(t *testing.T) {
 		resp, body := a.do(t, request{method: "GET", path: "/posts"})
-		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Served by <code>node-b</code>") {
-			t.Fatalf("status %d, want 200 from node-b; body:\n%s", resp.StatusCode, body)
-		}
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Contains(t, body, "Served by <code>node-b</code>")
 	})
 	t.Run("health describes the replica", func(t *testing.T) {
 		resp, body := a.do(t, request{method: "GET", path: "/healthz"})
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Fly-Replay") != "" {
-			t.Fatalf("status %d, Fly-Replay %q; want 200 and no replay", resp.StatusCode, resp.Header.Get("Fly-Replay"))
-		}
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Empty(t, resp.Header.Get("Fly-Replay"))
 		var got map[string]string
-		if err := json.Unmarshal([]byte(body), &got); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, json.Unmarshal([]byte(body), &got))
 		want := map[string]string{"status": "ok", "instance": "node-b", "role": "replica", "primary": "node-a", "txid": "0000000000000007"}
 		for k, v := range want {
-			if got[k] != v {
-				t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, got)
-			}
+			assert.Equal(t, v, got[k], "%s (all: %v)", k, got)
 		}
 	})
 }
@@ -372,35 +297,73 @@ func TestReadYourWrites(t *testing.T) {
 	pm.SetTXID(5) // as LiteFS would after the INSERT below
 	resp, _ := primary.do(t, request{method: "POST", path: "/posts/store", form: url.Values{"title": {"Mine"}}})
 	txid := cookie(resp, "__txid")
-	if resp.StatusCode != http.StatusSeeOther || txid == nil || txid.Value != "0000000000000005" {
-		t.Fatalf("store: status %d, __txid %v; want 303 and __txid=0000000000000005", resp.StatusCode, txid)
-	}
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.NotNil(t, txid, "no __txid cookie")
+	require.Equal(t, "0000000000000005", txid.Value)
 
 	rm := litefstest.NewMount(t)
 	replica := newTestApp(t, rm.DBPath(), "node-b")
 	rm.SetReplica("node-a")
 	rm.SetTXID(4) // one behind the cookie
 	resp, _ = replica.do(t, request{method: "GET", path: "/posts", cookies: []*http.Cookie{txid}})
-	if resp.StatusCode != http.StatusConflict || !strings.HasPrefix(resp.Header.Get("Fly-Replay"), "instance=node-a") {
-		t.Errorf("GET on a replica behind the cookie: status %d, Fly-Replay %q; want a replay to node-a",
-			resp.StatusCode, resp.Header.Get("Fly-Replay"))
-	}
+	assert.Equal(t, http.StatusConflict, resp.StatusCode, "GET on a replica behind the cookie")
+	assert.True(t, strings.HasPrefix(resp.Header.Get("Fly-Replay"), "instance=node-a"),
+		"GET on a replica behind the cookie: Fly-Replay %q, want a replay to node-a", resp.Header.Get("Fly-Replay"))
 	rm.SetTXID(5)
 	resp, _ = replica.do(t, request{method: "GET", path: "/posts", cookies: []*http.Cookie{txid}})
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET on a replica that has the write: status %d, want 200", resp.StatusCode)
-	}
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "GET on a replica that has the write")
 }
 
+// TestHealthWithoutSchema checks that /healthz reports a broken database
+// with a 503 and a generic message, and logs the database's own error.
 func TestHealthWithoutSchema(t *testing.T) {
 	t.Parallel()
 	a := newPrimaryApp(t)
-	if _, err := a.db.ExecContext(t.Context(), `DROP TABLE posts`); err != nil {
-		t.Fatal(err)
-	}
+	_, err := a.db.ExecContext(t.Context(), `DROP TABLE posts`)
+	require.NoError(t, err)
 	resp, body := a.do(t, request{method: "GET", path: "/healthz"})
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "no such table") {
-		t.Fatalf("status %d, body %s; want 503 naming the missing table", resp.StatusCode, body)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "body %s", body)
+	assert.Contains(t, body, `"error":"the database check failed; see the log"`)
+	assert.NotContains(t, body, "no such table", "the database's error is shown to the client")
+	assert.Contains(t, a.logs.String(), "no such table: posts", "the database's error is not logged")
+}
+
+// TestAccessLogCapsClientValues sends a long path and a long
+// Fly-Replay-Src: the log line keeps a bounded part of each.
+func TestAccessLogCapsClientValues(t *testing.T) {
+	t.Parallel()
+	a := newPrimaryApp(t)
+	long := strings.Repeat("a", 100_000)
+	a.do(t, request{method: "GET", path: "/" + long, header: map[string]string{"Fly-Replay-Src": "instance=x;state=" + long}})
+	a.do(t, request{method: "POST", path: "/posts/store/" + long, form: url.Values{"title": {"t"}},
+		header: map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://" + long}})
+	a.do(t, request{method: "GET", path: "/" + long, header: map[string]string{"Host": long + ".example"}})
+	var lines int
+	for line := range strings.Lines(a.logs.String()) {
+		if !strings.Contains(line, "aaaaaaaaaa") {
+			continue
+		}
+		lines++
+		assert.Less(t, len(line), 2048, "a log line of %d bytes: %.300s…", len(line), line)
+		assert.Contains(t, line, "bytes more")
+	}
+	assert.GreaterOrEqual(t, lines, 3, "the requests were not logged:\n%.2000s", a.logs.String())
+}
+
+func TestCapped(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in, want string
+	}{
+		{"short", "abc", "abc"},
+		{"at the limit", strings.Repeat("a", maxLogValue), strings.Repeat("a", maxLogValue)},
+		{"over the limit", strings.Repeat("a", maxLogValue+5), strings.Repeat("a", maxLogValue) + "…(5 bytes more)"},
+		{"cut inside a character", strings.Repeat("a", maxLogValue-1) + "é", strings.Repeat("a", maxLogValue-1) + "…(2 bytes more)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, capped(tc.in))
+		})
 	}
 }
 
@@ -419,7 +382,7 @@ func TestRun(t *testing.T) {
 	litefstest.WaitFor(t, func() error {
 		select {
 		case err := <-done:
-			t.Fatalf("run returned early: %v", err)
+			require.FailNow(t, "run returned early", "%v", err)
 		default:
 		}
 		resp, err := http.Get("http://" + addr + "/healthz")
@@ -435,11 +398,9 @@ func TestRun(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
+		require.NoError(t, err, "run")
 	case <-time.After(shutdownTimeout + 5*time.Second):
-		t.Fatal("run did not return after its context ended")
+		require.FailNow(t, "run did not return after its context ended")
 	}
 }
 
@@ -457,18 +418,16 @@ func TestRunStopsWhileWaitingForSchema(t *testing.T) {
 	select {
 	case <-out.seen:
 	case err := <-done:
-		t.Fatalf("run returned %v before waiting for the schema", err)
+		require.FailNow(t, "run returned before waiting for the schema", "%v", err)
 	case <-time.After(litefstest.DefaultWaitTimeout):
-		t.Fatal("run did not wait for the schema")
+		require.FailNow(t, "run did not wait for the schema")
 	}
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v, want nil", err)
-		}
+		require.NoError(t, err, "run")
 	case <-time.After(litefstest.DefaultWaitTimeout):
-		t.Fatal("run did not return after its context ended")
+		require.FailNow(t, "run did not return after its context ended")
 	}
 }
 
@@ -492,9 +451,7 @@ func (ww *watchWriter) Write(b []byte) (int, error) {
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().String()
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -15,8 +17,16 @@ type post struct {
 	CreatedAt time.Time `db:"created_at"`
 }
 
-// listLimit bounds the posts shown on the list page.
-const listLimit = 100
+// pageSize is the number of posts on one page of the list.
+const pageSize = 20
+
+// excerptLen is the length, in characters, of a post's body on the list;
+// the whole body is on the post's own page. With the title's limit, it
+// bounds what one page of the list can hold, whatever the posts are.
+const excerptLen = 300
+
+// errNoPost is returned by Get when no post has the ID.
+var errNoPost = errors.New("no such post")
 
 // postStore reads and writes posts. Every method takes the request's
 // context: under httpbridge it carries the Tracker that hears of a write
@@ -25,12 +35,34 @@ type postStore struct {
 	db *sqlx.DB
 }
 
-// List returns the newest posts first, at most listLimit of them.
-func (s postStore) List(ctx context.Context) ([]post, error) {
-	var posts []post
-	err := s.db.SelectContext(ctx, &posts,
-		`SELECT id, title, body, created_at FROM posts ORDER BY id DESC LIMIT ?`, listLimit)
-	return posts, err
+// listRow is a post on the list: the body is cut to excerptLen characters
+// by SQLite, so that a page never reads more than it shows.
+type listRow struct {
+	post
+	Cut bool `db:"cut"`
+}
+
+// List returns at most limit posts older than before (all posts if before
+// is 0), newest first, with bodies cut to excerptLen characters.
+func (s postStore) List(ctx context.Context, before int64, limit int) ([]listRow, error) {
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	var rows []listRow
+	err := s.db.SelectContext(ctx, &rows,
+		`SELECT id, title, substr(body, 1, ?) AS body, length(body) > ? AS cut, created_at
+		 FROM posts WHERE id < ? ORDER BY id DESC LIMIT ?`, excerptLen, excerptLen, before, limit)
+	return rows, err
+}
+
+// Get returns the post with the ID, or errNoPost.
+func (s postStore) Get(ctx context.Context, id int64) (post, error) {
+	var p post
+	err := s.db.GetContext(ctx, &p, `SELECT id, title, body, created_at FROM posts WHERE id = ?`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, errNoPost
+	}
+	return p, err
 }
 
 // Create stores a post and returns its ID. On a replica the driver refuses

@@ -1,0 +1,120 @@
+package litefs
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"strings"
+)
+
+// snapshot is the connection state that statements of a string may change
+// before a later statement of the same string is refused: the settings its
+// PRAGMA statements set (PRAGMA foreign_keys = OFF; ALTER TABLE ...) and the
+// databases it attaches or detaches. end puts them back after a refusal.
+// It is taken only for strings that name them.
+type snapshot struct {
+	settings map[string]string // pragma name -> value as "PRAGMA name" read it
+	attached map[string]string // schema name -> file ("" for in-memory); nil when not taken
+}
+
+// takeSnapshot returns the state query may change, or nil when it names
+// nothing to restore.
+func (c *Conn) takeSnapshot(ctx context.Context, query string) *snapshot {
+	names, attach := statePragmas(query)
+	if len(names) == 0 && !attach {
+		return nil
+	}
+	s := &snapshot{settings: map[string]string{}}
+	for _, name := range names {
+		if rows := c.readRows(ctx, "PRAGMA "+name, 0); len(rows) == 1 {
+			s.settings[name] = rows[0]
+		}
+	}
+	if attach {
+		s.attached = map[string]string{}
+		names := c.readRows(ctx, "PRAGMA database_list", 1)
+		files := c.readRows(ctx, "PRAGMA database_list", 2)
+		for i := range min(len(names), len(files)) {
+			s.attached[names[i]] = files[i]
+		}
+	}
+	return s
+}
+
+// restore puts back what s recorded, best effort: the connection is already
+// refusing the statement that failed, and nothing here can write.
+func (c *Conn) restore(ctx context.Context, s *snapshot) {
+	for name, v := range s.settings {
+		c.sc.ExecContext(ctx, fmt.Sprintf("PRAGMA %s = %s", name, quoteLiteral(v)), nil)
+	}
+	if s.attached == nil {
+		return
+	}
+	now := map[string]bool{}
+	for _, name := range c.readRows(ctx, "PRAGMA database_list", 1) {
+		now[name] = true
+		if _, ok := s.attached[name]; !ok {
+			c.sc.ExecContext(ctx, "DETACH "+quoteIdent(name), nil)
+		}
+	}
+	for name, file := range s.attached {
+		if !now[name] {
+			c.sc.ExecContext(ctx, fmt.Sprintf("ATTACH %s AS %s", quoteLiteral(file), quoteIdent(name)), nil)
+		}
+	}
+}
+
+// readRows returns column col of every row query returns, as text.
+func (c *Conn) readRows(ctx context.Context, query string, col int) []string {
+	rows, err := c.sc.QueryContext(ctx, query, nil)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, len(rows.Columns()))
+	var out []string
+	for col < len(dest) && rows.Next(dest) == nil {
+		switch v := dest[col].(type) {
+		case []byte:
+			out = append(out, string(v))
+		case nil:
+			out = append(out, "")
+		default:
+			out = append(out, fmt.Sprint(v))
+		}
+	}
+	return out
+}
+
+// statePragmas returns the connection settings query's PRAGMA statements set
+// (see pragmaSettings), and whether it attaches or detaches a database.
+func statePragmas(query string) (names []string, attach bool) {
+	sc := scanner{s: query}
+	start := true
+	for {
+		k := sc.next()
+		switch {
+		case k == tokEOF:
+			return names, attach
+		case k == tokSemi:
+			start = true
+			continue
+		case k == tokWord && start && (strings.EqualFold(sc.tok, "ATTACH") || strings.EqualFold(sc.tok, "DETACH")):
+			attach = true
+		case k == tokWord && start && strings.EqualFold(sc.tok, "PRAGMA"):
+			name := sc.name()
+			if sc.punct('.') {
+				name = sc.name()
+			}
+			name = strings.ToLower(name)
+			if pragmaSettings[name] && (sc.punct('=') || sc.punct('(')) {
+				names = append(names, name)
+			}
+		}
+		start = false
+	}
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

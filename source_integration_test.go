@@ -1,0 +1,161 @@
+package litefs
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/litefs-sql/litefs/litefstest"
+)
+
+// Real-cluster tests of the shared source (watcher.go): they skip where
+// FUSE is missing, and fail there when LITEFS_REQUIRE=1.
+
+// openWithAPI opens n's database following the LiteFS API at api.
+func openWithAPI(t *testing.T, n *litefstest.Node, api string) (*sql.DB, *Connector) {
+	t.Helper()
+	c, err := NewConnector(n.DSN(), WithLogger(discard), WithLiteFSAPI(api))
+	require.NoError(t, err)
+	db := sql.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	require.NoError(t, db.Ping())
+	return db, c
+}
+
+func TestLiteFSEventSource(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 2)
+	p, r := cluster.Primary(), cluster.Replicas()[0]
+	pdb, pc := openWithAPI(t, p, p.URL())
+	_, err := pdb.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	require.NoError(t, err)
+	cluster.WaitReplicated(t)
+	rdb, rc := openWithAPI(t, r, r.URL())
+	eventually(t, trustedAs(pc, "primary"), "the primary trusts its stream")
+	eventually(t, trustedAs(rc, p.Hostname()), "the replica trusts its stream")
+
+	t.Run("writes read no mount file", func(t *testing.T) {
+		for _, db := range []*sql.DB{pdb, rdb} {
+			conn, dc := pinConn(t, db)
+			checks, lookups := dc.probe.checks.Load(), dc.probe.lookups.Load()
+			for i := range 10 {
+				_, err := conn.ExecContext(t.Context(), "INSERT INTO t(v) VALUES (?)", i)
+				if db == rdb {
+					var np *NotPrimaryError
+					require.ErrorAs(t, err, &np)
+					assert.Equal(t, p.Hostname(), np.PrimaryID)
+				} else {
+					require.NoError(t, err)
+				}
+			}
+			assert.Equal(t, checks+10, dc.probe.checks.Load())
+			assert.Equal(t, lookups, dc.probe.lookups.Load(), "a write read .primary or .lag")
+			conn.Close()
+		}
+	})
+	t.Run("Tracker.TXID is the commit's or later", func(t *testing.T) {
+		// Concurrent commits: each tracker must see at least its own.
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range 25 {
+					tr := &Tracker{}
+					res, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES (?)", fmt.Sprint(g, i))
+					if !assert.NoError(t, err) {
+						return
+					}
+					row, _ := res.LastInsertId()
+					id, ok, err := tr.TXID()
+					assert.True(t, ok)
+					assert.NoError(t, err)
+					// The replica at that TXID has the row.
+					ctx, cancel := context.WithTimeout(t.Context(), litefstest.DefaultWaitTimeout)
+					_, err = WaitTXID(ctx, rdb, id)
+					cancel()
+					assert.NoError(t, err)
+					var n int
+					assert.NoError(t, rdb.QueryRow("SELECT count(*) FROM t WHERE id = ?", row).Scan(&n))
+					assert.Equal(t, 1, n, "row %d missing on the replica at TXID %v", row, id)
+				}
+			})
+		}
+		wg.Wait()
+	})
+	t.Run("a kept-open -pos is never stale", func(t *testing.T) {
+		kept := newPosFile(p.DBPath()+"-pos", true)
+		defer kept.close()
+		for i := range 100 {
+			_, err := pdb.Exec("INSERT INTO t(v) VALUES (?)", i)
+			require.NoError(t, err)
+			fresh, err := readPos(p.DBPath() + "-pos")
+			require.NoError(t, err)
+			got, err := kept.read()
+			require.NoError(t, err)
+			require.Equal(t, fresh, got, "commit %d", i)
+		}
+	})
+	t.Run("NodeStatus", func(t *testing.T) {
+		for _, tc := range []struct {
+			db      *sql.DB
+			role    Role
+			primary string
+		}{
+			{db: pdb, role: RolePrimary},
+			{db: rdb, role: RoleReplica, primary: p.Hostname()},
+		} {
+			st, err := NodeStatus(t.Context(), tc.db)
+			require.NoError(t, err)
+			assert.Equal(t, SourceEvents, st.Source)
+			assert.Equal(t, tc.role, st.Role)
+			assert.Equal(t, tc.primary, st.PrimaryID)
+			assert.True(t, st.TXIDKnown)
+			assert.Positive(t, st.TXID)
+			assert.True(t, st.LagKnown)
+			assert.Less(t, st.Lag, 10*time.Second)
+		}
+	})
+}
+
+// Two nodes on one machine: a node given the other's API address must
+// never trust that stream, whichever way round.
+func TestLiteFSEventSourceOfAnotherNode(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 2)
+	p, r := cluster.Primary(), cluster.Replicas()[0]
+	pdb, pc := openWithAPI(t, p, r.URL())
+	_, err := pdb.Exec("CREATE TABLE t(x)")
+	require.NoError(t, err)
+	cluster.WaitReplicated(t)
+	rdb, rc := openWithAPI(t, r, p.URL())
+	// For a second, during which each stream is tried again several times,
+	// neither is trusted and each node's writes are what its mount says.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		require.Nil(t, pc.watcher().trusted())
+		require.Nil(t, rc.watcher().trusted())
+		_, err := pdb.Exec("INSERT INTO t VALUES (1)")
+		require.NoError(t, err)
+		_, err = rdb.Exec("INSERT INTO t VALUES (1)")
+		require.ErrorIs(t, err, ErrNotPrimary)
+	}
+	for _, tc := range []struct {
+		db      *sql.DB
+		role    Role
+		primary string
+	}{
+		{db: pdb, role: RolePrimary},
+		{db: rdb, role: RoleReplica, primary: p.Hostname()},
+	} {
+		st, err := NodeStatus(t.Context(), tc.db)
+		require.NoError(t, err)
+		assert.Equal(t, SourceMount, st.Source)
+		assert.Equal(t, tc.role, st.Role)
+		assert.Equal(t, tc.primary, st.PrimaryID)
+		assert.True(t, st.TXIDKnown)
+		assert.True(t, st.LagKnown)
+	}
+}
