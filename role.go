@@ -146,7 +146,6 @@ func (p *prober) checkMount() error {
 	if !p.liteFS && p.sawLiteFS.Load() {
 		return p.noPrimary("the LiteFS mount is gone from "+p.dir, nil)
 	}
-	start := time.Now()
 	var dirMtime int64
 	if fd := p.dirfd.Load(); fd >= 0 {
 		if m, ok := fdMtime(int(fd)); ok {
@@ -156,6 +155,7 @@ func (p *prober) checkMount() error {
 			dirMtime = m
 		}
 	}
+	start := time.Now()
 	plain, err := p.lookup(start)
 	var np *NotPrimaryError
 	switch {
