@@ -89,7 +89,11 @@
 // write that reaches a replica is refused by LiteFS before it changes
 // anything (below), and a write that meets LiteFS stopping fails; the
 // driver then rereads the mount files, returns a refusal rather than
-// SQLite's error, and drops the stream that said otherwise.
+// SQLite's error, and drops the stream that said otherwise. One thing no
+// driver can turn into a refusal: SQLite maps the WAL index of a database on
+// a LiteFS mount into memory, so a statement running inside SQLite while
+// LiteFS exits dies of SIGBUS. Run the app as LiteFS's exec child (the exec
+// section of litefs.yml), which LiteFS stops before it unmounts.
 // # What counts as a write
 //
 // SQLite decides. The driver asks it through sqlite3_stmt_readonly the first
