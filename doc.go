@@ -93,7 +93,8 @@
 // driver can turn into a refusal: SQLite maps the WAL index of a database on
 // a LiteFS mount into memory, so a statement running inside SQLite while
 // LiteFS exits dies of SIGBUS. Run the app as LiteFS's exec child (the exec
-// section of litefs.yml), which LiteFS stops before it unmounts.
+// section of litefs.yml): on a signal LiteFS passes it to the app and waits
+// for it to exit before shutting down.
 // # What counts as a write
 //
 // SQLite decides. The driver asks it through sqlite3_stmt_readonly the first
