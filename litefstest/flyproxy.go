@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/litefs-sql/litefs/internal/flyreplay"
 )
 
 // Defaults of [FlyProxyConfig].
@@ -511,9 +513,9 @@ func (p *FlyProxy) send(r *http.Request, h hop, reqID string, body []byte, repla
 		hdr.Del(k)
 	}
 	hdr.Set(HeaderRequestID, reqID)
-	hdr.Set("Fly-Region", p.region)
+	hdr.Set(flyreplay.Region, p.region)
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		hdr.Set("Fly-Client-Ip", ip)
+		hdr.Set(flyreplay.ClientIP, ip)
 		if prior := hdr.Values("X-Forwarded-For"); len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}

@@ -6,38 +6,40 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/litefs-sql/litefs/internal/flyreplay"
 )
 
 // Header names of Fly.io's replay protocol, in canonical form.
 const (
 	// HeaderReplay is the response header that asks the proxy to replay the
 	// request elsewhere.
-	HeaderReplay = "Fly-Replay"
+	HeaderReplay = flyreplay.Replay
 	// HeaderReplaySrc is the request header a replayed request carries: who
 	// replayed it, from where, when, and the sender's state.
-	HeaderReplaySrc = "Fly-Replay-Src"
+	HeaderReplaySrc = flyreplay.ReplaySrc
 	// HeaderReplayFailed is the request header of a replay that failed and
 	// came back to its sender because the replay asked for a fallback.
-	HeaderReplayFailed = "Fly-Replay-Failed"
+	HeaderReplayFailed = flyreplay.ReplayFailed
 	// HeaderPreferredInstanceUnavailable is the request header naming the
 	// prefer_instance target that could not take a replay.
-	HeaderPreferredInstanceUnavailable = "Fly-Preferred-Instance-Unavailable"
+	HeaderPreferredInstanceUnavailable = flyreplay.PreferredInstanceUnavailable
 	// HeaderForceInstance is the request header a client sets to reach one
 	// instance.
-	HeaderForceInstance = "Fly-Force-Instance-Id"
+	HeaderForceInstance = flyreplay.ForceInstance
 	// HeaderRequestID is the request header carrying the proxy's ID of a
 	// request; replays of one request share it.
-	HeaderRequestID = "Fly-Request-Id"
+	HeaderRequestID = flyreplay.RequestID
 )
 
 // Values of the fallback field of a fly-replay header.
 const (
 	// FallbackForceSelf sends a failed replay back to the instance that asked
 	// for it, or fails.
-	FallbackForceSelf = "force_self"
+	FallbackForceSelf = flyreplay.FallbackForceSelf
 	// FallbackPreferSelf sends a failed replay back to the instance that
 	// asked for it, or to any other instance.
-	FallbackPreferSelf = "prefer_self"
+	FallbackPreferSelf = flyreplay.FallbackPreferSelf
 )
 
 // ReplayHeader is a parsed fly-replay response header. A header names at
