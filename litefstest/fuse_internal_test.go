@@ -1,6 +1,7 @@
 package litefstest
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -75,19 +76,24 @@ func TestMountDirFromLog(t *testing.T) {
 	}
 }
 
-func TestLogBuffer(t *testing.T) {
+func TestLogFile(t *testing.T) {
 	t.Parallel()
-	var b logBuffer
+	path := filepath.Join(t.TempDir(), "litefs.log")
+	log, f, err := createLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	chunk := strings.Repeat("x", 1<<20-1) + "\n"
 	for range 9 {
-		b.Write([]byte(chunk))
+		f.Write([]byte(chunk))
 	}
-	b.Write([]byte("last line\n"))
-	s := b.String()
-	if !strings.HasPrefix(s, "[") || !strings.Contains(s, "earlier bytes dropped]") || !strings.HasSuffix(s, "last line\n") {
+	f.Write([]byte("last line\n"))
+	f.Close()
+	s := log.String()
+	if !strings.HasPrefix(s, "[") || !strings.Contains(s, "earlier bytes left out; all in "+path+"]") || !strings.HasSuffix(s, "last line\n") {
 		t.Errorf("log of %d bytes starts %.60q, ends %q", len(s), s, s[len(s)-20:])
 	}
-	if len(s) > maxLog+100 {
+	if len(s) > maxLog+200 {
 		t.Errorf("log holds %d bytes, want at most about %d", len(s), maxLog)
 	}
 }
