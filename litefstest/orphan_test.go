@@ -9,10 +9,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -159,4 +162,57 @@ func mounted(dir string) bool {
 		}
 	}
 	return false
+}
+
+// TestStopWaitsForOpenFiles holds a file of the mount open while the node
+// stops: Stop waits for it to be closed before it stops LiteFS, and if it is
+// not closed in time, names it in its error.
+func TestStopWaitsForOpenFiles(t *testing.T) {
+	t.Parallel()
+	t.Run("closed while Stop waits", func(t *testing.T) {
+		t.Parallel()
+		node := litefstest.StartCluster(t, 1).Primary()
+		f, err := os.Open(filepath.Join(node.MountDir(), litefstest.LagFile))
+		require.NoError(t, err)
+		stopped := make(chan error, 1)
+		go func() { stopped <- node.Process().Stop() }()
+		select {
+		case <-node.Process().Done():
+			require.Fail(t, "LiteFS exited while a file of its mount was open")
+		case <-time.After(300 * time.Millisecond): // long enough to see it wrongly exit
+		}
+		_, err = io.ReadAll(f)
+		assert.NoError(t, err, "read the open file while Stop waits")
+		require.NoError(t, f.Close())
+		assert.NoError(t, <-stopped)
+	})
+	t.Run("left open", func(t *testing.T) {
+		t.Parallel()
+		// The node's cleanup reports Stop's error again: expected here.
+		node := litefstest.StartCluster(&errorRecorder{TB: t}, 1).Primary()
+		path := filepath.Join(node.MountDir(), litefstest.LagFile)
+		f, err := os.Open(path)
+		require.NoError(t, err)
+		defer f.Close()
+		err = node.Process().Stop()
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "files in its mount still open")
+		assert.Contains(t, err.Error(), fmt.Sprintf("open %s by pid %d", path, os.Getpid()))
+	})
+}
+
+// errorRecorder keeps the errors a helper reports with Error or Errorf
+// instead of failing the test.
+type errorRecorder struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *errorRecorder) Error(args ...any) { r.Errorf("%s", fmt.Sprint(args...)) }
+
+func (r *errorRecorder) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
 }
