@@ -47,8 +47,9 @@
 // test ends: with defer, or with a t.Cleanup registered after StartCluster
 // (cleanups run last-registered first). Then each node gets SIGINT, so
 // LiteFS stops its app and unmounts; a node that does not exit within
-// [DefaultStopTimeout] is killed with its app, and a mount left behind is
-// detached lazily and fails the test.
+// [DefaultStopTimeout] is killed with its app, which fails the test, and
+// a mount left behind is detached lazily (and fails the test if files in it
+// are still open).
 //
 // LiteFS writes its output, and its app's, to a file ([Process.LogPath]),
 // printed when the test fails. A file, not a pipe: if the test process dies
