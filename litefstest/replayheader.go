@@ -225,28 +225,11 @@ func splitFields(s string) ([]field, error) {
 		if i == len(s) || s[i] != '=' {
 			return nil, fmt.Errorf("field %q: want key=value", key)
 		}
-		i = skipSpace(s, i+1)
-		var value string
-		if i < len(s) && s[i] == '"' {
-			var err error
-			value, i, err = readQuoted(s, i)
-			if err != nil {
-				return nil, fmt.Errorf("field %q: %w", key, err)
-			}
-			i = skipSpace(s, i)
-			if i < len(s) && s[i] != ';' {
-				return nil, fmt.Errorf("field %q: text after the closing quote", key)
-			}
-		} else {
-			start := i
-			for i < len(s) && s[i] != ';' {
-				if isCtl(s[i]) {
-					return nil, fmt.Errorf("field %q: control byte %#02x", key, s[i])
-				}
-				i++
-			}
-			value = strings.TrimRight(s[start:i], " \t")
+		value, next, err := readValue(s, skipSpace(s, i+1))
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", key, err)
 		}
+		i = next
 		for _, f := range fields {
 			if f.key == key {
 				return nil, fmt.Errorf("field %q given twice", key)
@@ -258,6 +241,30 @@ func splitFields(s string) ([]field, error) {
 		return nil, errors.New("no fields")
 	}
 	return fields, nil
+}
+
+// readValue reads the value that starts at s[i], quoted or not, up to the
+// next ';' or the end, and returns it and the index after it.
+func readValue(s string, i int) (string, int, error) {
+	if i < len(s) && s[i] == '"' {
+		value, i, err := readQuoted(s, i)
+		if err != nil {
+			return "", 0, err
+		}
+		i = skipSpace(s, i)
+		if i < len(s) && s[i] != ';' {
+			return "", 0, errors.New("text after the closing quote")
+		}
+		return value, i, nil
+	}
+	start := i
+	for i < len(s) && s[i] != ';' {
+		if isCtl(s[i]) {
+			return "", 0, fmt.Errorf("control byte %#02x", s[i])
+		}
+		i++
+	}
+	return strings.TrimRight(s[start:i], " \t"), i, nil
 }
 
 // readQuoted reads the quoted string that starts at s[i] and returns its
