@@ -36,7 +36,8 @@
 // helpers skip the test where one is missing, or fail it when the
 // environment sets LITEFS_REQUIRE=1, as CI should. The litefs binary is
 // $LITEFS_BIN, else litefs on PATH, else LiteFS v0.5.14 built once with
-// "go install" into the user's cache directory (see [LiteFSBinary]).
+// "go install" into the user's cache directory, which takes about half a
+// minute and says so on standard error (see [LiteFSBinary]).
 //
 // Nodes stop when the test ends: first the kit waits (up to
 // [DefaultCloseTimeout]) until no other process, the test's own database

@@ -73,9 +73,10 @@ type FlyProxyConfig struct {
 // the response carries a fly-replay header, discards that response and sends
 // the request again where the header says, with a Fly-Replay-Src header.
 //
-// It follows instance=, prefer_instance=, region= (its own region or "any"),
-// elsewhere=, state=, timeout= and fallback= (a replay that cannot reach
-// its target goes back to its sender with a Fly-Replay-Failed header). It does not do app= replays,
+// It follows instance=, prefer_instance=, region= (to an instance in one of
+// the listed regions, see FlyProxyConfig.Regions, or "any"), elsewhere=,
+// state=, timeout= and fallback= (a replay that cannot reach its target goes
+// back to its sender with a Fly-Replay-Failed header). It does not do app= replays,
 // the JSON replay body, replay caching, or WebSocket upgrades. Responses
 // are streamed, flushed as the instance writes them.
 //
