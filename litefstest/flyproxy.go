@@ -272,25 +272,30 @@ var (
 func (p *FlyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x, h, f := p.begin(r)
 	for replays := 1; f == nil; replays++ {
-		var resp *http.Response
-		var release context.CancelFunc
-		resp, release, h, f = p.reach(x, h)
-		if f != nil {
+		var a answer
+		if a, f = p.reach(x, h); f != nil {
 			break
 		}
-		value := resp.Header.Get(HeaderReplay)
+		value := a.resp.Header.Get(HeaderReplay)
 		if value == "" {
-			p.copyResponse(w, resp)
-			release()
+			p.copyResponse(w, a.resp)
+			a.release()
 			return
 		}
-		discard(resp)
-		release()
-		h, f = p.nextHop(x, h, value, replays)
+		discard(a.resp)
+		a.release()
+		h, f = p.nextHop(x, a.at, value, replays)
 	}
 	if r.Context().Err() == nil { // else the client is gone
 		proxyError(w, f.code, "%s", f.msg)
 	}
+}
+
+// answer is an instance's response to one hop.
+type answer struct {
+	resp    *http.Response
+	release context.CancelFunc // releases the request's context once resp is read
+	at      hop                // the hop that reached the instance
 }
 
 // begin reads the request's body, up to the replay limit, and picks its
@@ -309,51 +314,50 @@ func (p *FlyProxy) begin(r *http.Request) (*exchange, hop, *failure) {
 }
 
 // reach delivers x along h and, when a replay cannot reach its target and
-// asked for a fallback, back to the replay's sender. It returns the response
-// and the hop that answered it.
-func (p *FlyProxy) reach(x *exchange, h hop) (*http.Response, context.CancelFunc, hop, *failure) {
-	resp, release, at, err := p.deliver(x, h)
+// asked for a fallback, back to the replay's sender.
+func (p *FlyProxy) reach(x *exchange, h hop) (answer, *failure) {
+	a, err := p.deliver(x, h)
 	switch {
 	case err == nil:
-		return resp, release, at, nil
+		return a, nil
 	case x.r.Context().Err() != nil:
-		return nil, nil, at, fail(0, "the client is gone")
+		return a, fail(0, "the client is gone")
 	case h.replay == nil:
-		return nil, nil, at, fail(http.StatusBadGateway, "instance %s: %v", at.to, err)
+		return a, fail(http.StatusBadGateway, "instance %s: %v", a.at.to, err)
 	case h.replay.Fallback == "" || !notConnected(err):
 		// Fly falls back only when it could not connect: once the target
 		// has the request, its fate is the target's.
-		return nil, nil, at, fail(http.StatusBadGateway, "replay to instance %s failed: %v", at.to, err)
+		return a, fail(http.StatusBadGateway, "replay to instance %s failed: %v", a.at.to, err)
 	}
-	back, reason := p.fallbackHop(at, err)
-	resp, release, back, err = p.deliver(x, back)
+	back, reason := p.fallbackHop(a.at, err)
+	b, err := p.deliver(x, back)
 	switch {
 	case err == nil:
-		return resp, release, back, nil
+		return b, nil
 	case x.r.Context().Err() != nil:
-		return nil, nil, back, fail(0, "the client is gone")
+		return b, fail(0, "the client is gone")
 	}
-	return nil, nil, back, fail(http.StatusBadGateway, "replay to instance %s failed (%s), and so did its fallback: %v", at.to, reason, err)
+	return b, fail(http.StatusBadGateway, "replay to instance %s failed (%s), and so did its fallback: %v", a.at.to, reason, err)
 }
 
 // deliver sends x to h.to, and on to h's alternates while instances refuse
 // the connection (Fly balances over the instances that take connections).
-// It records every try of a replay, the one place that does, and returns
-// the response and the hop of the last try.
-func (p *FlyProxy) deliver(x *exchange, h hop) (*http.Response, context.CancelFunc, hop, error) {
+// It records every try of a replay, the one place that does. The answer's
+// hop is that of the last try, also when it failed.
+func (p *FlyProxy) deliver(x *exchange, h hop) (answer, error) {
 	for {
 		resp, release, err := p.send(x, h)
 		if err != nil && x.r.Context().Err() != nil {
-			return nil, nil, h, err // the client is gone: no replay to record
+			return answer{at: h}, err // the client is gone: no replay to record
 		}
 		if h.recorded() {
 			p.record(x, h, err)
 		}
 		if err == nil {
-			return resp, release, h, nil
+			return answer{resp: resp, release: release, at: h}, nil
 		}
 		if len(h.alternates) == 0 || !x.replayable || !isDialError(err) {
-			return nil, nil, h, err
+			return answer{at: h}, err
 		}
 		h = h.nextAlternate()
 	}
