@@ -125,8 +125,8 @@ func runOrphanChild(t *testing.T, bin string, sig syscall.Signal, group bool) (m
 func leftBehind(mounts []string, pids []int) error {
 	var errs []error
 	for _, m := range mounts {
-		if mounted(m) {
-			errs = append(errs, fmt.Errorf("%s is still mounted", m))
+		if ok, err := mounted(m); ok || err != nil {
+			errs = append(errs, fmt.Errorf("%s is still mounted (%v)", m, err))
 		}
 	}
 	for _, pid := range pids {
@@ -143,25 +143,11 @@ func cleanUpOrphans(t *testing.T, mounts []string, pids []int) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	for _, m := range mounts {
-		if mounted(m) {
+		if ok, _ := mounted(m); ok {
 			out, err := exec.Command("fusermount3", "-u", "-z", m).CombinedOutput()
 			assert.NoError(t, err, "fusermount3 -u -z %s: %s", m, out)
 		}
 	}
-}
-
-// mounted reports whether dir is a mount point in /proc/self/mountinfo.
-func mounted(dir string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for line := range strings.Lines(string(b)) {
-		if f := strings.Fields(line); len(f) >= 5 && strings.ReplaceAll(f[4], `\040`, " ") == dir {
-			return true
-		}
-	}
-	return false
 }
 
 // TestStopWaitsForOpenFiles holds a file of the mount open while the node
