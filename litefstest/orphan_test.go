@@ -137,7 +137,9 @@ func leftBehind(mounts []string, pids []int) error {
 	return errors.Join(errs...)
 }
 
-// cleanUpOrphans kills what a failed run left and detaches its mounts.
+// cleanUpOrphans kills what a failed run left, detaches its mounts and
+// removes the temporary directory of the child, which it could not remove:
+// <tmp>/TestOrphanChild…/001/node-0/mnt.
 func cleanUpOrphans(t *testing.T, mounts []string, pids []int) {
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -146,6 +148,10 @@ func cleanUpOrphans(t *testing.T, mounts []string, pids []int) {
 		if ok, _ := mounted(m); ok {
 			out, err := exec.Command("fusermount3", "-u", "-z", m).CombinedOutput()
 			assert.NoError(t, err, "fusermount3 -u -z %s: %s", m, out)
+		}
+		root := filepath.Dir(filepath.Dir(filepath.Dir(m)))
+		if strings.HasPrefix(filepath.Base(root), "TestOrphanChild") {
+			assert.NoError(t, os.RemoveAll(root))
 		}
 	}
 }
