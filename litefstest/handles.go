@@ -58,14 +58,19 @@ func openUnder(dir string, skipGroup int) []openFile {
 }
 
 // procStat returns a process's name and process group from
-// /proc/<pid>/stat: "pid (comm) state ppid pgrp ...", where comm may hold
-// spaces and parentheses.
+// /proc/<pid>/stat.
 func procStat(pid int) (comm string, pgid int, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return "", 0, false
 	}
-	s := string(b)
+	return parseStat(string(b))
+}
+
+// parseStat parses the name and process group out of the contents of
+// /proc/<pid>/stat: "pid (comm) state ppid pgrp ...", where comm may hold
+// spaces and parentheses.
+func parseStat(s string) (comm string, pgid int, ok bool) {
 	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 	if open < 0 || end < open {
 		return "", 0, false
@@ -74,7 +79,7 @@ func procStat(pid int) (comm string, pgid int, ok bool) {
 	if len(fields) < 3 {
 		return "", 0, false
 	}
-	pgid, err = strconv.Atoi(fields[2])
+	pgid, err := strconv.Atoi(fields[2])
 	return s[open+1 : end], pgid, err == nil
 }
 

@@ -5,6 +5,7 @@ package litefstest
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -58,4 +59,43 @@ func TestProcStat(t *testing.T) {
 	assert.NotEmpty(t, comm)
 	_, _, ok = procStat(-1)
 	assert.False(t, ok, "no such process")
+}
+
+func TestParseStat(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in       string
+		wantComm string
+		wantPgid int
+		wantOK   bool
+	}{
+		{in: "1234 (litefs) S 1 1234 1234 0 -1 4194560 ...", wantComm: "litefs", wantPgid: 1234, wantOK: true},
+		{in: "7 (a b) c) R 1 99 7", wantComm: "a b) c", wantPgid: 99, wantOK: true},
+		{in: "7 (x) R 1", wantOK: false},
+		{in: "7 x R 1 99", wantOK: false},
+		{in: "7 )x( R 1 99", wantOK: false},
+		{in: "7 (x) R 1 nine", wantComm: "x", wantOK: false},
+		{in: "", wantOK: false},
+	} {
+		comm, pgid, ok := parseStat(tc.in)
+		assert.Equal(t, tc.wantOK, ok, "parseStat(%q)", tc.in)
+		if tc.wantOK {
+			assert.Equal(t, tc.wantComm, comm, "parseStat(%q): comm", tc.in)
+			assert.Equal(t, tc.wantPgid, pgid, "parseStat(%q): pgid", tc.in)
+		}
+	}
+}
+
+func FuzzParseStat(f *testing.F) {
+	for _, s := range []string{"1234 (litefs) S 1 1234 1234 0", "7 (a b) c) R 1 99 7", "7 )x( R 1 99", "", "(", ")"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		comm, pgid, ok := parseStat(s)
+		if !ok {
+			return
+		}
+		require.Contains(t, s, "("+comm+")", "parseStat(%q): comm %q is not between the parentheses", s, comm)
+		require.Contains(t, s, strconv.Itoa(pgid), "parseStat(%q): pgid %d is not in the input", s, pgid)
+	})
 }
