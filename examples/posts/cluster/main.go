@@ -70,7 +70,8 @@ for Fly.io's proxy in front.
   %s   node-a only: the primary
   %s   node-b only: a replica; a new post is replayed to node-a
 
-Each node's app directly, with no proxy (so a write on node-b fails):
+Each node's app directly, with no proxy to follow fly-replay (node-b answers
+a write with 409 and a fly-replay header):
 %s
 Node files and logs: %s
 Press Ctrl-C to stop.
