@@ -245,14 +245,14 @@ func (h hop) nextAlternate() hop {
 	return h
 }
 
-// failure is an answer of the proxy itself, with its status.
+// failure is why the proxy answers the client itself: its status and
+// message. ServeHTTP writes nothing for one when the client is gone.
 type failure struct {
 	code int
 	msg  string
 }
 
-func (f *failure) Error() string { return f.msg }
-
+// fail returns a failure with a formatted message.
 func fail(code int, format string, args ...any) *failure {
 	return &failure{code: code, msg: fmt.Sprintf(format, args...)}
 }
@@ -321,7 +321,7 @@ func (p *FlyProxy) reach(x *exchange, h hop) (answer, *failure) {
 	case err == nil:
 		return a, nil
 	case x.r.Context().Err() != nil:
-		return a, fail(0, "the client is gone")
+		return a, fail(http.StatusBadGateway, "the client is gone")
 	case h.replay == nil:
 		return a, fail(http.StatusBadGateway, "instance %s: %v", a.at.to, err)
 	case h.replay.Fallback == "" || !notConnected(err):
@@ -335,7 +335,7 @@ func (p *FlyProxy) reach(x *exchange, h hop) (answer, *failure) {
 	case err == nil:
 		return b, nil
 	case x.r.Context().Err() != nil:
-		return b, fail(0, "the client is gone")
+		return b, fail(http.StatusBadGateway, "the client is gone")
 	}
 	return b, fail(http.StatusBadGateway, "replay to instance %s failed (%s), and so did its fallback: %v", a.at.to, reason, err)
 }
