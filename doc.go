@@ -239,6 +239,18 @@
 // *sql.DB is closed. With golang-migrate, check the role first, and close
 // its instance (m.Close) when it returns an error.
 //
+// # Run the app as LiteFS's exec child
+//
+// Start the app from LiteFS's configuration (exec: in litefs.yml), not
+// beside it. SQLite maps each database's -shm file into the app's memory;
+// when LiteFS exits, its mount is detached and the next access to that map
+// kills the app with SIGBUS, whatever the app was doing. As LiteFS's child
+// the app is stopped by LiteFS before it unmounts, dies with it if it
+// crashes, and is started again with it, so no app ever runs on a mount
+// that is gone. Tests that open databases in a mount of litefstest close
+// them before the cluster stops (litefstest waits for that, and says which
+// files are still open).
+//
 // # Limits
 //
 //   - A replica cannot write temporary tables: SQLite counts them as writes

@@ -5,19 +5,21 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/litefs-sql/litefs/internal/flyreplay"
 )
 
 // Headers of Fly.io's replay protocol.
 const (
 	// HeaderReplay is the response header asking Fly's proxy to replay the
 	// request elsewhere.
-	HeaderReplay = "Fly-Replay"
+	HeaderReplay = flyreplay.Replay
 	// HeaderReplaySrc is added by Fly's proxy to a replayed request: the
 	// instance that asked for the replay and the state it passed along.
-	HeaderReplaySrc = "Fly-Replay-Src"
+	HeaderReplaySrc = flyreplay.ReplaySrc
 	// HeaderReplayFailed marks a request that came back to its sender
 	// because the replay failed (fly-replay's fallback= field).
-	HeaderReplayFailed = "Fly-Replay-Failed"
+	HeaderReplayFailed = flyreplay.ReplayFailed
 )
 
 // hopsPrefix starts the state= value in which the bridge counts replays.

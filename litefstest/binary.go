@@ -23,11 +23,13 @@ const (
 const buildTimeout = 10 * time.Minute
 
 // LiteFSBinary returns the path of the litefs binary found or built by
-// [FindLiteFS]. If none can be found or built, the test is skipped, or fails
-// when LITEFS_REQUIRE=1; an invalid $LITEFS_BIN always fails it.
+// [FindLiteFS]. A build says so on standard error first, as the test would
+// otherwise seem to hang for half a minute. If no binary can be found or
+// built, the test is skipped, or fails when LITEFS_REQUIRE=1; an invalid
+// $LITEFS_BIN always fails it.
 func LiteFSBinary(tb testing.TB) string {
 	tb.Helper()
-	path, err := FindLiteFS(tb.Context(), nil)
+	path, err := FindLiteFS(tb.Context(), os.Stderr)
 	if errors.Is(err, errBadEnvBinary) {
 		tb.Fatalf("litefstest: %v", err)
 	}
@@ -58,10 +60,16 @@ func FindLiteFS(ctx context.Context, progress io.Writer) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if progress != nil && checkExecutable(filepath.Join(dir, "litefs")) != nil {
-		fmt.Fprintf(progress, "building LiteFS %s into %s (once; about 30 s)...\n", LiteFSVersion, dir)
+	if progress == nil || checkExecutable(filepath.Join(dir, "litefs")) == nil {
+		return buildLiteFS(ctx, dir)
 	}
-	return buildLiteFS(ctx, dir)
+	fmt.Fprintf(progress, "litefstest: building LiteFS %s into %s (once per machine; about 30 s)...\n", LiteFSVersion, dir)
+	start := time.Now()
+	path, err := buildLiteFS(ctx, dir)
+	if err == nil {
+		fmt.Fprintf(progress, "litefstest: LiteFS ready in %v\n", time.Since(start).Round(time.Second))
+	}
+	return path, err
 }
 
 // cacheDir returns the directory that holds the litefs binary built by

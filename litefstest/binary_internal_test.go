@@ -1,11 +1,15 @@
 package litefstest
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // fakeGo puts a "go" command on PATH that records its calls in the returned
@@ -22,9 +26,7 @@ while [ ! -e "$FAKE_GO_GATE" ]; do sleep 0.01; done
 printf '#!/bin/sh\necho fake litefs\n' > "$GOBIN/litefs"
 chmod +x "$GOBIN/litefs"
 `
-	if err := os.WriteFile(filepath.Join(dir, "go"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go"), []byte(script), 0o755))
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("FAKE_GO_LOG", log)
 	t.Setenv("FAKE_GO_GATE", gate)
@@ -38,9 +40,7 @@ func calls(t *testing.T, log string) []string {
 	if os.IsNotExist(err) {
 		return nil
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return strings.Split(strings.TrimSpace(string(b)), "\n")
 }
 
@@ -60,37 +60,52 @@ func TestBuildLiteFSOnce(t *testing.T) {
 		})
 	}
 	started.Wait()
-	if err := waitUntil(t.Context(), DefaultWaitTimeout, func() error {
+	err := waitUntil(t.Context(), DefaultWaitTimeout, func() error {
 		if len(calls(t, log)) == 0 {
 			return os.ErrNotExist
 		}
 		return nil
-	}); err != nil {
-		t.Fatalf("no build started: %v", err)
-	}
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	})
+	require.NoError(t, err, "no build started")
+	require.NoError(t, os.WriteFile(gate, nil, 0o644))
 	done.Wait()
 	want := filepath.Join(cache, "litefs")
 	for i := range paths {
-		if paths[i] != want || errs[i] != nil {
-			t.Errorf("build %d: got %q, %v; want %q", i, paths[i], errs[i], want)
-		}
+		assert.NoError(t, errs[i], "build %d", i)
+		assert.Equal(t, want, paths[i], "build %d", i)
 	}
-	got := calls(t, log)
-	if len(got) != 1 || got[0] != "install "+LiteFSPackage+"@"+LiteFSVersion+" GOBIN=set GOFLAGS= GOWORK=off" {
-		t.Errorf("go ran %q, want one clean go install", got)
-	}
-	if out, err := os.ReadFile(want); err != nil || !strings.Contains(string(out), "fake litefs") {
-		t.Errorf("binary: %q, %v", out, err)
-	}
+	assert.Equal(t, []string{"install " + LiteFSPackage + "@" + LiteFSVersion + " GOBIN=set GOFLAGS= GOWORK=off"},
+		calls(t, log), "want one clean go install")
+	out, err := os.ReadFile(want)
+	assert.NoError(t, err)
+	assert.Contains(t, string(out), "fake litefs")
 	entries, _ := os.ReadDir(cache)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "build-") {
-			t.Errorf("build directory %s left behind", e.Name())
-		}
+		assert.False(t, strings.HasPrefix(e.Name(), "build-"), "build directory %s left behind", e.Name())
 	}
+}
+
+// TestFindLiteFSSaysItBuilds checks that a build, and only a build, is
+// announced on the progress writer, with the time it took.
+func TestFindLiteFSSaysItBuilds(t *testing.T) {
+	_, gate := fakeGo(t)
+	require.NoError(t, os.WriteFile(gate, nil, 0o644))
+	t.Setenv(EnvBinary, "")
+	// The fake go, and the shell tools its script runs; no litefs.
+	t.Setenv("PATH", strings.Split(os.Getenv("PATH"), string(os.PathListSeparator))[0]+":/usr/bin:/bin")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	var progress bytes.Buffer
+	path, err := FindLiteFS(t.Context(), &progress)
+	require.NoError(t, err)
+	assert.Contains(t, progress.String(), "litefstest: building LiteFS "+LiteFSVersion+" into "+filepath.Dir(path))
+	assert.Contains(t, progress.String(), "litefstest: LiteFS ready in ")
+
+	progress.Reset()
+	again, err := FindLiteFS(t.Context(), &progress)
+	require.NoError(t, err)
+	assert.Equal(t, path, again)
+	assert.Empty(t, progress.String(), "nothing to build the second time")
 }
 
 func TestBuildLiteFSFails(t *testing.T) {
@@ -98,10 +113,9 @@ func TestBuildLiteFSFails(t *testing.T) {
 	t.Setenv("FAKE_GO_FAIL", "go: no network")
 	cache := filepath.Join(t.TempDir(), "cache")
 	_, err := buildLiteFS(t.Context(), cache)
-	if err == nil || !strings.Contains(err.Error(), "go: no network") || !strings.Contains(err.Error(), LiteFSVersion) {
-		t.Errorf("got %v, want the go command's output", err)
-	}
-	if _, err := os.Stat(filepath.Join(cache, "litefs")); !os.IsNotExist(err) {
-		t.Errorf("a binary exists after a failed build: %v", err)
-	}
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "go: no network", "the go command's output")
+	assert.Contains(t, err.Error(), LiteFSVersion)
+	_, err = os.Stat(filepath.Join(cache, "litefs"))
+	assert.ErrorIs(t, err, os.ErrNotExist, "a binary exists after a failed build")
 }

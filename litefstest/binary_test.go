@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
@@ -15,13 +18,9 @@ import (
 func TestLiteFSBinary(t *testing.T) {
 	dir := t.TempDir()
 	exe := filepath.Join(dir, "litefs")
-	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755))
 	plain := filepath.Join(dir, "plain")
-	if err := os.WriteFile(plain, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(plain, nil, 0o644))
 	empty := t.TempDir()
 	for _, tc := range []struct {
 		name      string
@@ -29,12 +28,12 @@ func TestLiteFSBinary(t *testing.T) {
 		require   string // $LITEFS_REQUIRE
 		want      string // the path returned, or the start of the fatal message ("SKIP: ..." for a skip)
 	}{
-		{"LITEFS_BIN", exe, empty, "", exe},
-		{"LITEFS_BIN missing", filepath.Join(dir, "nope"), empty, "", "litefstest: LITEFS_BIN: stat "},
-		{"LITEFS_BIN not executable", plain, empty, "", "litefstest: LITEFS_BIN: " + plain + " is not an executable file"},
-		{"PATH", "", dir, "", exe},
-		{"cannot build: skip", "", empty, "", "SKIP: litefstest: no litefs binary"},
-		{"cannot build: required", "", empty, "1", "litefstest: no litefs binary"},
+		{name: "LITEFS_BIN", bin: exe, path: empty, want: exe},
+		{name: "LITEFS_BIN missing", bin: filepath.Join(dir, "nope"), path: empty, want: "litefstest: LITEFS_BIN: stat "},
+		{name: "LITEFS_BIN not executable", bin: plain, path: empty, want: "litefstest: LITEFS_BIN: " + plain + " is not an executable file"},
+		{name: "PATH", path: dir, want: exe},
+		{name: "cannot build: skip", path: empty, want: "SKIP: litefstest: no litefs binary"},
+		{name: "cannot build: required", path: empty, require: "1", want: "litefstest: no litefs binary"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(litefstest.EnvBinary, tc.bin)
@@ -46,11 +45,9 @@ func TestLiteFSBinary(t *testing.T) {
 			if msg != "" {
 				got = msg
 			}
-			if !strings.HasPrefix(got, tc.want) {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-			if tc.require == "1" && !strings.Contains(got, "LITEFS_REQUIRE=1") {
-				t.Errorf("got %q, want it to name LITEFS_REQUIRE=1", got)
+			assert.True(t, strings.HasPrefix(got, tc.want), "got %q, want %q…", got, tc.want)
+			if tc.require == "1" {
+				assert.Contains(t, got, "LITEFS_REQUIRE=1")
 			}
 		})
 	}
@@ -64,8 +61,8 @@ func TestClusterNeedsFUSE(t *testing.T) {
 		require string
 		want    string
 	}{
-		{"", "SKIP: litefstest: LiteFS needs "},
-		{"1", "litefstest: LiteFS needs "},
+		{require: "", want: "SKIP: litefstest: LiteFS needs "},
+		{require: "1", want: "litefstest: LiteFS needs "},
 	} {
 		t.Setenv(litefstest.EnvRequire, tc.require)
 		for name, start := range map[string]func(testing.TB){
@@ -73,9 +70,8 @@ func TestClusterNeedsFUSE(t *testing.T) {
 			"StartLiteFS":  func(tb testing.TB) { litefstest.StartLiteFS(tb, "litefs.yml", nil) },
 		} {
 			msg := fatalOf(t, start)
-			if !strings.HasPrefix(msg, tc.want) || (tc.require == "1") != strings.Contains(msg, "LITEFS_REQUIRE=1") {
-				t.Errorf("%s with %s=%q: got %q, want %q…", name, litefstest.EnvRequire, tc.require, msg, tc.want)
-			}
+			assert.True(t, strings.HasPrefix(msg, tc.want), "%s with %s=%q: got %q, want %q…", name, litefstest.EnvRequire, tc.require, msg, tc.want)
+			assert.Equal(t, tc.require == "1", strings.Contains(msg, "LITEFS_REQUIRE=1"), "%s with %s=%q: %q names it", name, litefstest.EnvRequire, tc.require, msg)
 		}
 	}
 }
@@ -89,7 +85,5 @@ func TestWaitFor(t *testing.T) {
 		}
 		return nil
 	})
-	if calls != 3 {
-		t.Errorf("cond called %d times, want 3", calls)
-	}
+	assert.Equal(t, 3, calls, "cond calls")
 }

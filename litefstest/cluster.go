@@ -119,7 +119,7 @@ lease: {type: static, candidate: %t, hostname: %s, advertise-url: %s}
 		if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 			tb.Fatalf("litefstest: %v", err)
 		}
-		n.proc = startProcess(tb, "litefs "+n.hostname, bin, n.dir, nil, "mount", "-config", path)
+		n.proc = startProcess(tb, "litefs "+n.hostname, bin, n.dir, n.logPath(attempt), nil, "mount", "-config", path)
 		n.proc.mu.Lock()
 		n.proc.mountDir = n.MountDir()
 		n.proc.mu.Unlock()
@@ -257,4 +257,13 @@ func (n *Node) Info() (NodeInfo, error) {
 		return info, fmt.Errorf("GET %s/info: %w", n.url, err)
 	}
 	return info, nil
+}
+
+// logPath returns the file that holds the output of the node's LiteFS:
+// <dir>/litefs.log, or litefs-<attempt>.log for a retry on another port.
+func (n *Node) logPath(attempt int) string {
+	if attempt == 1 {
+		return filepath.Join(n.dir, "litefs.log")
+	}
+	return filepath.Join(n.dir, fmt.Sprintf("litefs-%d.log", attempt))
 }

@@ -4,7 +4,6 @@ package litefstest_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/litefs-sql/litefs/litefstest"
 )
@@ -29,35 +31,7 @@ func TestCluster(t *testing.T) {
 	t.Logf("cluster of 2 ready in %v", time.Since(start))
 	primary, replica := c.Primary(), c.Replicas()[0]
 
-	t.Run("roles", func(t *testing.T) {
-		if got, want := primary.Hostname(), "node-0"; got != want {
-			t.Errorf("primary hostname: got %q, want %q", got, want)
-		}
-		if _, err := os.Stat(filepath.Join(primary.MountDir(), litefstest.PrimaryFile)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("primary: stat .primary: got %v, want not exist", err)
-		}
-		b, err := os.ReadFile(filepath.Join(replica.MountDir(), litefstest.PrimaryFile))
-		if err != nil || string(b) != "node-0\n" {
-			t.Errorf("replica .primary: got %q, %v; want %q", b, err, "node-0\n")
-		}
-		before := time.Now()
-		fi, err := os.Stat(filepath.Join(primary.MountDir(), litefstest.LagFile))
-		if err != nil || fi.ModTime().Before(before.Add(-10*time.Millisecond)) {
-			t.Errorf("primary .lag: mtime %v, %v; want not before %v", fi.ModTime(), err, before)
-		}
-		for _, tc := range []struct {
-			node        *litefstest.Node
-			wantPrimary bool
-		}{{primary, true}, {replica, false}} {
-			info, err := tc.node.Info()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if info.IsPrimary != tc.wantPrimary || info.Primary.Hostname != "node-0" {
-				t.Errorf("%s /info: got %+v, want isPrimary %v and primary node-0", tc.node.Hostname(), info, tc.wantPrimary)
-			}
-		}
-	})
+	t.Run("roles", func(t *testing.T) { checkRoles(t, primary, replica) })
 
 	pdb := openDB(t, primary.DSN())
 	mustExec(t, pdb, `CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT NOT NULL)`)
@@ -66,59 +40,70 @@ func TestCluster(t *testing.T) {
 
 	t.Run("replicated", func(t *testing.T) {
 		ppos, err := primary.Pos()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		rpos, err := replica.Pos()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rpos != ppos {
-			t.Errorf("replica position: got %v, want %v", rpos, ppos)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, ppos, rpos, "replica position")
 		var title string
-		if err := openDB(t, replica.DSN()).QueryRow(`SELECT title FROM posts WHERE id = 1`).Scan(&title); err != nil || title != "hello" {
-			t.Errorf("replica row: got %q, %v; want %q", title, err, "hello")
-		}
+		assert.NoError(t, openDB(t, replica.DSN()).QueryRow(`SELECT title FROM posts WHERE id = 1`).Scan(&title), "replica row")
+		assert.Equal(t, "hello", title, "replica row")
 	})
 
 	t.Run("replica refuses writes", func(t *testing.T) {
 		_, err := openDB(t, replica.DSN()).Exec(`INSERT INTO posts (title) VALUES ('nope')`)
-		if err == nil {
-			t.Fatal("INSERT on the replica succeeded")
-		}
+		require.Error(t, err, "INSERT on the replica")
 		t.Logf("INSERT on the replica: %v", err)
 	})
 
-	t.Run("POST replayed to the primary", func(t *testing.T) {
-		apps := map[string]string{}
-		for _, n := range c.Nodes() {
-			apps[n.Hostname()] = startPostsApp(t, n)
-		}
-		proxy, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{Instances: apps, Target: replica.Hostname()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		url := proxy.Start(t)
-		resp, err := http.Post(url+"/posts", "text/plain", strings.NewReader("second"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("POST: got %s %q, want 201", resp.Status, body)
-		}
-		replays := proxy.Replays()
-		if len(replays) != 1 || replays[0].From != replica.Hostname() || replays[0].To != primary.Hostname() || replays[0].Err != "" {
-			t.Errorf("replays: got %+v, want one from %s to %s", replays, replica.Hostname(), primary.Hostname())
-		}
-		c.WaitReplicated(t)
-		var n int
-		if err := openDB(t, replica.DSN()).QueryRow(`SELECT count(*) FROM posts WHERE title = 'second'`).Scan(&n); err != nil || n != 1 {
-			t.Errorf("replica: got %d rows titled second, %v; want 1", n, err)
-		}
-	})
+	t.Run("POST replayed to the primary", func(t *testing.T) { checkPostReplayed(t, c) })
+}
+
+// checkRoles checks what the mount files and the HTTP API of each node say
+// of its role.
+func checkRoles(t *testing.T, primary, replica *litefstest.Node) {
+	assert.Equal(t, "node-0", primary.Hostname(), "primary hostname")
+	_, err := os.Stat(filepath.Join(primary.MountDir(), litefstest.PrimaryFile))
+	assert.ErrorIs(t, err, os.ErrNotExist, "primary: stat .primary")
+	b, err := os.ReadFile(filepath.Join(replica.MountDir(), litefstest.PrimaryFile))
+	assert.NoError(t, err, "replica .primary")
+	assert.Equal(t, "node-0\n", string(b), "replica .primary")
+	before := time.Now()
+	fi, err := os.Stat(filepath.Join(primary.MountDir(), litefstest.LagFile))
+	if assert.NoError(t, err, "primary .lag") {
+		assert.False(t, fi.ModTime().Before(before.Add(-10*time.Millisecond)), "primary .lag: mtime %v, want not before %v", fi.ModTime(), before)
+	}
+	for _, tc := range []struct {
+		node        *litefstest.Node
+		wantPrimary bool
+	}{{node: primary, wantPrimary: true}, {node: replica, wantPrimary: false}} {
+		info, err := tc.node.Info()
+		require.NoError(t, err)
+		assert.Equal(t, tc.wantPrimary, info.IsPrimary, "%s /info: isPrimary", tc.node.Hostname())
+		assert.Equal(t, "node-0", info.Primary.Hostname, "%s /info: primary", tc.node.Hostname())
+	}
+}
+
+// checkPostReplayed posts through a FlyProxy pinned to the replica and
+// checks that the POST was replayed to the primary, once, and replicated.
+func checkPostReplayed(t *testing.T, c *litefstest.Cluster) {
+	primary, replica := c.Primary(), c.Replicas()[0]
+	apps := map[string]string{}
+	for _, n := range c.Nodes() {
+		apps[n.Hostname()] = startPostsApp(t, n)
+	}
+	proxy, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{Instances: apps, Target: replica.Hostname()})
+	require.NoError(t, err)
+	url := proxy.Start(t)
+	resp, err := http.Post(url+"/posts", "text/plain", strings.NewReader("second"))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "POST: body %q", body)
+	assert.Equal(t, []replayTry{{from: replica.Hostname(), to: primary.Hostname()}}, triesOf(proxy.Replays()))
+	c.WaitReplicated(t)
+	var n int
+	assert.NoError(t, openDB(t, replica.DSN()).QueryRow(`SELECT count(*) FROM posts WHERE title = 'second'`).Scan(&n))
+	assert.Equal(t, 1, n, "rows titled second on the replica")
 }
 
 // startPostsApp serves a minimal app on node: a POST inserts its body as a
@@ -152,39 +137,40 @@ func TestClusterLeavesNothing(t *testing.T) {
 		for _, n := range c.Nodes() {
 			mounts = append(mounts, n.MountDir())
 			pids = append(pids, n.Process().Pid())
-			if !isMounted(t, n.MountDir()) {
-				t.Errorf("%s: %s is not mounted while the cluster runs", n.Hostname(), n.MountDir())
-			}
+			assert.True(t, isMounted(t, n.MountDir()), "%s: %s is not mounted while the cluster runs", n.Hostname(), n.MountDir())
 		}
 	})
 	if len(mounts) == 0 {
 		t.Skip("the cluster did not start")
 	}
 	for _, m := range mounts {
-		if isMounted(t, m) {
-			t.Errorf("%s is still mounted after the subtest", m)
-		}
+		assert.False(t, isMounted(t, m), "%s is still mounted after the subtest", m)
 	}
 	for _, pid := range pids {
-		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-			t.Errorf("process %d: kill -0: got %v, want ESRCH (gone)", pid, err)
-		}
+		assert.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "process %d: kill -0 (gone)", pid)
 	}
 }
 
 // isMounted reports whether dir is a mount point in /proc/self/mountinfo.
 func isMounted(t *testing.T, dir string) bool {
 	t.Helper()
+	ok, err := mounted(dir)
+	require.NoError(t, err)
+	return ok
+}
+
+// mounted reports whether dir is a mount point in /proc/self/mountinfo.
+func mounted(dir string) (bool, error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		t.Fatal(err)
+		return false, err
 	}
 	for line := range strings.Lines(string(b)) {
 		if f := strings.Fields(line); len(f) >= 5 && strings.ReplaceAll(f[4], `\040`, " ") == dir {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // appConfig writes a litefs.yml like an example app's: its paths, port and
@@ -206,9 +192,7 @@ lease:
   advertise-url: "http://127.0.0.1:${LFS_PORT}"
 exec: ` + exec + "\n"
 	path = filepath.Join(dir, "litefs.yml")
-	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
 	return path, []string{"LFS_ROOT=" + dir, "LFS_PORT=" + fmt.Sprint(freePort(t)), "LFS_HOST=solo"}
 }
 
@@ -223,33 +207,24 @@ func TestStartLiteFS(t *testing.T) {
 		p := litefstest.StartLiteFS(t, path, env)
 		p.WaitLog(t, "app up on solo")
 		mount = p.MountDir()
-		if want := filepath.Join(filepath.Dir(path), "mnt"); mount != want {
-			t.Errorf("MountDir: got %q, want %q", mount, want)
-		}
-		if _, err := os.Stat(filepath.Join(mount, litefstest.LagFile)); err != nil {
-			t.Errorf("stat .lag in the mount: %v", err)
-		}
-		if err := p.Stop(); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
+		assert.Equal(t, filepath.Join(filepath.Dir(path), "mnt"), mount, "MountDir")
+		assert.FileExists(t, filepath.Join(mount, litefstest.LagFile), ".lag in the mount")
+		assert.NoError(t, p.Stop(), "Stop")
 		select {
 		case <-p.Done():
 		default:
-			t.Error("Done not closed after Stop")
+			assert.Fail(t, "Done not closed after Stop")
 		}
-		if err := p.ExitErr(); err != nil {
-			t.Errorf("ExitErr: %v, want a clean exit", err)
-		}
-		if !strings.Contains(p.Log(), "litefs shut down complete") {
-			t.Errorf("log does not show a clean shutdown:\n%s", p.Log())
-		}
+		assert.NoError(t, p.ExitErr(), "ExitErr: want a clean exit")
+		assert.Contains(t, p.Log(), "litefs shut down complete", "the log shows a clean shutdown")
+		log, err := os.ReadFile(p.LogPath())
+		assert.NoError(t, err, "the log file")
+		assert.Equal(t, p.Log(), string(log), "Log and the log file")
 	})
 	if mount == "" {
 		return
 	}
-	if isMounted(t, mount) {
-		t.Errorf("%s is still mounted", mount)
-	}
+	assert.False(t, isMounted(t, mount), "%s is still mounted", mount)
 }
 
 // TestStartLiteFSFails gives LiteFS a config it rejects: StartLiteFS fails
@@ -257,19 +232,13 @@ func TestStartLiteFS(t *testing.T) {
 func TestStartLiteFSFails(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "litefs.yml")
-	if err := os.WriteFile(path, []byte("fuse: {dir: \"\"}\ndata: {dir: /tmp/x}\nlease: {type: static}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, []byte("fuse: {dir: \"\"}\ndata: {dir: /tmp/x}\nlease: {type: static}\n"), 0o644))
 	var tb *fatalTB
 	t.Run("start", func(t *testing.T) {
 		tb = runFatal(t, func(tb testing.TB) { litefstest.StartLiteFS(tb, path, nil) })
 	})
-	if !strings.Contains(tb.msg, "exited (exit status 2) while waiting") {
-		t.Errorf("got %q, want a failure naming the exit", tb.msg)
-	}
-	if logs := strings.Join(tb.logs, "\n"); !strings.Contains(logs, "fuse directory required") {
-		t.Errorf("printed %q, want LiteFS's output", logs)
-	}
+	assert.Contains(t, tb.msg, "exited (exit status 2) while waiting", "a failure naming the exit")
+	assert.Contains(t, strings.Join(tb.logs, "\n"), "fuse directory required", "LiteFS's output printed")
 }
 
 // TestStopNotReady stops a replica that never reaches its primary: LiteFS
@@ -284,9 +253,7 @@ http: {addr: "127.0.0.1:%d"}
 lease: {type: static, candidate: false, hostname: gone, advertise-url: "http://127.0.0.1:%d"}
 `, filepath.Join(dir, "mnt"), filepath.Join(dir, "data"), freePort(t), freePort(t))
 	path := filepath.Join(dir, "litefs.yml")
-	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(path, []byte(config), 0o644))
 	// Give up waiting as soon as LiteFS has mounted.
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -310,15 +277,9 @@ lease: {type: static, candidate: false, hostname: gone, advertise-url: "http://1
 	t.Run("start", func(t *testing.T) {
 		tb = runFatalCtx(t, ctx, func(tb testing.TB) { litefstest.StartLiteFS(tb, path, nil) })
 	})
-	if d := time.Since(start); d > litefstest.DefaultStopTimeout/2 {
-		t.Errorf("start and stop took %v", d)
-	}
-	if !strings.Contains(tb.msg, "stopped waiting (context canceled)") {
-		t.Errorf("got %q, want a failure for the canceled wait", tb.msg)
-	}
-	if isMounted(t, filepath.Join(dir, "mnt")) {
-		t.Error("the mount is left")
-	}
+	assert.Less(t, time.Since(start), litefstest.DefaultStopTimeout/2, "start and stop took too long: SIGINT waited")
+	assert.Contains(t, tb.msg, "stopped waiting (context canceled)", "a failure for the canceled wait")
+	assert.False(t, isMounted(t, filepath.Join(dir, "mnt")), "the mount is left")
 }
 
 // TestProcessPrintsOutput fails a test that runs LiteFS: its output is
@@ -338,9 +299,7 @@ func TestProcessPrintsOutput(t *testing.T) {
 		})
 		logs := strings.Join(tb.logs, "\n")
 		for _, want := range []string{"hello from the app", "litefs shut down complete"} {
-			if strings.Contains(logs, want) != fail {
-				t.Errorf("fail=%v: printed output holds %q: %v, want %v", fail, want, !fail, fail)
-			}
+			assert.Equal(t, fail, strings.Contains(logs, want), "fail=%v: printed output holds %q", fail, want)
 		}
 	}
 }
@@ -348,9 +307,7 @@ func TestProcessPrintsOutput(t *testing.T) {
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }

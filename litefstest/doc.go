@@ -36,13 +36,28 @@
 // helpers skip the test where one is missing, or fail it when the
 // environment sets LITEFS_REQUIRE=1, as CI should. The litefs binary is
 // $LITEFS_BIN, else litefs on PATH, else LiteFS v0.5.14 built once with
-// "go install" into the user's cache directory (see [LiteFSBinary]).
+// "go install" into the user's cache directory, which takes about half a
+// minute and says so on standard error (see [LiteFSBinary]).
 //
-// Nodes stop with SIGINT when the test ends, so LiteFS unmounts; a node that
-// does not exit within [DefaultStopTimeout] is killed with its app, and a
-// mount left behind is detached and fails the test. If the test process dies
-// first, the kernel sends its nodes SIGINT. The output of every node is kept
-// and printed when the test fails.
+// Nodes stop when the test ends: first the kit waits (up to
+// [DefaultCloseTimeout]) until no other process, the test's own database
+// handles above all, holds a file of the mount open or mapped, because
+// LiteFS exiting under a SQLite connection that maps the database's -shm
+// file kills that process with SIGBUS; files still open then are named in
+// the test's failure. Close every database you open in a mount before the
+// test ends: with defer, or with a t.Cleanup registered after StartCluster
+// (cleanups run last-registered first). Then each node gets SIGINT, so
+// LiteFS stops its app and unmounts; a node that does not exit within
+// [DefaultStopTimeout] is killed with its app, which fails the test, and
+// a mount left behind is detached lazily (and fails the test if files in it
+// are still open).
+//
+// LiteFS writes its output, and its app's, to a file ([Process.LogPath]),
+// printed when the test fails. A file, not a pipe: if the test process dies
+// (Ctrl-C on go test, a closed terminal, kill -9), the kernel sends its
+// nodes SIGINT, and LiteFS must still be able to log while it stops its app
+// and unmounts; with a pipe whose reader is gone it would die of SIGPIPE at
+// its next line and leave its mount behind.
 //
 // # Fly.io's replay
 //

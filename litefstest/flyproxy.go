@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/litefs-sql/litefs/internal/flyreplay"
 )
 
 // Defaults of [FlyProxyConfig].
@@ -30,7 +33,8 @@ const (
 	// DefaultMaxReplays is how many replays one request may go through.
 	// Fly.io bounds replay chains but does not document the bound.
 	DefaultMaxReplays = 5
-	// DefaultRegion is the region of every instance behind a FlyProxy.
+	// DefaultRegion is the region of the proxy, and of every instance that
+	// FlyProxyConfig.Regions does not place elsewhere.
 	DefaultRegion = "local"
 )
 
@@ -45,8 +49,13 @@ type FlyProxyConfig struct {
 	// are spread over the instances round-robin, in ID order. A request's
 	// Fly-Force-Instance-Id header overrides both.
 	Target string
-	// Region is the region all instances are in, reported in Fly-Replay-Src.
+	// Region is the proxy's region, sent to instances in Fly-Region, and
+	// the region of every instance that Regions does not name.
 	Region string
+	// Regions maps instance IDs to their regions, as Fly.io places
+	// machines: Fly-Replay-Src names the sender's, and a region= replay goes
+	// to an instance in one of the regions it lists.
+	Regions map[string]string
 	// MaxReplays bounds the replays of one request; past it the proxy answers
 	// 502.
 	MaxReplays int
@@ -64,9 +73,10 @@ type FlyProxyConfig struct {
 // the response carries a fly-replay header, discards that response and sends
 // the request again where the header says, with a Fly-Replay-Src header.
 //
-// It follows instance=, prefer_instance=, region= (its own region or "any"),
-// elsewhere=, state=, timeout= and fallback= (a replay that cannot reach
-// its target goes back to its sender with a Fly-Replay-Failed header). It does not do app= replays,
+// It follows instance=, prefer_instance=, region= (to an instance in one of
+// the listed regions, see FlyProxyConfig.Regions, or "any"), elsewhere=,
+// state=, timeout= and fallback= (a replay that cannot reach its target goes
+// back to its sender with a Fly-Replay-Failed header). It does not do app= replays,
 // the JSON replay body, replay caching, or WebSocket upgrades. Responses
 // are streamed, flushed as the instance writes them.
 //
@@ -77,6 +87,7 @@ type FlyProxy struct {
 	urls       map[string]*url.URL
 	target     string
 	region     string
+	regions    map[string]string // instance ID to region, for those not in region
 	maxReplays int
 	maxBody    int64
 	transport  http.RoundTripper
@@ -109,6 +120,7 @@ func NewFlyProxy(cfg FlyProxyConfig) (*FlyProxy, error) {
 		urls:       make(map[string]*url.URL, len(cfg.Instances)),
 		target:     cfg.Target,
 		region:     cmp.Or(cfg.Region, DefaultRegion),
+		regions:    maps.Clone(cfg.Regions),
 		maxReplays: cmp.Or(cfg.MaxReplays, DefaultMaxReplays),
 		maxBody:    cmp.Or(cfg.MaxReplayBody, DefaultMaxReplayBody),
 		transport:  cfg.Transport,
@@ -133,6 +145,11 @@ func NewFlyProxy(cfg FlyProxyConfig) (*FlyProxy, error) {
 	}
 	if !validID(p.region) {
 		return nil, fmt.Errorf("litefstest: invalid region %q", p.region)
+	}
+	for id, region := range p.regions {
+		if p.urls[id] == nil || !validID(region) || strings.Contains(region, ",") {
+			return nil, fmt.Errorf("litefstest: FlyProxyConfig.Regions: invalid instance %q or region %q", id, region)
+		}
 	}
 	if p.maxReplays < 0 || p.maxBody < 0 {
 		return nil, errors.New("litefstest: FlyProxyConfig.MaxReplays and MaxReplayBody must not be negative")
@@ -190,20 +207,54 @@ func (p *FlyProxy) Replays() []Replay {
 	return slices.Clone(p.replays)
 }
 
-func (p *FlyProxy) record(r Replay) {
-	p.mu.Lock()
-	p.replays = append(p.replays, r)
-	p.mu.Unlock()
+// exchange is one client request going through the proxy: what every hop
+// of it needs.
+type exchange struct {
+	r          *http.Request
+	id         string // its Fly-Request-Id, shared by its hops
+	body       []byte // the buffered body, or its first part if too large
+	replayable bool   // body holds the whole body
 }
 
-// hop is one delivery of a request to an instance.
+// hop is one delivery of a request to an instance, with the instances to
+// try in turn if that one refuses the connection.
 type hop struct {
 	to         string
-	alternates []string      // load-balanced: where to go if to refuses the connection
-	src        *ReplaySrc    // nil on the first hop
-	replay     *ReplayHeader // the header that sent the request here; nil on the first hop
-	failed     string        // Fly-Replay-Failed value on a fallback hop
-	prefUna    string        // Fly-Preferred-Instance-Unavailable value
+	alternates []string
+	// from and state name the replay that sent the request here: the
+	// instance that asked for it and its state= field; "" on the first hop.
+	from, state string
+	src         *ReplaySrc    // the Fly-Replay-Src to send; nil unless a replay
+	replay      *ReplayHeader // the header that sent the request here; nil unless a replay
+	fallback    bool          // taking back a replay that failed
+	failed      string        // Fly-Replay-Failed value on a fallback hop
+	prefUna     string        // Fly-Preferred-Instance-Unavailable value
+}
+
+// recorded reports whether tries of the hop are replays, which
+// [FlyProxy.Replays] lists.
+func (h hop) recorded() bool { return h.src != nil || h.fallback }
+
+// nextAlternate returns the hop to its next alternate, after h.to refused
+// the connection.
+func (h hop) nextAlternate() hop {
+	if h.replay != nil && h.to == h.replay.PreferInstance {
+		h.prefUna = h.to
+	}
+	h.to, h.alternates = h.alternates[0], h.alternates[1:]
+	return h
+}
+
+// failure is why the proxy answers the client itself: its status and
+// message. ServeHTTP writes nothing for one when the client is gone.
+type failure struct {
+	code int
+	msg  string
+}
+
+// fail returns a failure with a formatted message.
+func fail(code int, format string, args ...any) *failure {
+	return &failure{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
 var (
@@ -219,106 +270,103 @@ var (
 // it cannot deliver (unless the replay asked for a fallback) and 413 for one
 // whose request body was too large to keep.
 func (p *FlyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqID := rand.Text() + "-" + p.region
-	body, replayable, err := p.bufferBody(r)
-	if err != nil {
-		proxyError(w, http.StatusBadRequest, "cannot read the request body: %v", err)
-		return
-	}
-	first, alternates, err := p.pick(r)
-	if err != nil {
-		proxyError(w, http.StatusBadGateway, "%v", err)
-		return
-	}
-	h := hop{to: first, alternates: alternates}
-	for replays := 0; ; {
-		resp, cancel, err := p.send(r, h, reqID, body, replayable)
-		if err != nil && len(h.alternates) > 0 && replayable && isDialError(err) && r.Context().Err() == nil {
-			// Fly balances over the instances that take connections.
-			if h.replay != nil {
-				p.record(p.entry(r, reqID, h, err.Error()))
-				if h.to == h.replay.PreferInstance {
-					h.prefUna = h.to
-				}
-			}
-			h.to, h.alternates = h.alternates[0], h.alternates[1:]
-			continue
+	x, h, f := p.begin(r)
+	for replays := 1; f == nil; replays++ {
+		var a answer
+		if a, f = p.reach(x, h); f != nil {
+			break
 		}
-		switch {
-		case err == nil:
-			if h.replay != nil {
-				p.record(p.entry(r, reqID, h, ""))
-			}
-		case r.Context().Err() != nil:
-			return // the client is gone
-		case h.replay == nil:
-			proxyError(w, http.StatusBadGateway, "instance %s: %v", h.to, err)
-			return
-		default:
-			p.record(p.entry(r, reqID, h, err.Error()))
-			// Fly falls back only when it could not connect: once the
-			// target has the request, its fate is the target's.
-			if h.replay.Fallback == "" || !notConnected(err) {
-				proxyError(w, http.StatusBadGateway, "replay to instance %s failed: %v", h.to, err)
-				return
-			}
-			h, resp, cancel, err = p.fallBack(w, r, reqID, h, body, err)
-			if err != nil {
-				return
-			}
-		}
-		value := resp.Header.Get(HeaderReplay)
+		value := a.resp.Header.Get(HeaderReplay)
 		if value == "" {
-			p.copyResponse(w, resp)
-			cancel()
+			p.copyResponse(w, a.resp)
+			a.release()
 			return
 		}
-		discard(resp)
-		cancel()
-		from := h.to
-		if h.failed != "" {
-			proxyError(w, http.StatusBadGateway, "instance %s asked for a replay of a request that came back from a failed replay; it cannot be replayed again", from)
-			return
-		}
-		rh, err := ParseReplayHeader(value)
-		if err != nil {
-			proxyError(w, http.StatusBadGateway, "instance %s: %v", from, err)
-			return
-		}
-		if !replayable {
-			proxyError(w, http.StatusRequestEntityTooLarge, "instance %s asked for a replay, but the request body is larger than %d bytes and cannot be replayed", from, p.maxBody)
-			return
-		}
-		if replays++; replays > p.maxReplays {
-			proxyError(w, http.StatusBadGateway, "instance %s asked for replay number %d; at most %d replays per request", from, replays, p.maxReplays)
-			return
-		}
-		if rh.App != "" {
-			proxyError(w, http.StatusBadGateway, "instance %s asked for a replay to app %q: this stand-in serves one app", from, rh.App)
-			return
-		}
-		h = hop{
-			src:    &ReplaySrc{Instance: from, Region: p.region, Time: time.Now(), State: rh.State},
-			replay: &rh,
-		}
-		h.to, h.alternates, h.prefUna = p.resolve(rh, from)
+		discard(a.resp)
+		a.release()
+		h, f = p.nextHop(x, a.at, value, replays)
+	}
+	if r.Context().Err() == nil { // else the client is gone
+		proxyError(w, f.code, "%s", f.msg)
 	}
 }
 
-// fallBack sends a request whose replay failed back to the replay's sender
-// (with prefer_self, to any instance that connects, the sender first), with a
-// Fly-Replay-Failed header, and returns the hop that answered. On failure it
-// has answered the client.
-func (p *FlyProxy) fallBack(w http.ResponseWriter, r *http.Request, reqID string, failed hop, body []byte, cause error) (hop, *http.Response, context.CancelFunc, error) {
-	from := failed.src.Instance
-	candidates := []string{from}
-	if failed.replay.Fallback == FallbackPreferSelf {
-		for _, id := range p.ids {
-			if id != from {
-				candidates = append(candidates, id)
-			}
-		}
+// answer is an instance's response to one hop.
+type answer struct {
+	resp    *http.Response
+	release context.CancelFunc // releases the request's context once resp is read
+	at      hop                // the hop that reached the instance
+}
+
+// begin reads the request's body, up to the replay limit, and picks its
+// first hop.
+func (p *FlyProxy) begin(r *http.Request) (*exchange, hop, *failure) {
+	x := &exchange{r: r, id: rand.Text() + "-" + p.region}
+	var err error
+	if x.body, x.replayable, err = p.bufferBody(r); err != nil {
+		return nil, hop{}, fail(http.StatusBadRequest, "cannot read the request body: %v", err)
 	}
+	first, alternates, err := p.pick(r)
+	if err != nil {
+		return nil, hop{}, fail(http.StatusBadGateway, "%v", err)
+	}
+	return x, hop{to: first, alternates: alternates}, nil
+}
+
+// reach delivers x along h and, when a replay cannot reach its target and
+// asked for a fallback, back to the replay's sender.
+func (p *FlyProxy) reach(x *exchange, h hop) (answer, *failure) {
+	a, err := p.deliver(x, h)
+	switch {
+	case err == nil:
+		return a, nil
+	case x.r.Context().Err() != nil:
+		return a, fail(http.StatusBadGateway, "the client is gone")
+	case h.replay == nil:
+		return a, fail(http.StatusBadGateway, "instance %s: %v", a.at.to, err)
+	case h.replay.Fallback == "" || !notConnected(err):
+		// Fly falls back only when it could not connect: once the target
+		// has the request, its fate is the target's.
+		return a, fail(http.StatusBadGateway, "replay to instance %s failed: %v", a.at.to, err)
+	}
+	back, reason := p.fallbackHop(a.at, err)
+	b, err := p.deliver(x, back)
+	switch {
+	case err == nil:
+		return b, nil
+	case x.r.Context().Err() != nil:
+		return b, fail(http.StatusBadGateway, "the client is gone")
+	}
+	return b, fail(http.StatusBadGateway, "replay to instance %s failed (%s), and so did its fallback: %v", a.at.to, reason, err)
+}
+
+// deliver sends x to h.to, and on to h's alternates while instances refuse
+// the connection (Fly balances over the instances that take connections).
+// It records every try of a replay, the one place that does. The answer's
+// hop is that of the last try, also when it failed.
+func (p *FlyProxy) deliver(x *exchange, h hop) (answer, error) {
+	for {
+		resp, release, err := p.send(x, h)
+		if err != nil && x.r.Context().Err() != nil {
+			return answer{at: h}, err // the client is gone: no replay to record
+		}
+		if h.recorded() {
+			p.record(x, h, err)
+		}
+		if err == nil {
+			return answer{resp: resp, release: release, at: h}, nil
+		}
+		if len(h.alternates) == 0 || !x.replayable || !isDialError(err) {
+			return answer{at: h}, err
+		}
+		h = h.nextAlternate()
+	}
+}
+
+// fallbackHop returns the hop that takes a replay that failed back to its
+// sender (with prefer_self, to any instance that connects, the sender
+// first), and why it failed, as Fly-Replay-Failed says it.
+func (p *FlyProxy) fallbackHop(failed hop, cause error) (hop, string) {
 	reason := "unreachable"
 	switch {
 	case failed.to == "":
@@ -328,41 +376,61 @@ func (p *FlyProxy) fallBack(w http.ResponseWriter, r *http.Request, reqID string
 	case errors.Is(cause, errReplayTimeout):
 		reason = "timeout"
 	}
-	failedValue := "reason=" + reason
+	back := hop{to: failed.from, from: failed.from, state: failed.state, fallback: true, failed: "reason=" + reason}
 	if failed.to != "" {
-		failedValue = "instance=" + quoteValue(failed.to) + ";" + failedValue
+		back.failed = "instance=" + quoteValue(failed.to) + ";" + back.failed
 	}
-	var err error
-	for _, id := range candidates {
-		h := hop{to: id, failed: failedValue}
-		var resp *http.Response
-		var cancel context.CancelFunc
-		resp, cancel, err = p.send(r, h, reqID, body, true)
-		e := p.entry(r, reqID, h, "")
-		e.From, e.State, e.Fallback = from, failed.replay.State, true
-		if err == nil {
-			p.record(e)
-			return h, resp, cancel, nil
-		}
-		if r.Context().Err() != nil {
-			return h, nil, nil, err
-		}
-		e.Err = err.Error()
-		p.record(e)
-		if !notConnected(err) {
-			break
+	if failed.replay.Fallback == FallbackPreferSelf {
+		for _, id := range p.ids {
+			if id != failed.from {
+				back.alternates = append(back.alternates, id)
+			}
 		}
 	}
-	proxyError(w, http.StatusBadGateway, "replay to instance %s failed (%s), and so did its fallback: %v", failed.to, reason, err)
-	return hop{}, nil, nil, err
+	return back, reason
 }
 
-func (p *FlyProxy) entry(r *http.Request, reqID string, h hop, errText string) Replay {
-	e := Replay{RequestID: reqID, Method: r.Method, Path: r.URL.Path, To: h.to, Err: errText}
-	if h.src != nil {
-		e.From, e.State = h.src.Instance, h.src.State
+// nextHop decides what follows a response of instance at.to that asks for
+// a replay with the fly-replay value: the hop of the replay, or why the
+// proxy answers the client itself. replays counts this one.
+func (p *FlyProxy) nextHop(x *exchange, at hop, value string, replays int) (hop, *failure) {
+	from := at.to
+	if at.fallback {
+		return hop{}, fail(http.StatusBadGateway, "instance %s asked for a replay of a request that came back from a failed replay; it cannot be replayed again", from)
 	}
-	return e
+	rh, err := ParseReplayHeader(value)
+	switch {
+	case err != nil:
+		return hop{}, fail(http.StatusBadGateway, "instance %s: %v", from, err)
+	case !x.replayable:
+		return hop{}, fail(http.StatusRequestEntityTooLarge, "instance %s asked for a replay, but the request body is larger than %d bytes and cannot be replayed", from, p.maxBody)
+	case replays > p.maxReplays:
+		return hop{}, fail(http.StatusBadGateway, "instance %s asked for replay number %d; at most %d replays per request", from, replays, p.maxReplays)
+	case rh.App != "":
+		return hop{}, fail(http.StatusBadGateway, "instance %s asked for a replay to app %q: this stand-in serves one app", from, rh.App)
+	}
+	h := hop{
+		from:   from,
+		state:  rh.State,
+		src:    &ReplaySrc{Instance: from, Region: p.regionOf(from), Time: time.Now(), State: rh.State},
+		replay: &rh,
+	}
+	h.to, h.alternates, h.prefUna = p.resolve(rh, from)
+	return h, nil
+}
+
+// record appends a try of hop h of x to the replays; err is how it failed.
+func (p *FlyProxy) record(x *exchange, h hop, err error) {
+	e := Replay{
+		RequestID: x.id, Method: x.r.Method, Path: x.r.URL.Path,
+		From: h.from, To: h.to, State: h.state, Fallback: h.fallback,
+	}
+	if err != nil {
+		e.Err = err.Error()
+	}
+	p.mu.Lock()
+	p.replays = append(p.replays, e)
+	p.mu.Unlock()
 }
 
 // pick returns the instance r goes to first and, when it was chosen by load
@@ -398,10 +466,10 @@ func (p *FlyProxy) resolve(rh ReplayHeader, from string) (to string, alternates 
 		}
 		preferUnavailable = rh.PreferInstance
 	}
-	if rh.Region != "" && !p.inRegion(rh.Region) {
-		return "", nil, preferUnavailable
-	}
 	order := p.balance(exclude)
+	if rh.Region != "" {
+		order = slices.DeleteFunc(order, func(id string) bool { return !inRegions(rh.Region, p.regionOf(id)) })
+	}
 	if len(order) == 0 {
 		return "", nil, preferUnavailable
 	}
@@ -422,12 +490,20 @@ func (p *FlyProxy) balance(exclude string) []string {
 	return order
 }
 
-// inRegion reports whether the comma-separated region list names the
-// proxy's region or "any".
-func (p *FlyProxy) inRegion(list string) bool {
+// regionOf returns the region of instance id.
+func (p *FlyProxy) regionOf(id string) string {
+	if r, ok := p.regions[id]; ok {
+		return r
+	}
+	return p.region
+}
+
+// inRegions reports whether the comma-separated region list names region
+// or "any".
+func inRegions(list, region string) bool {
 	for r := range strings.SplitSeq(list, ",") {
 		r = strings.TrimSpace(r)
-		if r == p.region || r == "any" {
+		if r == region || r == "any" {
 			return true
 		}
 	}
@@ -450,9 +526,9 @@ func (p *FlyProxy) bufferBody(r *http.Request) (body []byte, replayable bool, er
 	return body, true, nil
 }
 
-// send delivers r to h.to and returns the response and the function that
+// send delivers x to h.to and returns the response and the function that
 // releases its context once the body has been read.
-func (p *FlyProxy) send(r *http.Request, h hop, reqID string, body []byte, replayable bool) (*http.Response, context.CancelFunc, error) {
+func (p *FlyProxy) send(x *exchange, h hop) (*http.Response, context.CancelFunc, error) {
 	base := p.urls[h.to]
 	if base == nil {
 		if h.to == "" {
@@ -460,7 +536,7 @@ func (p *FlyProxy) send(r *http.Request, h hop, reqID string, body []byte, repla
 		}
 		return nil, nil, fmt.Errorf("%w %q", errNoInstance, h.to)
 	}
-	ctx, cancel := context.WithCancelCause(r.Context())
+	ctx, cancel := context.WithCancelCause(x.r.Context())
 	var timer *time.Timer
 	if h.replay != nil && h.replay.Timeout > 0 {
 		// Fly's timeout bounds reaching the target, not the request: once
@@ -476,7 +552,21 @@ func (p *FlyProxy) send(r *http.Request, h hop, reqID string, body []byte, repla
 		}
 		cancel(nil)
 	}
+	resp, err := p.transport.RoundTrip(p.outRequest(ctx, x, h, base))
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errReplayTimeout) {
+			err = fmt.Errorf("%w within %v", errReplayTimeout, h.replay.Timeout)
+		}
+		release()
+		return nil, nil, err
+	}
+	return resp, release, nil
+}
 
+// outRequest returns the request that carries x to the instance at base on
+// hop h.
+func (p *FlyProxy) outRequest(ctx context.Context, x *exchange, h hop, base *url.URL) *http.Request {
+	r := x.r
 	out := r.Clone(ctx)
 	out.RequestURI = ""
 	out.URL = &url.URL{
@@ -486,8 +576,9 @@ func (p *FlyProxy) send(r *http.Request, h hop, reqID string, body []byte, repla
 		RawQuery: r.URL.RawQuery,
 	}
 	out.Close = false
+	body := x.body
 	switch {
-	case !replayable:
+	case !x.replayable:
 		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
 		out.ContentLength = r.ContentLength
 		out.GetBody = nil
@@ -500,8 +591,14 @@ func (p *FlyProxy) send(r *http.Request, h hop, reqID string, body []byte, repla
 	}
 	out.TransferEncoding = nil
 	out.Trailer = nil
+	p.setHeaders(out.Header, x, h)
+	return out
+}
 
-	hdr := out.Header
+// setHeaders turns the client's headers in hdr into the ones an instance
+// gets from Fly's proxy on hop h.
+func (p *FlyProxy) setHeaders(hdr http.Header, x *exchange, h hop) {
+	r := x.r
 	removeHopByHop(hdr)
 	if strings.Contains(strings.ToLower(strings.Join(r.Header.Values("Te"), ",")), "trailers") {
 		hdr.Set("Te", "trailers")
@@ -510,10 +607,10 @@ func (p *FlyProxy) send(r *http.Request, h hop, reqID string, body []byte, repla
 	for _, k := range []string{HeaderReplaySrc, HeaderReplayFailed, HeaderPreferredInstanceUnavailable, HeaderForceInstance, HeaderRequestID} {
 		hdr.Del(k)
 	}
-	hdr.Set(HeaderRequestID, reqID)
-	hdr.Set("Fly-Region", p.region)
+	hdr.Set(HeaderRequestID, x.id)
+	hdr.Set(flyreplay.Region, p.region)
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		hdr.Set("Fly-Client-Ip", ip)
+		hdr.Set(flyreplay.ClientIP, ip)
 		if prior := hdr.Values("X-Forwarded-For"); len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
@@ -533,16 +630,6 @@ func (p *FlyProxy) send(r *http.Request, h hop, reqID string, body []byte, repla
 	if h.prefUna != "" {
 		hdr.Set(HeaderPreferredInstanceUnavailable, h.prefUna)
 	}
-
-	resp, err := p.transport.RoundTrip(out)
-	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, errReplayTimeout) {
-			err = fmt.Errorf("%w within %v", errReplayTimeout, h.replay.Timeout)
-		}
-		release()
-		return nil, nil, err
-	}
-	return resp, release, nil
 }
 
 // copyResponse streams resp to w, flushing after each read so the client

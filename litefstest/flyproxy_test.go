@@ -9,11 +9,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/litefs-sql/litefs/litefstest"
 )
@@ -53,9 +57,7 @@ func newFleet(t *testing.T, ids []string, behave behavior) *fleet {
 	for _, id := range ids {
 		srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				t.Errorf("%s: read body: %v", id, err)
-			}
+			assert.NoError(t, err, "%s: read body", id)
 			s := seen{instance: id, method: r.Method, path: r.URL.RequestURI(), header: r.Header.Clone(), body: body}
 			f.mu.Lock()
 			f.log = append(f.log, s)
@@ -86,9 +88,7 @@ func down(t *testing.T) string {
 func hangup(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
@@ -105,9 +105,7 @@ func hangup(t *testing.T) string {
 func startProxy(t *testing.T, cfg litefstest.FlyProxyConfig) (*litefstest.FlyProxy, string) {
 	t.Helper()
 	p, err := litefstest.NewFlyProxy(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return p, p.Start(t)
 }
 
@@ -117,24 +115,21 @@ type response struct {
 	body   string
 }
 
+// statusBody returns the status code and the body, for a check of both.
+func (r response) statusBody() string { return fmt.Sprintf("%d %s", r.status, r.body) }
+
 func do(t *testing.T, method, url string, body io.Reader, header ...string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Add(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 
@@ -159,15 +154,13 @@ func TestFlyProxyReplaysWritesToPrimary(t *testing.T) {
 	before := time.Now()
 	for i := range 3 {
 		body := fmt.Sprintf("post %d", i)
-		if got := do(t, "POST", url+"/posts?x=1", strings.NewReader(body)); got.status != 201 || got.body != "node-0 got "+body {
-			t.Errorf("POST %d: got %d %q, want 201 from node-0", i, got.status, got.body)
-		}
+		got := do(t, "POST", url+"/posts?x=1", strings.NewReader(body))
+		assert.Equal(t, "201 node-0 got "+body, got.statusBody(), "POST %d: want 201 from node-0", i)
 	}
 	after := time.Now()
 	for i := range 3 {
-		if got := do(t, "GET", url+"/posts", nil); got.status != 201 || got.body != fmt.Sprintf("node-%d got ", i) {
-			t.Errorf("GET %d: got %d %q, want node-%d (round-robin)", i, got.status, got.body, i)
-		}
+		got := do(t, "GET", url+"/posts", nil)
+		assert.Equal(t, fmt.Sprintf("201 node-%d got ", i), got.statusBody(), "GET %d: want node-%d (round-robin)", i, i)
 	}
 
 	replays := p.Replays()
@@ -175,22 +168,21 @@ func TestFlyProxyReplaysWritesToPrimary(t *testing.T) {
 		{Method: "POST", Path: "/posts", From: "node-1", To: "node-0", State: "from-node-1"},
 		{Method: "POST", Path: "/posts", From: "node-2", To: "node-0", State: "from-node-2"},
 	}
-	if len(replays) != len(want) {
-		t.Fatalf("replays: got %+v, want %+v", replays, want)
-	}
+	require.Len(t, replays, len(want), "replays: %+v", replays)
 	for i := range want {
 		got := replays[i]
-		if got.RequestID == "" {
-			t.Errorf("replay %d has no request ID", i)
-		}
+		assert.NotEmpty(t, got.RequestID, "replay %d has no request ID", i)
 		got.RequestID = ""
-		if got != want[i] {
-			t.Errorf("replay %d: got %+v, want %+v", i, got, want[i])
-		}
+		assert.Equal(t, want[i], got, "replay %d", i)
 	}
+	checkReplayedHops(t, f, replays, before, after)
+}
 
-	// node-0 saw each replayed POST with the replica's request ID, the whole
-	// body and a Fly-Replay-Src naming the replica.
+// checkReplayedHops checks that node-0 saw each replayed POST with the
+// replica's request ID, the whole body and a Fly-Replay-Src naming the
+// replica, sent between before and after.
+func checkReplayedHops(t *testing.T, f *fleet, replays []litefstest.Replay, before, after time.Time) {
+	t.Helper()
 	byID := map[string][]seen{}
 	for _, s := range f.seen() {
 		id := s.header.Get(litefstest.HeaderRequestID)
@@ -198,25 +190,18 @@ func TestFlyProxyReplaysWritesToPrimary(t *testing.T) {
 	}
 	for _, r := range replays {
 		hops := byID[r.RequestID]
-		if len(hops) != 2 || hops[0].instance != r.From || hops[1].instance != "node-0" {
-			t.Errorf("request %s: instances saw %+v, want %s then node-0", r.RequestID, hops, r.From)
+		if !assert.Len(t, hops, 2, "request %s: instances saw %+v", r.RequestID, hops) {
 			continue
 		}
-		if !bytes.Equal(hops[0].body, hops[1].body) || hops[1].path != "/posts?x=1" {
-			t.Errorf("replay of %s: body %q path %q, want body %q path /posts?x=1", r.RequestID, hops[1].body, hops[1].path, hops[0].body)
-		}
-		if hops[0].header.Get(litefstest.HeaderReplaySrc) != "" {
-			t.Errorf("first hop carries %s", litefstest.HeaderReplaySrc)
-		}
+		assert.Equal(t, []string{r.From, "node-0"}, []string{hops[0].instance, hops[1].instance}, "request %s", r.RequestID)
+		assert.Equal(t, hops[0].body, hops[1].body, "replay of %s: body", r.RequestID)
+		assert.Equal(t, "/posts?x=1", hops[1].path, "replay of %s: path", r.RequestID)
+		assert.Empty(t, hops[0].header.Get(litefstest.HeaderReplaySrc), "first hop carries %s", litefstest.HeaderReplaySrc)
 		src, err := litefstest.ParseReplaySrc(hops[1].header.Get(litefstest.HeaderReplaySrc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if src.Instance != r.From || src.Region != litefstest.DefaultRegion || src.State != "from-"+r.From ||
-			src.Time.Before(before.Truncate(time.Microsecond)) || src.Time.After(after) {
-			t.Errorf("Fly-Replay-Src: got %+v, want instance %s, region %s, state from-%s, t in [%v, %v]",
-				src, r.From, litefstest.DefaultRegion, r.From, before, after)
-		}
+		require.NoError(t, err)
+		assert.Equal(t, litefstest.ReplaySrc{Instance: r.From, Region: litefstest.DefaultRegion, State: "from-" + r.From, Time: src.Time}, src, "Fly-Replay-Src")
+		assert.False(t, src.Time.Before(before.Truncate(time.Microsecond)) || src.Time.After(after),
+			"Fly-Replay-Src t=%v, want in [%v, %v]", src.Time, before, after)
 	}
 }
 
@@ -232,25 +217,46 @@ func TestFlyProxyPicksInstance(t *testing.T) {
 		header []string
 		want   []string // bodies of successive requests
 	}{
-		{"target", fixed, nil, []string{"b", "b", "b"}},
-		{"round-robin", spread, nil, []string{"a", "b", "c", "a"}},
-		{"forced", spread, []string{litefstest.HeaderForceInstance, "c"}, []string{"c", "c"}},
-		{"forced over target", fixed, []string{litefstest.HeaderForceInstance, "a"}, []string{"a"}},
+		{name: "target", url: fixed, want: []string{"b", "b", "b"}},
+		{name: "round-robin", url: spread, want: []string{"a", "b", "c", "a"}},
+		{name: "forced", url: spread, header: []string{litefstest.HeaderForceInstance, "c"}, want: []string{"c", "c"}},
+		{name: "forced over target", url: fixed, header: []string{litefstest.HeaderForceInstance, "a"}, want: []string{"a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for i, want := range tc.want {
-				if got := do(t, "GET", tc.url, nil, tc.header...); got.status != 200 || got.body != want {
-					t.Errorf("request %d: got %d %q, want 200 %q", i, got.status, got.body, want)
-				}
+				got := do(t, "GET", tc.url, nil, tc.header...)
+				assert.Equal(t, "200 "+want, got.statusBody(), "request %d", i)
 			}
 		})
 	}
 	t.Run("forced unknown", func(t *testing.T) {
 		got := do(t, "GET", spread, nil, litefstest.HeaderForceInstance, "zz")
-		if got.status != http.StatusBadGateway || !strings.Contains(got.body, `no instance "zz"`) {
-			t.Errorf("got %d %q, want 502 naming zz", got.status, got.body)
-		}
+		assert.Equal(t, http.StatusBadGateway, got.status)
+		assert.Contains(t, got.body, `no instance "zz"`)
 	})
+}
+
+// replayTry is one entry of [litefstest.FlyProxy.Replays] as a test
+// expects it.
+type replayTry struct {
+	from, to string // to is anyUp where load balancing picks the instance
+	failed   bool   // the try failed: Err is set
+	fallback bool   // the try took back a replay that failed
+}
+
+// anyUp stands for any instance that takes connections, as the target of a
+// replayTry.
+const anyUp = "(any instance that is up)"
+
+// replayCase is a fly-replay header node-1 answers with, and what follows.
+type replayCase struct {
+	name     string
+	replay   string      // the fly-replay header node-1 answers with
+	status   int         // of the response the client gets
+	body     string      // substring of the response body
+	tries    []replayTry // nil: not checked
+	failed   string      // Fly-Replay-Failed seen by the instance that served
+	prefUnav string      // Fly-Preferred-Instance-Unavailable seen likewise
 }
 
 // TestFlyProxyReplayFields sends each request to node-1, which answers it
@@ -258,101 +264,94 @@ func TestFlyProxyPicksInstance(t *testing.T) {
 // name of the instance that serves them.
 func TestFlyProxyReplayFields(t *testing.T) {
 	t.Parallel()
-	type want struct {
-		status   int
-		body     string   // substring of the response body
-		replays  []string // From>To, "!" if failed, " fallback"; each a prefix
-		failed   string   // Fly-Replay-Failed seen by the instance that served
-		prefUnav string   // Fly-Preferred-Instance-Unavailable seen likewise
-	}
-	for _, tc := range []struct {
-		name   string
-		replay string
-		want   want
-	}{
-		{"instance", "instance=node-2", want{200, "node-2", []string{"node-1>node-2"}, "", ""}},
-		{"unknown instance", "instance=ghost", want{502, `replay to instance ghost failed: no instance "ghost"`, []string{"node-1>ghost!"}, "", ""}},
-		{"unknown instance, force_self", "instance=ghost;fallback=force_self",
-			want{200, "node-1", []string{"node-1>ghost!", "node-1>node-1 fallback"}, "instance=ghost;reason=unknown_instance", ""}},
-		{"unknown instance, prefer_self", "instance=ghost;fallback=prefer_self",
-			want{200, "node-1", []string{"node-1>ghost!", "node-1>node-1 fallback"}, "instance=ghost;reason=unknown_instance", ""}},
-		{"unreachable", "instance=down", want{502, "replay to instance down failed", []string{"node-1>down!"}, "", ""}},
-		{"unreachable, force_self", "instance=down;fallback=force_self",
-			want{200, "node-1", []string{"node-1>down!", "node-1>node-1 fallback"}, "instance=down;reason=unreachable", ""}},
-		{"connected, then failed, force_self", "instance=hangup;fallback=force_self", want{502, "replay to instance hangup failed", []string{"node-1>hangup!"}, "", ""}},
-		{"prefer_instance", "prefer_instance=node-2", want{200, "node-2", []string{"node-1>node-2"}, "", ""}},
-		{"prefer_instance unreachable", "prefer_instance=down", want{200, "served by node-", []string{"node-1>down!", "node-1>node-"}, "", "down"}},
-		{"prefer_instance unknown, elsewhere", "prefer_instance=ghost;elsewhere=true", want{200, "node-", nil, "", "ghost"}},
-		{"region local", "region=local;elsewhere=true", want{200, "node-", nil, "", ""}},
-		{"region list with any", `region="sjc,any";elsewhere=true`, want{200, "node-", nil, "", ""}},
-		{"region elsewhere", "region=sjc", want{502, "no instance matches", []string{"node-1>!"}, "", ""}},
-		{"region elsewhere, force_self", "region=sjc;fallback=force_self",
-			want{200, "node-1", []string{"node-1>!", "node-1>node-1 fallback"}, "reason=no_instance", ""}},
-		{"app", "app=worker", want{502, `replay to app "worker"`, nil, "", ""}},
-		{"invalid header", "instance", want{502, "invalid fly-replay header", nil, "", ""}},
+	ghostFailed := replayTry{from: "node-1", to: "ghost", failed: true}
+	backToNode1 := replayTry{from: "node-1", to: "node-1", fallback: true}
+	for _, tc := range []replayCase{
+		{name: "instance", replay: "instance=node-2", status: 200, body: "node-2", tries: []replayTry{{from: "node-1", to: "node-2"}}},
+		{name: "unknown instance", replay: "instance=ghost", status: 502, body: `replay to instance ghost failed: no instance "ghost"`, tries: []replayTry{ghostFailed}},
+		{name: "unknown instance, force_self", replay: "instance=ghost;fallback=force_self", status: 200, body: "node-1",
+			tries: []replayTry{ghostFailed, backToNode1}, failed: "instance=ghost;reason=unknown_instance"},
+		{name: "unknown instance, prefer_self", replay: "instance=ghost;fallback=prefer_self", status: 200, body: "node-1",
+			tries: []replayTry{ghostFailed, backToNode1}, failed: "instance=ghost;reason=unknown_instance"},
+		{name: "unreachable", replay: "instance=down", status: 502, body: "replay to instance down failed",
+			tries: []replayTry{{from: "node-1", to: "down", failed: true}}},
+		{name: "unreachable, force_self", replay: "instance=down;fallback=force_self", status: 200, body: "node-1",
+			tries: []replayTry{{from: "node-1", to: "down", failed: true}, backToNode1}, failed: "instance=down;reason=unreachable"},
+		{name: "connected, then failed, force_self", replay: "instance=hangup;fallback=force_self", status: 502, body: "replay to instance hangup failed",
+			tries: []replayTry{{from: "node-1", to: "hangup", failed: true}}},
+		{name: "prefer_instance", replay: "prefer_instance=node-2", status: 200, body: "node-2", tries: []replayTry{{from: "node-1", to: "node-2"}}},
+		{name: "prefer_instance unreachable", replay: "prefer_instance=down", status: 200, body: "served by node-",
+			tries: []replayTry{{from: "node-1", to: "down", failed: true}, {from: "node-1", to: anyUp}}, prefUnav: "down"},
+		{name: "prefer_instance unknown, elsewhere", replay: "prefer_instance=ghost;elsewhere=true", status: 200, body: "node-", prefUnav: "ghost"},
+		{name: "region local", replay: "region=local;elsewhere=true", status: 200, body: "node-"},
+		{name: "region list with any", replay: `region="sjc,any";elsewhere=true`, status: 200, body: "node-"},
+		{name: "region elsewhere", replay: "region=sjc", status: 502, body: "no instance matches",
+			tries: []replayTry{{from: "node-1", to: "", failed: true}}},
+		{name: "region elsewhere, force_self", replay: "region=sjc;fallback=force_self", status: 200, body: "node-1",
+			tries: []replayTry{{from: "node-1", to: "", failed: true}, backToNode1}, failed: "reason=no_instance"},
+		{name: "app", replay: "app=worker", status: 502, body: `replay to app "worker"`},
+		{name: "invalid header", replay: "instance", status: 502, body: "invalid fly-replay header"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFleet(t, []string{"node-1", "node-2", "node-3"}, func(w http.ResponseWriter, r *http.Request, s seen) {
-				if r.Header.Get(litefstest.HeaderReplaySrc) == "" && r.Header.Get(litefstest.HeaderReplayFailed) == "" {
-					w.Header().Set(litefstest.HeaderReplay, tc.replay)
-					return
-				}
-				fmt.Fprintf(w, "served by %s", s.instance)
-			})
-			f.urls["down"] = down(t)
-			if strings.Contains(tc.replay, "hangup") {
-				// Not among the others: load balancing would pick it.
-				f.urls["hangup"] = hangup(t)
-			}
-			p, url := startProxy(t, litefstest.FlyProxyConfig{Instances: f.urls, Target: "node-1"})
-
-			got := do(t, "POST", url, strings.NewReader("x"))
-			if got.status != tc.want.status || !strings.Contains(got.body, tc.want.body) {
-				t.Errorf("got %d %q, want %d and a body containing %q", got.status, got.body, tc.want.status, tc.want.body)
-			}
-			replays := p.Replays()
-			if tc.want.replays != nil {
-				var summary []string
-				for _, r := range replays {
-					s := r.From + ">" + r.To
-					if r.Err != "" {
-						s += "!"
-					}
-					if r.Fallback {
-						s += " fallback"
-					}
-					summary = append(summary, s)
-				}
-				match := len(summary) == len(tc.want.replays)
-				for i := 0; match && i < len(summary); i++ {
-					match = strings.HasPrefix(summary[i], tc.want.replays[i])
-				}
-				if !match {
-					t.Errorf("replays: got %v, want %v (%+v)", summary, tc.want.replays, replays)
-				}
-			}
-			if strings.Contains(tc.replay, "elsewhere=true") {
-				// Load balancing skips "down" (refusing connections) but
-				// never picks the sender.
-				for i, r := range replays {
-					last := i == len(replays)-1
-					if r.To == "node-1" || (r.Err == "") != last || !last && r.To != "down" {
-						t.Errorf("elsewhere: got replays %+v, want ones to instances other than node-1, the last delivered", replays)
-						break
-					}
-				}
-			}
-			hops := f.seen()
-			last := hops[len(hops)-1]
-			if got := last.header.Get(litefstest.HeaderReplayFailed); got != tc.want.failed {
-				t.Errorf("%s at %s: got %q, want %q", litefstest.HeaderReplayFailed, last.instance, got, tc.want.failed)
-			}
-			if got := last.header.Get(litefstest.HeaderPreferredInstanceUnavailable); got != tc.want.prefUnav {
-				t.Errorf("%s at %s: got %q, want %q", litefstest.HeaderPreferredInstanceUnavailable, last.instance, got, tc.want.prefUnav)
-			}
+			checkReplayCase(t, tc)
 		})
 	}
+}
+
+// checkReplayCase runs one case of TestFlyProxyReplayFields.
+func checkReplayCase(t *testing.T, tc replayCase) {
+	ids := []string{"node-1", "node-2", "node-3"}
+	f := newFleet(t, ids, func(w http.ResponseWriter, r *http.Request, s seen) {
+		if r.Header.Get(litefstest.HeaderReplaySrc) == "" && r.Header.Get(litefstest.HeaderReplayFailed) == "" {
+			w.Header().Set(litefstest.HeaderReplay, tc.replay)
+			return
+		}
+		fmt.Fprintf(w, "served by %s", s.instance)
+	})
+	f.urls["down"] = down(t)
+	if strings.Contains(tc.replay, "hangup") {
+		// Not among the others: load balancing would pick it.
+		f.urls["hangup"] = hangup(t)
+	}
+	p, url := startProxy(t, litefstest.FlyProxyConfig{Instances: f.urls, Target: "node-1"})
+
+	got := do(t, "POST", url, strings.NewReader("x"))
+	assert.Equal(t, tc.status, got.status, "body %q", got.body)
+	assert.Contains(t, got.body, tc.body)
+	replays := p.Replays()
+	if tc.tries != nil {
+		got := triesOf(replays)
+		for i := range min(len(got), len(tc.tries)) {
+			if tc.tries[i].to == anyUp && slices.Contains(ids, got[i].to) {
+				got[i].to = anyUp
+			}
+		}
+		assert.Equal(t, tc.tries, got, "replays: %+v", replays)
+	}
+	if strings.Contains(tc.replay, "elsewhere=true") {
+		// Load balancing skips "down" (refusing connections) but never
+		// picks the sender.
+		for i, r := range replays {
+			last := i == len(replays)-1
+			assert.False(t, r.To == "node-1" || (r.Err == "") != last || !last && r.To != "down",
+				"elsewhere: got replays %+v, want ones to instances other than node-1, the last delivered", replays)
+		}
+	}
+	hops := f.seen()
+	last := hops[len(hops)-1]
+	assert.Equal(t, tc.failed, last.header.Get(litefstest.HeaderReplayFailed), "%s at %s", litefstest.HeaderReplayFailed, last.instance)
+	assert.Equal(t, tc.prefUnav, last.header.Get(litefstest.HeaderPreferredInstanceUnavailable),
+		"%s at %s", litefstest.HeaderPreferredInstanceUnavailable, last.instance)
+}
+
+// triesOf returns replays as replayTry values.
+func triesOf(replays []litefstest.Replay) []replayTry {
+	var tries []replayTry
+	for _, r := range replays {
+		tries = append(tries, replayTry{from: r.From, to: r.To, failed: r.Err != "", fallback: r.Fallback})
+	}
+	return tries
 }
 
 func TestFlyProxySkipsRefusingInstances(t *testing.T) {
@@ -361,13 +360,10 @@ func TestFlyProxySkipsRefusingInstances(t *testing.T) {
 	f.urls["c-down"] = down(t)
 	_, url := startProxy(t, litefstest.FlyProxyConfig{Instances: f.urls})
 	for i := range 6 {
-		if got := do(t, "GET", url, nil); got.status != 200 {
-			t.Errorf("GET %d: got %d %q, want 200 from a or b", i, got.status, got.body)
-		}
+		got := do(t, "GET", url, nil)
+		assert.Equal(t, 200, got.status, "GET %d: want 200 from a or b, got %q", i, got.body)
 	}
-	if n := len(f.seen()); n != 6 {
-		t.Errorf("instances saw %d requests, want 6", n)
-	}
+	assert.Len(t, f.seen(), 6, "requests the instances saw")
 }
 
 func TestFlyProxyReplayLimit(t *testing.T) {
@@ -377,15 +373,10 @@ func TestFlyProxyReplayLimit(t *testing.T) {
 	})
 	p, url := startProxy(t, litefstest.FlyProxyConfig{Instances: f.urls, MaxReplays: 3})
 	got := do(t, "POST", url, strings.NewReader("loop"))
-	if got.status != http.StatusBadGateway || !strings.Contains(got.body, "at most 3 replays") {
-		t.Errorf("got %d %q, want 502 about the replay limit", got.status, got.body)
-	}
-	if n := len(p.Replays()); n != 3 {
-		t.Errorf("got %d replays, want 3", n)
-	}
-	if n := len(f.seen()); n != 4 {
-		t.Errorf("instance saw %d requests, want 4", n)
-	}
+	assert.Equal(t, http.StatusBadGateway, got.status)
+	assert.Contains(t, got.body, "at most 3 replays")
+	assert.Len(t, p.Replays(), 3)
+	assert.Len(t, f.seen(), 4, "requests the instance saw")
 }
 
 func TestFlyProxyNoReplayAfterFallback(t *testing.T) {
@@ -395,12 +386,10 @@ func TestFlyProxyNoReplayAfterFallback(t *testing.T) {
 	})
 	p, url := startProxy(t, litefstest.FlyProxyConfig{Instances: f.urls})
 	got := do(t, "POST", url, nil)
-	if got.status != http.StatusBadGateway || !strings.Contains(got.body, "cannot be replayed again") {
-		t.Errorf("got %d %q, want 502: no replay after a fallback", got.status, got.body)
-	}
-	if n := len(p.Replays()); n != 2 {
-		t.Errorf("got replays %+v, want the failed one and its fallback", p.Replays())
-	}
+	assert.Equal(t, http.StatusBadGateway, got.status)
+	assert.Contains(t, got.body, "cannot be replayed again")
+	assert.Equal(t, []replayTry{{from: "a", to: "ghost", failed: true}, {from: "a", to: "a", fallback: true}},
+		triesOf(p.Replays()), "the failed replay and its fallback")
 }
 
 func TestFlyProxyBodies(t *testing.T) {
@@ -413,13 +402,13 @@ func TestFlyProxyBodies(t *testing.T) {
 		replay     bool // the first instance asks for a replay
 		wantStatus int
 	}{
-		{"empty", 0, false, true, 201},
-		{"small", 100, false, true, 201},
-		{"small chunked", 100, true, true, 201},
-		{"at the limit", limit, false, true, 201},
-		{"over the limit", limit + 1, false, true, 413},
-		{"over the limit chunked", limit + 1, true, true, 413},
-		{"over the limit, no replay", 3 * limit, false, false, 201},
+		{name: "empty", size: 0, replay: true, wantStatus: 201},
+		{name: "small", size: 100, replay: true, wantStatus: 201},
+		{name: "small chunked", size: 100, chunked: true, replay: true, wantStatus: 201},
+		{name: "at the limit", size: limit, replay: true, wantStatus: 201},
+		{name: "over the limit", size: limit + 1, replay: true, wantStatus: 413},
+		{name: "over the limit chunked", size: limit + 1, chunked: true, replay: true, wantStatus: 413},
+		{name: "over the limit, no replay", size: 3 * limit, wantStatus: 201},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -435,16 +424,12 @@ func TestFlyProxyBodies(t *testing.T) {
 				r = io.MultiReader(r) // hides the length: sent chunked
 			}
 			got := do(t, "POST", url, r)
-			if got.status != tc.wantStatus {
-				t.Errorf("got %d %.80q, want %d", got.status, got.body, tc.wantStatus)
-			}
+			assert.Equal(t, tc.wantStatus, got.status, "body %.80q", got.body)
 			for _, s := range f.seen() {
-				if !bytes.Equal(s.body, body) {
-					t.Errorf("%s got %d bytes, want %d", s.instance, len(s.body), len(body))
-				}
+				assert.True(t, bytes.Equal(s.body, body), "%s got %d bytes, want %d", s.instance, len(s.body), len(body))
 			}
-			if tc.wantStatus == 413 && len(p.Replays()) != 0 {
-				t.Errorf("replays: got %+v, want none", p.Replays())
+			if tc.wantStatus == 413 {
+				assert.Empty(t, p.Replays())
 			}
 		})
 	}
@@ -463,8 +448,8 @@ func TestFlyProxyReplayTimeout(t *testing.T) {
 		wantBody   string
 		wantFailed string
 	}{
-		{"instance=slow;timeout=20ms", 502, "timed out connecting within 20ms", ""},
-		{"instance=slow;timeout=20ms;fallback=force_self", 200, "served by a", "instance=slow;reason=timeout"},
+		{replay: "instance=slow;timeout=20ms", wantStatus: 502, wantBody: "timed out connecting within 20ms"},
+		{replay: "instance=slow;timeout=20ms;fallback=force_self", wantStatus: 200, wantBody: "served by a", wantFailed: "instance=slow;reason=timeout"},
 	} {
 		t.Run(tc.replay, func(t *testing.T) {
 			t.Parallel()
@@ -488,13 +473,10 @@ func TestFlyProxyReplayTimeout(t *testing.T) {
 			})
 			_, url := startProxy(t, litefstest.FlyProxyConfig{Instances: f.urls, Transport: slow})
 			got := do(t, "POST", url, nil)
-			if got.status != tc.wantStatus || !strings.Contains(got.body, tc.wantBody) {
-				t.Errorf("got %d %q, want %d %q", got.status, got.body, tc.wantStatus, tc.wantBody)
-			}
+			assert.Equal(t, tc.wantStatus, got.status, "body %q", got.body)
+			assert.Contains(t, got.body, tc.wantBody)
 			hops := f.seen()
-			if got := hops[len(hops)-1].header.Get(litefstest.HeaderReplayFailed); got != tc.wantFailed {
-				t.Errorf("%s: got %q, want %q", litefstest.HeaderReplayFailed, got, tc.wantFailed)
-			}
+			assert.Equal(t, tc.wantFailed, hops[len(hops)-1].header.Get(litefstest.HeaderReplayFailed), litefstest.HeaderReplayFailed)
 		})
 	}
 }
@@ -519,20 +501,16 @@ func TestFlyProxyStreams(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
 	line, err := br.ReadString('\n')
-	if err != nil || line != "first\n" {
-		t.Fatalf("first line: got %q, %v (was the response buffered?)", line, err)
-	}
+	require.NoError(t, err, "first line (was the response buffered?)")
+	require.Equal(t, "first\n", line, "first line")
 	close(next)
 	rest, err := io.ReadAll(br)
-	if err != nil || string(rest) != "second\n" {
-		t.Errorf("rest: got %q, %v; want %q", rest, err, "second\n")
-	}
+	assert.NoError(t, err)
+	assert.Equal(t, "second\n", string(rest))
 }
 
 func TestFlyProxyHeaders(t *testing.T) {
@@ -557,41 +535,29 @@ func TestFlyProxyHeaders(t *testing.T) {
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 
 	got := f.seen()[0].header
 	for _, k := range []string{"X-Hop", "Keep-Alive", "Proxy-Authorization", litefstest.HeaderReplaySrc, litefstest.HeaderReplayFailed} {
-		if v := got.Get(k); v != "" {
-			t.Errorf("instance got %s: %q, want none", k, v)
-		}
+		assert.Empty(t, got.Get(k), "instance got %s", k)
 	}
 	for k, want := range map[string]string{
 		"X-Client": "kept", "Te": "trailers", "X-Forwarded-For": "10.0.0.1, 127.0.0.1", "Fly-Client-Ip": "127.0.0.1",
 		"Fly-Region": litefstest.DefaultRegion, "X-Forwarded-Proto": "http",
 	} {
-		if v := got.Get(k); v != want {
-			t.Errorf("instance got %s: %q, want %q", k, v, want)
-		}
+		assert.Equal(t, want, got.Get(k), "instance got %s", k)
 	}
-	if id := got.Get(litefstest.HeaderRequestID); id == "" || id == "forged" {
-		t.Errorf("instance got %s %q, want one set by the proxy", litefstest.HeaderRequestID, id)
-	}
+	id := got.Get(litefstest.HeaderRequestID)
+	assert.False(t, id == "" || id == "forged", "instance got %s %q, want one set by the proxy", litefstest.HeaderRequestID, id)
 
-	if string(body) != "ok" || resp.Header.Get("X-App") != "kept" {
-		t.Errorf("client got %q, X-App %q", body, resp.Header.Get("X-App"))
-	}
+	assert.Equal(t, "ok", string(body), "client got")
+	assert.Equal(t, "kept", resp.Header.Get("X-App"), "client got X-App")
 	for _, k := range []string{"X-Resp-Hop", "Keep-Alive"} {
-		if v := resp.Header.Get(k); v != "" {
-			t.Errorf("client got %s: %q, want none", k, v)
-		}
+		assert.Empty(t, resp.Header.Get(k), "client got %s", k)
 	}
-	if v := resp.Trailer.Get("X-Checksum"); v != "abc" {
-		t.Errorf("client got trailer X-Checksum %q, want abc", v)
-	}
+	assert.Equal(t, "abc", resp.Trailer.Get("X-Checksum"), "client got trailer X-Checksum")
 }
 
 // TestFlyProxyCancel checks that a client going away cancels the request
@@ -620,11 +586,9 @@ func TestFlyProxyCancel(t *testing.T) {
 	select {
 	case <-canceled:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the instance's request context was not canceled within 10s of the client's")
+		require.Fail(t, "the instance's request context was not canceled within 10s of the client's")
 	}
-	if err := <-errc; err == nil {
-		t.Error("the client's request succeeded after cancel")
-	}
+	assert.Error(t, <-errc, "the client's request succeeded after cancel")
 }
 
 func TestFlyProxyKeepAlive(t *testing.T) {
@@ -642,13 +606,10 @@ func TestFlyProxyKeepAlive(t *testing.T) {
 	t.Cleanup(srv.Close)
 	_, url := startProxy(t, litefstest.FlyProxyConfig{Instances: map[string]string{"a": srv.URL}})
 	for range 10 {
-		if got := do(t, "GET", url, nil); got.status != 200 {
-			t.Fatalf("got %d %q", got.status, got.body)
-		}
+		got := do(t, "GET", url, nil)
+		require.Equal(t, 200, got.status, "body %q", got.body)
 	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("instance accepted %d connections for 10 sequential requests, want 1", n)
-	}
+	assert.Equal(t, int32(1), conns.Load(), "connections the instance accepted for 10 sequential requests")
 }
 
 func TestFlyProxyConcurrent(t *testing.T) {
@@ -660,15 +621,12 @@ func TestFlyProxyConcurrent(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			resp, err := http.Post(url, "text/plain", strings.NewReader(fmt.Sprint(i)))
-			if err != nil {
-				t.Error(err)
+			if !assert.NoError(t, err) {
 				return
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != 201 || string(b) != fmt.Sprintf("node-0 got %d", i) {
-				t.Errorf("POST %d: got %d %q", i, resp.StatusCode, b)
-			}
+			assert.Equal(t, fmt.Sprintf("201 node-0 got %d", i), fmt.Sprintf("%d %s", resp.StatusCode, b), "POST %d", i)
 		})
 	}
 	wg.Wait()
@@ -679,13 +637,10 @@ func TestFlyProxyConcurrent(t *testing.T) {
 		}
 	}
 	replays := p.Replays()
-	if atPrimary != n || len(replays) != len(f.seen())-n {
-		t.Errorf("primary saw %d POSTs, want %d; %d replays for %d requests at replicas", atPrimary, n, len(replays), len(f.seen())-n)
-	}
+	assert.Equal(t, n, atPrimary, "POSTs the primary saw")
+	assert.Len(t, replays, len(f.seen())-n, "one replay per request at a replica")
 	for _, r := range replays {
-		if r.To != "node-0" || r.Err != "" {
-			t.Errorf("replay %+v, want one to node-0", r)
-		}
+		assert.Equal(t, replayTry{from: r.From, to: "node-0"}, replayTry{from: r.From, to: r.To, failed: r.Err != ""}, "replay %+v", r)
 	}
 }
 
@@ -697,23 +652,24 @@ func TestNewFlyProxyErrors(t *testing.T) {
 		cfg  litefstest.FlyProxyConfig
 		want string
 	}{
-		{"no instances", litefstest.FlyProxyConfig{}, "Instances is empty"},
-		{"empty ID", litefstest.FlyProxyConfig{Instances: map[string]string{"": "http://h"}}, "invalid instance ID"},
-		{"ID with space", litefstest.FlyProxyConfig{Instances: map[string]string{"a b": "http://h"}}, "invalid instance ID"},
-		{"ID with semicolon", litefstest.FlyProxyConfig{Instances: map[string]string{"a;b": "http://h"}}, "invalid instance ID"},
-		{"scheme", litefstest.FlyProxyConfig{Instances: map[string]string{"a": "ftp://h"}}, "invalid base URL"},
-		{"no host", litefstest.FlyProxyConfig{Instances: map[string]string{"a": "http://"}}, "invalid base URL"},
-		{"query", litefstest.FlyProxyConfig{Instances: map[string]string{"a": "http://h/?q=1"}}, "invalid base URL"},
-		{"garbage", litefstest.FlyProxyConfig{Instances: map[string]string{"a": "::"}}, "invalid base URL"},
-		{"unknown target", litefstest.FlyProxyConfig{Instances: ok, Target: "b"}, "is not an instance"},
-		{"region", litefstest.FlyProxyConfig{Instances: ok, Region: "a;b"}, "invalid region"},
-		{"negative replays", litefstest.FlyProxyConfig{Instances: ok, MaxReplays: -1}, "must not be negative"},
-		{"negative body", litefstest.FlyProxyConfig{Instances: ok, MaxReplayBody: -1}, "must not be negative"},
+		{name: "no instances", cfg: litefstest.FlyProxyConfig{}, want: "Instances is empty"},
+		{name: "empty ID", cfg: litefstest.FlyProxyConfig{Instances: map[string]string{"": "http://h"}}, want: "invalid instance ID"},
+		{name: "ID with space", cfg: litefstest.FlyProxyConfig{Instances: map[string]string{"a b": "http://h"}}, want: "invalid instance ID"},
+		{name: "ID with semicolon", cfg: litefstest.FlyProxyConfig{Instances: map[string]string{"a;b": "http://h"}}, want: "invalid instance ID"},
+		{name: "scheme", cfg: litefstest.FlyProxyConfig{Instances: map[string]string{"a": "ftp://h"}}, want: "invalid base URL"},
+		{name: "no host", cfg: litefstest.FlyProxyConfig{Instances: map[string]string{"a": "http://"}}, want: "invalid base URL"},
+		{name: "query", cfg: litefstest.FlyProxyConfig{Instances: map[string]string{"a": "http://h/?q=1"}}, want: "invalid base URL"},
+		{name: "garbage", cfg: litefstest.FlyProxyConfig{Instances: map[string]string{"a": "::"}}, want: "invalid base URL"},
+		{name: "unknown target", cfg: litefstest.FlyProxyConfig{Instances: ok, Target: "b"}, want: "is not an instance"},
+		{name: "region", cfg: litefstest.FlyProxyConfig{Instances: ok, Region: "a;b"}, want: "invalid region"},
+		{name: "region of an unknown instance", cfg: litefstest.FlyProxyConfig{Instances: ok, Regions: map[string]string{"b": "ams"}}, want: "Regions: invalid instance"},
+		{name: "instance region", cfg: litefstest.FlyProxyConfig{Instances: ok, Regions: map[string]string{"a": "ams,sin"}}, want: "Regions: invalid instance"},
+		{name: "negative replays", cfg: litefstest.FlyProxyConfig{Instances: ok, MaxReplays: -1}, want: "must not be negative"},
+		{name: "negative body", cfg: litefstest.FlyProxyConfig{Instances: ok, MaxReplayBody: -1}, want: "must not be negative"},
 	} {
 		p, err := litefstest.NewFlyProxy(tc.cfg)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: got %v, %v; want an error containing %q", tc.name, p, err, tc.want)
-		}
+		assert.ErrorContains(t, err, tc.want, tc.name)
+		assert.Nil(t, p, tc.name)
 	}
 }
 
@@ -722,7 +678,38 @@ func TestFlyProxyBasePath(t *testing.T) {
 	f := newFleet(t, []string{"a"}, func(w http.ResponseWriter, r *http.Request, s seen) {})
 	_, url := startProxy(t, litefstest.FlyProxyConfig{Instances: map[string]string{"a": f.urls["a"] + "/app/"}})
 	do(t, "GET", url+"/posts/1?q=a%20b", nil)
-	if got := f.seen()[0].path; got != "/app/posts/1?q=a%20b" {
-		t.Errorf("instance got %q, want /app/posts/1?q=a%%20b", got)
+	assert.Equal(t, "/app/posts/1?q=a%20b", f.seen()[0].path)
+}
+
+// TestFlyProxyRegions places instances in regions: Fly-Replay-Src names the
+// region of the instance that asked for the replay, Fly-Region the proxy's
+// own, and a region= replay goes to an instance of that region.
+func TestFlyProxyRegions(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, []string{"node-a", "node-b", "node-c"}, func(w http.ResponseWriter, r *http.Request, s seen) {
+		if s.instance == "node-b" && r.Header.Get(litefstest.HeaderReplaySrc) == "" {
+			w.Header().Set(litefstest.HeaderReplay, "region=ams")
+			return
+		}
+		fmt.Fprintf(w, "served by %s", s.instance)
+	})
+	p, url := startProxy(t, litefstest.FlyProxyConfig{
+		Instances: f.urls, Target: "node-b", Region: "sin",
+		Regions: map[string]string{"node-a": "ams", "node-b": "sin"}, // node-c: in the proxy's region
+	})
+	for range 3 { // round-robin would reach node-b and node-c too, but they are in sin
+		got := do(t, "POST", url, nil)
+		assert.Equal(t, "200 served by node-a", got.statusBody())
 	}
+	for _, s := range f.seen() {
+		assert.Equal(t, "sin", s.header.Get("Fly-Region"), "Fly-Region at %s", s.instance)
+		if s.instance != "node-a" {
+			continue
+		}
+		src, err := litefstest.ParseReplaySrc(s.header.Get(litefstest.HeaderReplaySrc))
+		require.NoError(t, err)
+		assert.Equal(t, "node-b", src.Instance)
+		assert.Equal(t, "sin", src.Region, "the region of node-b")
+	}
+	assert.Len(t, p.Replays(), 3)
 }

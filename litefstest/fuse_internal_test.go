@@ -1,26 +1,27 @@
 package litefstest
 
 import (
-	"slices"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestUnescapeMountPath(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
-		{"/tmp/a", "/tmp/a"},
-		{`/tmp/a\040b`, "/tmp/a b"},
-		{`/tmp/tab\011nl\012bs\134`, "/tmp/tab\tnl\nbs\\"},
-		{`/tmp/\400`, `/tmp/\400`}, // not a byte: kept
-		{`/tmp/\08`, `/tmp/\08`},
-		{`/tmp/\04`, `/tmp/\04`},
-		{`\`, `\`},
-		{`\\040`, `\ `},
+		{in: "/tmp/a", want: "/tmp/a"},
+		{in: `/tmp/a\040b`, want: "/tmp/a b"},
+		{in: `/tmp/tab\011nl\012bs\134`, want: "/tmp/tab\tnl\nbs\\"},
+		{in: `/tmp/\400`, want: `/tmp/\400`}, // not a byte: kept
+		{in: `/tmp/\08`, want: `/tmp/\08`},
+		{in: `/tmp/\04`, want: `/tmp/\04`},
+		{in: `\`, want: `\`},
+		{in: `\\040`, want: `\ `},
 	} {
-		if got := unescapeMountPath(tc.in); got != tc.want {
-			t.Errorf("unescapeMountPath(%q): got %q, want %q", tc.in, got, tc.want)
-		}
+		assert.Equal(t, tc.want, unescapeMountPath(tc.in), "unescapeMountPath(%q)", tc.in)
 	}
 }
 
@@ -30,11 +31,9 @@ func FuzzUnescapeMountPath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got := unescapeMountPath(s)
-		if len(got) > len(s) {
-			t.Fatalf("unescapeMountPath(%q) = %q, longer than its input", s, got)
-		}
-		if !strings.Contains(s, `\`) && got != s {
-			t.Fatalf("unescapeMountPath(%q) = %q, want it unchanged", s, got)
+		require.LessOrEqual(t, len(got), len(s), "unescapeMountPath(%q) = %q, longer than its input", s, got)
+		if !strings.Contains(s, `\`) {
+			require.Equal(t, s, got, "unescapeMountPath(%q): want it unchanged", s)
 		}
 	})
 }
@@ -42,15 +41,11 @@ func FuzzUnescapeMountPath(f *testing.F) {
 func TestMountedUnder(t *testing.T) {
 	t.Parallel()
 	got, err := mountedUnder("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Contains(got, "/proc") {
-		t.Errorf("mountedUnder(/proc): got %q, want it to hold /proc", got)
-	}
-	if got, err := mountedUnder(t.TempDir()); err != nil || len(got) != 0 {
-		t.Errorf("mountedUnder(a new temp dir): got %q, %v; want nothing", got, err)
-	}
+	require.NoError(t, err)
+	assert.Contains(t, got, "/proc", "mountedUnder(/proc)")
+	got, err = mountedUnder(t.TempDir())
+	assert.NoError(t, err)
+	assert.Empty(t, got, "mountedUnder(a new temp dir)")
 }
 
 func TestMountDirFromLog(t *testing.T) {
@@ -59,35 +54,34 @@ func TestMountDirFromLog(t *testing.T) {
 		log  string
 		want string
 	}{
-		{"level=INFO msg=\"LiteFS mounted to: /tmp/x/mnt\"\nlevel=INFO msg=\"http server listening\"\n", "/tmp/x/mnt"},
-		{`{"level":"INFO","msg":"LiteFS mounted to: /litefs"}` + "\n", "/litefs"},
-		{"LiteFS mounted to: /a/b/../c\n", "/a/c"},
-		{"LiteFS mounted to: relative\n", "/cwd/relative"},
-		{"nothing here\n", ""},
-		{"LiteFS mounted to: ", ""},
-		{"LiteFS mounted to: /partial", ""},
-		{"LiteFS mounted to: \n", ""},
+		{log: "level=INFO msg=\"LiteFS mounted to: /tmp/x/mnt\"\nlevel=INFO msg=\"http server listening\"\n", want: "/tmp/x/mnt"},
+		{log: `{"level":"INFO","msg":"LiteFS mounted to: /litefs"}` + "\n", want: "/litefs"},
+		{log: "LiteFS mounted to: /a/b/../c\n", want: "/a/c"},
+		{log: "LiteFS mounted to: relative\n", want: "/cwd/relative"},
+		{log: "nothing here\n", want: ""},
+		{log: "LiteFS mounted to: ", want: ""},
+		{log: "LiteFS mounted to: /partial", want: ""},
+		{log: "LiteFS mounted to: \n", want: ""},
 	} {
 		got, ok := mountDirFromLog(tc.log, "/cwd")
-		if got != tc.want || ok != (tc.want != "") {
-			t.Errorf("mountDirFromLog(%q): got %q, %v; want %q", tc.log, got, ok, tc.want)
-		}
+		assert.Equal(t, tc.want, got, "mountDirFromLog(%q)", tc.log)
+		assert.Equal(t, tc.want != "", ok, "mountDirFromLog(%q): found", tc.log)
 	}
 }
 
-func TestLogBuffer(t *testing.T) {
+func TestLogFile(t *testing.T) {
 	t.Parallel()
-	var b logBuffer
+	path := filepath.Join(t.TempDir(), "litefs.log")
+	log, f, err := createLog(path)
+	require.NoError(t, err)
 	chunk := strings.Repeat("x", 1<<20-1) + "\n"
 	for range 9 {
-		b.Write([]byte(chunk))
+		f.Write([]byte(chunk))
 	}
-	b.Write([]byte("last line\n"))
-	s := b.String()
-	if !strings.HasPrefix(s, "[") || !strings.Contains(s, "earlier bytes dropped]") || !strings.HasSuffix(s, "last line\n") {
-		t.Errorf("log of %d bytes starts %.60q, ends %q", len(s), s, s[len(s)-20:])
-	}
-	if len(s) > maxLog+100 {
-		t.Errorf("log holds %d bytes, want at most about %d", len(s), maxLog)
-	}
+	f.Write([]byte("last line\n"))
+	f.Close()
+	s := log.String()
+	assert.True(t, strings.HasPrefix(s, "[") && strings.Contains(s, "earlier bytes left out; all in "+path+"]") && strings.HasSuffix(s, "last line\n"),
+		"log of %d bytes starts %.60q, ends %q", len(s), s, s[len(s)-20:])
+	assert.LessOrEqual(t, len(s), maxLog+200, "log size: want at most about %d", maxLog)
 }

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/litefs-sql/litefs/litefstest"
 	_ "github.com/mattn/go-sqlite3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/litefs-sql/litefs/litefstest"
 )
 
 // role applies the driver's rule to a mount directory: .primary present →
@@ -26,18 +29,17 @@ import (
 func role(t *testing.T, dir string) string {
 	t.Helper()
 	start := time.Now()
-	if b, err := os.ReadFile(filepath.Join(dir, litefstest.PrimaryFile)); err == nil {
+	b, err := os.ReadFile(filepath.Join(dir, litefstest.PrimaryFile))
+	if err == nil {
 		return "replica of " + strings.TrimSpace(string(b))
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
 	}
+	require.ErrorIs(t, err, fs.ErrNotExist)
 	fi, err := os.Stat(filepath.Join(dir, litefstest.LagFile))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	if errors.Is(err, fs.ErrNotExist) {
 		return "primary"
-	case err != nil:
-		t.Fatal(err)
-	case fi.ModTime().Before(start):
+	}
+	require.NoError(t, err)
+	if fi.ModTime().Before(start) {
 		return "no primary"
 	}
 	return "primary"
@@ -50,28 +52,26 @@ func TestMountRoles(t *testing.T) {
 		set  func(*litefstest.Mount)
 		want string
 	}{
-		{"new", func(*litefstest.Mount) {}, "primary"},
-		{"replica", func(m *litefstest.Mount) { m.SetReplica("node-a") }, "replica of node-a"},
-		{"no primary", func(m *litefstest.Mount) { m.SetNoPrimary() }, "no primary"},
-		{"replica then primary", func(m *litefstest.Mount) { m.SetReplica("node-a"); m.SetPrimary() }, "primary"},
-		{"no primary then primary", func(m *litefstest.Mount) { m.SetNoPrimary(); m.SetPrimary() }, "primary"},
-		{"no primary then replica", func(m *litefstest.Mount) { m.SetNoPrimary(); m.SetReplica("node-b") }, "replica of node-b"},
-		{"replica then no primary", func(m *litefstest.Mount) { m.SetReplica("node-a"); m.SetNoPrimary() }, "no primary"},
-		{"primary twice", func(m *litefstest.Mount) { m.SetPrimary(); m.SetPrimary() }, "primary"},
-		{"LiteFS primary", func(m *litefstest.Mount) {
+		{name: "new", set: func(*litefstest.Mount) {}, want: "primary"},
+		{name: "replica", set: func(m *litefstest.Mount) { m.SetReplica("node-a") }, want: "replica of node-a"},
+		{name: "no primary", set: func(m *litefstest.Mount) { m.SetNoPrimary() }, want: "no primary"},
+		{name: "replica then primary", set: func(m *litefstest.Mount) { m.SetReplica("node-a"); m.SetPrimary() }, want: "primary"},
+		{name: "no primary then primary", set: func(m *litefstest.Mount) { m.SetNoPrimary(); m.SetPrimary() }, want: "primary"},
+		{name: "no primary then replica", set: func(m *litefstest.Mount) { m.SetNoPrimary(); m.SetReplica("node-b") }, want: "replica of node-b"},
+		{name: "replica then no primary", set: func(m *litefstest.Mount) { m.SetReplica("node-a"); m.SetNoPrimary() }, want: "no primary"},
+		{name: "primary twice", set: func(m *litefstest.Mount) { m.SetPrimary(); m.SetPrimary() }, want: "primary"},
+		{name: "LiteFS primary", set: func(m *litefstest.Mount) {
 			m.WriteLagFile([]byte("+000000000\n"), time.Now().Add(time.Hour))
-		}, "primary"},
-		{"stale heartbeat", func(m *litefstest.Mount) {
+		}, want: "primary"},
+		{name: "stale heartbeat", set: func(m *litefstest.Mount) {
 			m.WriteLagFile([]byte("+000001000\n"), time.Now().Add(-time.Second))
-		}, "no primary"},
+		}, want: "no primary"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			m := litefstest.NewMount(t)
 			tc.set(m)
-			if got := role(t, m.Dir()); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
+			assert.Equal(t, tc.want, role(t, m.Dir()))
 		})
 	}
 }
@@ -79,31 +79,19 @@ func TestMountRoles(t *testing.T) {
 func TestMountFiles(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
-	if got, want := m.DBPath(), filepath.Join(m.Dir(), "app.db"); got != want {
-		t.Errorf("DBPath: got %q, want %q", got, want)
-	}
-	if got, want := m.PosPath(), filepath.Join(m.Dir(), "app.db-pos"); got != want {
-		t.Errorf("PosPath: got %q, want %q", got, want)
-	}
+	assert.Equal(t, filepath.Join(m.Dir(), "app.db"), m.DBPath(), "DBPath")
+	assert.Equal(t, filepath.Join(m.Dir(), "app.db-pos"), m.PosPath(), "PosPath")
 
 	m.SetReplica("node-a")
-	if b := readFile(t, m.Dir(), litefstest.PrimaryFile); string(b) != "node-a\n" {
-		t.Errorf(".primary: got %q, want %q", b, "node-a\n")
-	}
+	assert.Equal(t, "node-a\n", string(readFile(t, m.Dir(), litefstest.PrimaryFile)), ".primary")
 
 	m.SetNoPrimary()
 	assertMissing(t, m.Dir(), litefstest.PrimaryFile)
 	// As read on a real LiteFS v0.5.14 node waiting for its primary.
-	if b := readFile(t, m.Dir(), litefstest.LagFile); string(b) != "+2147483647" {
-		t.Errorf(".lag: got %q, want %q", b, "+2147483647")
-	}
+	assert.Equal(t, "+2147483647", string(readFile(t, m.Dir(), litefstest.LagFile)), ".lag")
 	fi, err := os.Stat(filepath.Join(m.Dir(), litefstest.LagFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !fi.ModTime().Equal(time.Unix(0, 0)) {
-		t.Errorf(".lag mtime: got %v, want the Unix epoch", fi.ModTime())
-	}
+	require.NoError(t, err)
+	assert.True(t, fi.ModTime().Equal(time.Unix(0, 0)), ".lag mtime: got %v, want the Unix epoch", fi.ModTime())
 
 	m.SetPrimary()
 	assertMissing(t, m.Dir(), litefstest.PrimaryFile)
@@ -111,39 +99,29 @@ func TestMountFiles(t *testing.T) {
 
 	// No temporary file may stay behind.
 	entries, err := os.ReadDir(m.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 0 {
-		t.Errorf("directory holds %v, want nothing", entries)
-	}
+	require.NoError(t, err)
+	assert.Empty(t, entries, "directory contents")
 }
 
 func TestMountPos(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
-	if _, err := litefstest.ReadPos(m.PosPath()); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("ReadPos before SetTXID: got %v, want not exist", err)
-	}
+	_, err := litefstest.ReadPos(m.PosPath())
+	assert.ErrorIs(t, err, fs.ErrNotExist, "ReadPos before SetTXID")
 	for _, txid := range []uint64{1, 2, 0xdeadbeef, 1<<64 - 1} {
 		m.SetTXID(txid)
 		b := readFile(t, m.Dir(), "app.db-pos")
-		if len(b) != 34 || !strings.HasPrefix(string(b), litefstest.Pos{TXID: txid}.String()[:17]) || b[33] != '\n' {
-			t.Errorf("SetTXID(%d): file holds %q", txid, b)
-		}
+		assert.Regexp(t, "^"+litefstest.Pos{TXID: txid}.String()[:17]+"[0-9a-f]{16}\n$", string(b), "SetTXID(%d): the file", txid)
 		pos, err := litefstest.ReadPos(m.PosPath())
-		if err != nil || pos.TXID != txid {
-			t.Errorf("SetTXID(%d): ReadPos got %+v, %v", txid, pos, err)
-		}
+		assert.NoError(t, err, "SetTXID(%d): ReadPos", txid)
+		assert.Equal(t, txid, pos.TXID, "SetTXID(%d): ReadPos", txid)
 	}
 	want := litefstest.Pos{TXID: 3, Checksum: 0xa2fc350ac7362d33}
 	m.SetPos(want)
-	if b := readFile(t, m.Dir(), "app.db-pos"); string(b) != "0000000000000003/a2fc350ac7362d33\n" {
-		t.Errorf("SetPos: file holds %q", b)
-	}
-	if got, err := litefstest.ReadPos(m.PosPath()); err != nil || got != want {
-		t.Errorf("ReadPos: got %+v, %v; want %+v", got, err, want)
-	}
+	assert.Equal(t, "0000000000000003/a2fc350ac7362d33\n", string(readFile(t, m.Dir(), "app.db-pos")), "SetPos: the file")
+	got, err := litefstest.ReadPos(m.PosPath())
+	assert.NoError(t, err)
+	assert.Equal(t, want, got, "ReadPos")
 }
 
 func TestWritePrimaryFile(t *testing.T) {
@@ -152,21 +130,20 @@ func TestWritePrimaryFile(t *testing.T) {
 		name    string
 		content []byte
 	}{
-		{"empty", nil},
-		{"CRLF", []byte("node-a\r\n")},
-		{"spaces", []byte("  node-a \t\n")},
-		{"no newline", []byte("node-a")},
-		{"two lines", []byte("node-a\nnode-b\n")},
-		{"binary", []byte{0, 0xff, 'a', 0x80, '\n'}},
-		{"1 MiB", bytes.Repeat([]byte("x"), 1<<20)},
+		{name: "empty", content: nil},
+		{name: "CRLF", content: []byte("node-a\r\n")},
+		{name: "spaces", content: []byte("  node-a \t\n")},
+		{name: "no newline", content: []byte("node-a")},
+		{name: "two lines", content: []byte("node-a\nnode-b\n")},
+		{name: "binary", content: []byte{0, 0xff, 'a', 0x80, '\n'}},
+		{name: "1 MiB", content: bytes.Repeat([]byte("x"), 1<<20)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			m := litefstest.NewMount(t)
 			m.WritePrimaryFile(tc.content)
-			if got := readFile(t, m.Dir(), litefstest.PrimaryFile); !bytes.Equal(got, tc.content) {
-				t.Errorf("got %d bytes %q, want %d bytes", len(got), truncate(got), len(tc.content))
-			}
+			got := readFile(t, m.Dir(), litefstest.PrimaryFile)
+			assert.True(t, bytes.Equal(got, tc.content), "got %d bytes %q, want %d bytes", len(got), truncate(got), len(tc.content))
 		})
 	}
 }
@@ -192,12 +169,8 @@ func TestMountAtomic(t *testing.T) {
 			default:
 			}
 			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Errorf("read: %v", err)
-				return
-			}
-			if !bytes.Equal(b, long) && !bytes.Equal(b, short) {
-				t.Errorf("read %d bytes, neither version", len(b))
+			if !assert.NoError(t, err, "read") ||
+				!assert.True(t, bytes.Equal(b, long) || bytes.Equal(b, short), "read %d bytes, neither version", len(b)) {
 				return
 			}
 			reads++
@@ -220,9 +193,7 @@ func TestSetReplicaRejects(t *testing.T) {
 	t.Parallel()
 	for _, id := range []string{"", "node-a\n", "a\rb"} {
 		msg := fatalOf(t, func(tb testing.TB) { litefstest.NewMount(tb).SetReplica(id) })
-		if !strings.Contains(msg, "SetReplica") {
-			t.Errorf("SetReplica(%q): got fatal %q, want one naming SetReplica", id, msg)
-		}
+		assert.Contains(t, msg, "SetReplica", "SetReplica(%q): the fatal message", id)
 	}
 }
 
@@ -231,14 +202,12 @@ func TestDSN(t *testing.T) {
 	for _, tc := range []struct {
 		path, want string
 	}{
-		{"/data/app.db", "file:/data/app.db?_journal_mode=WAL&_busy_timeout=5000"},
-		{"/a b/app.db", "file:/a b/app.db?_journal_mode=WAL&_busy_timeout=5000"},
-		{"/a%b?c#d/app.db", "file:/a%25b%3Fc%23d/app.db?_journal_mode=WAL&_busy_timeout=5000"},
-		{"rel/app.db", "file:rel/app.db?_journal_mode=WAL&_busy_timeout=5000"},
+		{path: "/data/app.db", want: "file:/data/app.db?_journal_mode=WAL&_busy_timeout=5000"},
+		{path: "/a b/app.db", want: "file:/a b/app.db?_journal_mode=WAL&_busy_timeout=5000"},
+		{path: "/a%b?c#d/app.db", want: "file:/a%25b%3Fc%23d/app.db?_journal_mode=WAL&_busy_timeout=5000"},
+		{path: "rel/app.db", want: "file:rel/app.db?_journal_mode=WAL&_busy_timeout=5000"},
 	} {
-		if got := litefstest.DSN(tc.path); got != tc.want {
-			t.Errorf("DSN(%q): got %q, want %q", tc.path, got, tc.want)
-		}
+		assert.Equal(t, tc.want, litefstest.DSN(tc.path), "DSN(%q)", tc.path)
 	}
 }
 
@@ -250,23 +219,19 @@ func TestDSNOpens(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := filepath.Join(t.TempDir(), name)
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.Mkdir(dir, 0o755))
 			path := filepath.Join(dir, "app.db")
 			db := openDB(t, litefstest.DSN(path))
 			mustExec(t, db, `CREATE TABLE t (x)`)
 			var mode string
 			var timeout int
-			if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-				t.Errorf("journal_mode: got %q, %v; want wal", mode, err)
+			if assert.NoError(t, db.QueryRow(`PRAGMA journal_mode`).Scan(&mode)) {
+				assert.Equal(t, "wal", mode, "journal_mode")
 			}
-			if err := db.QueryRow(`PRAGMA busy_timeout`).Scan(&timeout); err != nil || timeout != litefstest.DefaultBusyTimeout {
-				t.Errorf("busy_timeout: got %d, %v; want %d", timeout, err, litefstest.DefaultBusyTimeout)
+			if assert.NoError(t, db.QueryRow(`PRAGMA busy_timeout`).Scan(&timeout)) {
+				assert.Equal(t, litefstest.DefaultBusyTimeout, timeout, "busy_timeout")
 			}
-			if _, err := os.Stat(path); err != nil {
-				t.Errorf("database not at %s: %v", path, err)
-			}
+			assert.FileExists(t, path, "the database")
 		})
 	}
 }
@@ -274,45 +239,35 @@ func TestDSNOpens(t *testing.T) {
 func TestMountDSN(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
-	if got, want := m.DSN(), litefstest.DSN(m.DBPath()); got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
+	assert.Equal(t, litefstest.DSN(m.DBPath()), m.DSN())
 }
 
 func openDB(t *testing.T, dsn string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite3", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	if err := db.Ping(); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, db.Ping())
 	return db
 }
 
 func mustExec(t *testing.T, db *sql.DB, query string) {
 	t.Helper()
-	if _, err := db.Exec(query); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
+	_, err := db.Exec(query)
+	require.NoError(t, err, query)
 }
 
 func readFile(t *testing.T, dir, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return b
 }
 
 func assertMissing(t *testing.T, dir, name string) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("stat %s: got %v, want not exist", name, err)
-	}
+	_, err := os.Stat(filepath.Join(dir, name))
+	assert.ErrorIs(t, err, fs.ErrNotExist, "stat %s", name)
 }
 
 func truncate(b []byte) []byte {

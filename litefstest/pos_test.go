@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
@@ -14,30 +17,29 @@ func TestParsePos(t *testing.T) {
 		want    litefstest.Pos
 		wantErr string
 	}{
-		{"0000000000000003/a2fc350ac7362d33\n", litefstest.Pos{TXID: 3, Checksum: 0xa2fc350ac7362d33}, ""},
-		{"0000000000000003/a2fc350ac7362d33", litefstest.Pos{TXID: 3, Checksum: 0xa2fc350ac7362d33}, ""},
-		{"FFFFFFFFFFFFFFFF/0000000000000000\n", litefstest.Pos{TXID: 1<<64 - 1}, ""},
-		{"", litefstest.Pos{}, "want 16 hex digits"},
-		{"\n", litefstest.Pos{}, "want 16 hex digits"},
-		{"3/a2fc350ac7362d33\n", litefstest.Pos{}, "want 16 hex digits"},
-		{"0000000000000003-a2fc350ac7362d33\n", litefstest.Pos{}, "want 16 hex digits"},
-		{"0000000000000003/a2fc350ac7362d33\n\n", litefstest.Pos{}, "want 16 hex digits"},
-		{"0000000000000003/a2fc350ac7362d33\r\n", litefstest.Pos{}, "want 16 hex digits"},
-		{" 000000000000003/a2fc350ac7362d33\n", litefstest.Pos{}, "not hexadecimal"},
-		{"+000000000000003/a2fc350ac7362d33\n", litefstest.Pos{}, "not hexadecimal"},
-		{"0x00000000000003/a2fc350ac7362d33\n", litefstest.Pos{}, "not hexadecimal"},
-		{"000000000000000g/a2fc350ac7362d33\n", litefstest.Pos{}, "not hexadecimal"},
+		{in: "0000000000000003/a2fc350ac7362d33\n", want: litefstest.Pos{TXID: 3, Checksum: 0xa2fc350ac7362d33}},
+		{in: "0000000000000003/a2fc350ac7362d33", want: litefstest.Pos{TXID: 3, Checksum: 0xa2fc350ac7362d33}},
+		{in: "FFFFFFFFFFFFFFFF/0000000000000000\n", want: litefstest.Pos{TXID: 1<<64 - 1}},
+		{in: "", wantErr: "want 16 hex digits"},
+		{in: "\n", wantErr: "want 16 hex digits"},
+		{in: "3/a2fc350ac7362d33\n", wantErr: "want 16 hex digits"},
+		{in: "0000000000000003-a2fc350ac7362d33\n", wantErr: "want 16 hex digits"},
+		{in: "0000000000000003/a2fc350ac7362d33\n\n", wantErr: "want 16 hex digits"},
+		{in: "0000000000000003/a2fc350ac7362d33\r\n", wantErr: "want 16 hex digits"},
+		{in: " 000000000000003/a2fc350ac7362d33\n", wantErr: "not hexadecimal"},
+		{in: "+000000000000003/a2fc350ac7362d33\n", wantErr: "not hexadecimal"},
+		{in: "0x00000000000003/a2fc350ac7362d33\n", wantErr: "not hexadecimal"},
+		{in: "000000000000000g/a2fc350ac7362d33\n", wantErr: "not hexadecimal"},
 	} {
 		got, err := litefstest.ParsePos([]byte(tc.in))
 		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), "litefstest: ") {
-				t.Errorf("ParsePos(%q): got %+v, %v; want an error containing %q", tc.in, got, err, tc.wantErr)
+			if assert.ErrorContains(t, err, tc.wantErr, "ParsePos(%q)", tc.in) {
+				assert.True(t, strings.HasPrefix(err.Error(), "litefstest: "), "ParsePos(%q): error %q", tc.in, err)
 			}
 			continue
 		}
-		if err != nil || got != tc.want {
-			t.Errorf("ParsePos(%q): got %+v, %v; want %+v", tc.in, got, err, tc.want)
-		}
+		assert.NoError(t, err, "ParsePos(%q)", tc.in)
+		assert.Equal(t, tc.want, got, "ParsePos(%q)", tc.in)
 	}
 }
 
@@ -47,13 +49,11 @@ func TestPosString(t *testing.T) {
 		pos  litefstest.Pos
 		want string
 	}{
-		{litefstest.Pos{}, "0000000000000000/0000000000000000"},
-		{litefstest.Pos{TXID: 3, Checksum: 0xa2fc350ac7362d33}, "0000000000000003/a2fc350ac7362d33"},
-		{litefstest.Pos{TXID: 1<<64 - 1, Checksum: 1}, "ffffffffffffffff/0000000000000001"},
+		{pos: litefstest.Pos{}, want: "0000000000000000/0000000000000000"},
+		{pos: litefstest.Pos{TXID: 3, Checksum: 0xa2fc350ac7362d33}, want: "0000000000000003/a2fc350ac7362d33"},
+		{pos: litefstest.Pos{TXID: 1<<64 - 1, Checksum: 1}, want: "ffffffffffffffff/0000000000000001"},
 	} {
-		if got := tc.pos.String(); got != tc.want {
-			t.Errorf("%+v: got %q, want %q", tc.pos, got, tc.want)
-		}
+		assert.Equal(t, tc.want, tc.pos.String(), "%+v", tc.pos)
 	}
 }
 
@@ -67,20 +67,15 @@ func FuzzParsePos(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pos, err := litefstest.ParsePos(b)
 		if err != nil {
-			if pos != (litefstest.Pos{}) || !strings.HasPrefix(err.Error(), "litefstest: invalid position") {
-				t.Fatalf("ParsePos(%q): got %+v, %v", b, pos, err)
-			}
+			require.Zero(t, pos, "ParsePos(%q) failed with %v", b, err)
+			require.True(t, strings.HasPrefix(err.Error(), "litefstest: invalid position"), "ParsePos(%q): error %q", b, err)
 			return
 		}
-		if n := len(b); n != 33 && !(n == 34 && b[33] == '\n') {
-			t.Fatalf("ParsePos(%q) accepted %d bytes", b, n)
-		}
+		n := len(b)
+		require.True(t, n == 33 || n == 34 && b[33] == '\n', "ParsePos(%q) accepted %d bytes", b, n)
 		again, err := litefstest.ParsePos([]byte(pos.String() + "\n"))
-		if err != nil || again != pos {
-			t.Fatalf("round trip of %+v: got %+v, %v", pos, again, err)
-		}
-		if !strings.EqualFold(pos.String(), strings.TrimSuffix(string(b), "\n")) {
-			t.Fatalf("ParsePos(%q) = %v, which formats differently", b, pos)
-		}
+		require.NoError(t, err, "round trip of %+v", pos)
+		require.Equal(t, pos, again, "round trip")
+		require.True(t, strings.EqualFold(pos.String(), strings.TrimSuffix(string(b), "\n")), "ParsePos(%q) = %v, which formats differently", b, pos)
 	})
 }

@@ -1,7 +1,7 @@
 package litefstest
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -17,9 +17,10 @@ const (
 	// DefaultStopTimeout is how long a stopping LiteFS process may take to
 	// exit after SIGINT before it is killed.
 	DefaultStopTimeout = 10 * time.Second
-	// maxLog bounds the output kept per process; past it the oldest half
-	// is dropped.
-	maxLog = 8 << 20
+	// DefaultCloseTimeout is how long Stop waits for the files that other
+	// processes (the test's own database handles, mostly) hold open in the
+	// mount to be closed before it stops LiteFS anyway.
+	DefaultCloseTimeout = 5 * time.Second
 )
 
 // Lines LiteFS v0.5.14 logs, which the helpers wait for.
@@ -31,13 +32,13 @@ const (
 )
 
 // Process is a running LiteFS process ("litefs mount") started by a helper.
-// Its output (and that of the app it starts with exec:) is kept in memory
-// and printed if the test fails. It is stopped when the test ends, or
+// Its output (and that of the app it starts with exec:) goes to a file,
+// which is printed if the test fails. It is stopped when the test ends, or
 // earlier by Stop.
 type Process struct {
 	name string
 	cmd  *exec.Cmd
-	log  *logBuffer
+	log  *logFile
 	done chan struct{}
 	err  error // the exit error, set before done is closed
 
@@ -68,7 +69,8 @@ func StartLiteFS(tb testing.TB, configPath string, env []string) *Process {
 	if err != nil {
 		tb.Fatalf("litefstest: %v", err)
 	}
-	p := startProcess(tb, "litefs "+filepath.Base(configPath), bin, filepath.Dir(abs), env, "mount", "-config", abs)
+	logPath := filepath.Join(tb.TempDir(), "litefs.log")
+	p := startProcess(tb, "litefs "+filepath.Base(configPath), bin, filepath.Dir(abs), logPath, env, "mount", "-config", abs)
 	err = waitUntil(tb.Context(), DefaultWaitTimeout, func() error {
 		if p.ready() {
 			return nil
@@ -82,36 +84,46 @@ func StartLiteFS(tb testing.TB, configPath string, env []string) *Process {
 	return p
 }
 
-// startProcess starts bin with args and registers its stop with tb.
-func startProcess(tb testing.TB, name, bin, dir string, env []string, args ...string) *Process {
+// startProcess starts bin with args, its output to the file logPath, and
+// registers its stop with tb.
+func startProcess(tb testing.TB, name, bin, dir, logPath string, env []string, args ...string) *Process {
 	tb.Helper()
+	log, out, err := createLog(logPath)
+	if err != nil {
+		tb.Fatalf("litefstest: start %s: %v", name, err)
+	}
+	defer out.Close() // the process has its own copy
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(inheritedEnv(), env...)
-	p := &Process{name: name, cmd: cmd, log: &logBuffer{}, done: make(chan struct{})}
-	cmd.Stdout = p.log
-	cmd.Stderr = p.log
+	cmd.Stdout, cmd.Stderr = out, out
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("litefstest: start %s: %v", name, err)
 	}
+	p := &Process{name: name, cmd: cmd, log: log, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	tb.Cleanup(func() {
-		early := p.exitedEarly()
-		if err := p.Stop(); err != nil {
-			tb.Errorf("litefstest: %v", err)
-		}
-		if early != nil {
-			tb.Errorf("litefstest: %s exited before the test stopped it: %v", name, early)
-		}
-		if tb.Failed() {
-			tb.Logf("litefstest: output of %s (pid %d):\n%s", name, cmd.Process.Pid, p.Log())
-		}
-	})
+	tb.Cleanup(func() { p.cleanup(tb) })
 	return p
+}
+
+// cleanup stops the process when the test ends and reports on it: an early
+// exit, a forced stop, files left open in its mount, and its output if the
+// test failed.
+func (p *Process) cleanup(tb testing.TB) {
+	early := p.exitedEarly()
+	if err := p.Stop(); err != nil {
+		tb.Errorf("litefstest: %v", err)
+	}
+	if early != nil {
+		tb.Errorf("litefstest: %s exited before the test stopped it: %v", p.name, early)
+	}
+	if tb.Failed() {
+		tb.Logf("litefstest: output of %s (pid %d, in %s):\n%s", p.name, p.Pid(), p.log.path, p.Log())
+	}
 }
 
 // inheritedEnv returns the test's environment without the variables that
@@ -128,7 +140,7 @@ func inheritedEnv() []string {
 }
 
 // Log returns the output of the process so far: LiteFS's log and the output
-// of the app it started.
+// of the app it started, as written to the file [Process.LogPath] names.
 func (p *Process) Log() string { return p.log.String() }
 
 // WaitLog waits until the output of the process contains substr and fails
@@ -142,6 +154,10 @@ func (p *Process) WaitLog(tb testing.TB, substr string) {
 		return p.exitedErr(fmt.Sprintf("no %q in the output of %s", substr, p.name))
 	})
 }
+
+// LogPath returns the path of the file holding the process's output. It
+// is in a temporary directory of the test, removed when the test ends.
+func (p *Process) LogPath() string { return p.log.path }
 
 // Pid returns the process ID.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
@@ -171,12 +187,18 @@ func (p *Process) ExitErr() error {
 	}
 }
 
-// Stop sends SIGINT (LiteFS then stops its app, unmounts and exits), waits
-// up to DefaultStopTimeout, then kills the process and its app, and
-// detaches a mount left behind. It returns an error if it had to kill, or a
-// mount was left. A LiteFS that is not ready yet ignores signals, so it is
-// killed at once, and its mount detached, without an error. Stop may be
-// called more than once; later calls return the first call's result.
+// Stop stops LiteFS once nothing else uses its mount. It waits up to
+// DefaultCloseTimeout for other processes (the test's own database handles,
+// mostly) to close the files they hold open or mapped in the mount: LiteFS
+// exiting under a SQLite connection that maps the database's -shm file
+// kills that process with SIGBUS. Then it sends SIGINT (LiteFS stops its
+// app, unmounts and exits), waits up to DefaultStopTimeout, kills the
+// process and its app, and detaches a mount left behind. It returns an error
+// naming the files still open, if it had to kill, or if a mount was left
+// with files open in it. A
+// LiteFS that is not ready yet ignores signals, so it is killed at once, and
+// its mount detached, without an error. Stop may be called more than once;
+// later calls return the first call's result.
 func (p *Process) Stop() error {
 	p.stopOnce.Do(func() {
 		p.mu.Lock()
@@ -201,30 +223,92 @@ func (p *Process) stop() error {
 			killed = true
 			break
 		}
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		timer := time.NewTimer(DefaultStopTimeout)
-		defer timer.Stop()
-		select {
-		case <-p.done:
-		case <-timer.C:
-			_ = killGroup(p.cmd)
-			<-p.done
-			errs = append(errs, fmt.Errorf("%s did not exit within %v of SIGINT; killed it", p.name, DefaultStopTimeout))
+		if err := p.waitClosed(DefaultCloseTimeout); err != nil {
+			errs = append(errs, err)
+		}
+		if err := p.interrupt(DefaultStopTimeout); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if dir := p.MountDir(); dir != "" {
-		if left, err := mountedUnder(dir); err == nil && len(left) > 0 {
-			if !killed {
-				errs = append(errs, fmt.Errorf("%s left %s mounted", p.name, dir))
-			}
-			for _, m := range left {
-				if err := unmount(m); err != nil {
-					errs = append(errs, err)
-				}
-			}
+	if err := p.detach(!killed); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// waitClosed waits until no process outside LiteFS's group holds a file of
+// the mount open or mapped, and returns an error naming them if some still
+// do after timeout.
+func (p *Process) waitClosed(timeout time.Duration) error {
+	dir := p.MountDir()
+	if dir == "" {
+		return nil
+	}
+	var left []openFile
+	err := waitUntil(context.Background(), timeout, func() error {
+		if left = openUnder(dir, p.Pid()); len(left) > 0 {
+			return errors.New("files open")
+		}
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: files in its mount still open %v after the test: stopping LiteFS anyway, which may kill their process with SIGBUS; close every database opened in the mount first (db.Close in a defer, or in a t.Cleanup registered after the cluster started):%s",
+		p.name, timeout, listFiles(left))
+}
+
+// interrupt sends SIGINT and waits up to timeout for the process to exit,
+// then kills its process group.
+func (p *Process) interrupt(timeout time.Duration) error {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-timer.C:
+		_ = killGroup(p.cmd)
+		<-p.done
+		return fmt.Errorf("%s did not exit within %v of SIGINT; killed it", p.name, timeout)
+	}
+}
+
+// detach lazily unmounts what is left mounted under the process's mount
+// directory. A mount is left when LiteFS was killed, or when its own
+// unmount failed because the mount was busy: that is an error, naming the
+// files, if report is set and files in it are still open. Files closed a
+// moment before LiteFS unmounts can keep the mount busy too, as the kernel
+// tells FUSE of a close asynchronously; nothing is wrong then, and nothing is
+// reported.
+func (p *Process) detach(report bool) error {
+	dir := p.MountDir()
+	if dir == "" {
+		return nil
+	}
+	left, err := mountedUnder(dir)
+	if err != nil || len(left) == 0 {
+		return nil
+	}
+	var errs []error
+	if open := openUnder(dir, -1); report && len(open) > 0 {
+		errs = append(errs, fmt.Errorf("%s left %s mounted, with files open in it:%s", p.name, dir, listFiles(open)))
+	}
+	for _, m := range left {
+		if err := unmount(m); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// listFiles formats files one per line, each on an indented line of its own.
+func listFiles(files []openFile) string {
+	var b strings.Builder
+	for _, o := range files {
+		b.WriteString("\n\t" + o.String())
+	}
+	return b.String()
 }
 
 // ready reports whether LiteFS has logged that it is ready.
@@ -279,32 +363,4 @@ func mountDirFromLog(log, cwd string) (string, bool) {
 		dir = filepath.Join(cwd, dir)
 	}
 	return filepath.Clean(dir), true
-}
-
-// logBuffer collects a process's output; safe for concurrent use.
-type logBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	dropped int
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if b.buf.Len() > maxLog {
-		drop := b.buf.Len() - maxLog/2
-		b.dropped += drop
-		b.buf.Next(drop)
-	}
-	return len(p), nil
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.dropped > 0 {
-		return fmt.Sprintf("[%d earlier bytes dropped]\n%s", b.dropped, b.buf.String())
-	}
-	return b.buf.String()
 }

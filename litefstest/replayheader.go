@@ -6,38 +6,40 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/litefs-sql/litefs/internal/flyreplay"
 )
 
 // Header names of Fly.io's replay protocol, in canonical form.
 const (
 	// HeaderReplay is the response header that asks the proxy to replay the
 	// request elsewhere.
-	HeaderReplay = "Fly-Replay"
+	HeaderReplay = flyreplay.Replay
 	// HeaderReplaySrc is the request header a replayed request carries: who
 	// replayed it, from where, when, and the sender's state.
-	HeaderReplaySrc = "Fly-Replay-Src"
+	HeaderReplaySrc = flyreplay.ReplaySrc
 	// HeaderReplayFailed is the request header of a replay that failed and
 	// came back to its sender because the replay asked for a fallback.
-	HeaderReplayFailed = "Fly-Replay-Failed"
+	HeaderReplayFailed = flyreplay.ReplayFailed
 	// HeaderPreferredInstanceUnavailable is the request header naming the
 	// prefer_instance target that could not take a replay.
-	HeaderPreferredInstanceUnavailable = "Fly-Preferred-Instance-Unavailable"
+	HeaderPreferredInstanceUnavailable = flyreplay.PreferredInstanceUnavailable
 	// HeaderForceInstance is the request header a client sets to reach one
 	// instance.
-	HeaderForceInstance = "Fly-Force-Instance-Id"
+	HeaderForceInstance = flyreplay.ForceInstance
 	// HeaderRequestID is the request header carrying the proxy's ID of a
 	// request; replays of one request share it.
-	HeaderRequestID = "Fly-Request-Id"
+	HeaderRequestID = flyreplay.RequestID
 )
 
 // Values of the fallback field of a fly-replay header.
 const (
 	// FallbackForceSelf sends a failed replay back to the instance that asked
 	// for it, or fails.
-	FallbackForceSelf = "force_self"
+	FallbackForceSelf = flyreplay.FallbackForceSelf
 	// FallbackPreferSelf sends a failed replay back to the instance that
 	// asked for it, or to any other instance.
-	FallbackPreferSelf = "prefer_self"
+	FallbackPreferSelf = flyreplay.FallbackPreferSelf
 )
 
 // ReplayHeader is a parsed fly-replay response header. A header names at
@@ -223,28 +225,11 @@ func splitFields(s string) ([]field, error) {
 		if i == len(s) || s[i] != '=' {
 			return nil, fmt.Errorf("field %q: want key=value", key)
 		}
-		i = skipSpace(s, i+1)
-		var value string
-		if i < len(s) && s[i] == '"' {
-			var err error
-			value, i, err = readQuoted(s, i)
-			if err != nil {
-				return nil, fmt.Errorf("field %q: %w", key, err)
-			}
-			i = skipSpace(s, i)
-			if i < len(s) && s[i] != ';' {
-				return nil, fmt.Errorf("field %q: text after the closing quote", key)
-			}
-		} else {
-			start := i
-			for i < len(s) && s[i] != ';' {
-				if isCtl(s[i]) {
-					return nil, fmt.Errorf("field %q: control byte %#02x", key, s[i])
-				}
-				i++
-			}
-			value = strings.TrimRight(s[start:i], " \t")
+		value, next, err := readValue(s, skipSpace(s, i+1))
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", key, err)
 		}
+		i = next
 		for _, f := range fields {
 			if f.key == key {
 				return nil, fmt.Errorf("field %q given twice", key)
@@ -256,6 +241,30 @@ func splitFields(s string) ([]field, error) {
 		return nil, errors.New("no fields")
 	}
 	return fields, nil
+}
+
+// readValue reads the value that starts at s[i], quoted or not, up to the
+// next ';' or the end, and returns it and the index after it.
+func readValue(s string, i int) (string, int, error) {
+	if i < len(s) && s[i] == '"' {
+		value, i, err := readQuoted(s, i)
+		if err != nil {
+			return "", 0, err
+		}
+		i = skipSpace(s, i)
+		if i < len(s) && s[i] != ';' {
+			return "", 0, errors.New("text after the closing quote")
+		}
+		return value, i, nil
+	}
+	start := i
+	for i < len(s) && s[i] != ';' {
+		if isCtl(s[i]) {
+			return "", 0, fmt.Errorf("control byte %#02x", s[i])
+		}
+		i++
+	}
+	return strings.TrimRight(s[start:i], " \t"), i, nil
 }
 
 // readQuoted reads the quoted string that starts at s[i] and returns its

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
@@ -16,54 +19,53 @@ func TestParseReplayHeader(t *testing.T) {
 		want    H
 		wantErr string
 	}{
-		{"instance=00bb33ff", H{Instance: "00bb33ff"}, ""},
-		{"instance=node-0\n", H{}, "control byte"},
-		{"region=sjc", H{Region: "sjc"}, ""},
-		{`region="iad,ord,any"`, H{Region: "iad,ord,any"}, ""},
-		{"prefer_instance=abc;elsewhere=true", H{PreferInstance: "abc", Elsewhere: true}, ""},
-		{"app=worker;timeout=5s;fallback=force_self", H{App: "worker", Timeout: 5 * time.Second, Fallback: "force_self"}, ""},
-		{"instance=a;fallback=prefer_self;timeout=800ms", H{Instance: "a", Fallback: "prefer_self", Timeout: 800 * time.Millisecond}, ""},
-		{" instance = a ; state = hops:1 ", H{Instance: "a", State: "hops:1"}, ""},
-		{"INSTANCE=a;State=x", H{Instance: "a", State: "x"}, ""},
-		{`instance=a;state="a;b \"c\" \\ d"`, H{Instance: "a", State: `a;b "c" \ d`}, ""},
-		{`instance=a;state=""`, H{Instance: "a"}, ""},
-		{"instance=a;;", H{Instance: "a"}, ""},
-		{";instance=a", H{Instance: "a"}, ""},
-		{"instance=a;future_field=1", H{Instance: "a"}, ""},
-		{"elsewhere=true", H{Elsewhere: true}, ""},
-		{"", H{}, "no fields"},
-		{" ; ", H{}, "no fields"},
-		{"instance", H{}, "want key=value"},
-		{"instance=a;region", H{}, "want key=value"},
-		{"=a", H{}, "want a field name"},
-		{"inst ance=a", H{}, "want key=value"},
-		{"instance=a;instance=b", H{}, "given twice"},
-		{"instance=a;INSTANCE=b", H{}, "given twice"},
-		{`instance="a`, H{}, "unterminated"},
-		{`instance="a\`, H{}, "unterminated"},
-		{`instance="a" b`, H{}, "after the closing quote"},
-		{"instance=a\x00", H{}, "control byte"},
-		{"instance=\"a\x7f\"", H{}, "control byte"},
-		{"elsewhere=maybe", H{}, "want true or false"},
-		{"instance=a;timeout=5", H{}, "positive duration"},
-		{"instance=a;timeout=-1s", H{}, "positive duration"},
-		{"instance=a;timeout=0s", H{}, "positive duration"},
-		{"instance=a;fallback=self", H{}, "want force_self or prefer_self"},
-		{"state=x", H{}, "no target"},
-		{"elsewhere=false", H{}, "no target"},
-		{"instance=;state=x", H{}, "no target"},
-		{strings.Repeat("x", 70<<10), H{}, "longer than"},
+		{in: "instance=00bb33ff", want: H{Instance: "00bb33ff"}},
+		{in: "instance=node-0\n", wantErr: "control byte"},
+		{in: "region=sjc", want: H{Region: "sjc"}},
+		{in: `region="iad,ord,any"`, want: H{Region: "iad,ord,any"}},
+		{in: "prefer_instance=abc;elsewhere=true", want: H{PreferInstance: "abc", Elsewhere: true}},
+		{in: "app=worker;timeout=5s;fallback=force_self", want: H{App: "worker", Timeout: 5 * time.Second, Fallback: "force_self"}},
+		{in: "instance=a;fallback=prefer_self;timeout=800ms", want: H{Instance: "a", Fallback: "prefer_self", Timeout: 800 * time.Millisecond}},
+		{in: " instance = a ; state = hops:1 ", want: H{Instance: "a", State: "hops:1"}},
+		{in: "INSTANCE=a;State=x", want: H{Instance: "a", State: "x"}},
+		{in: `instance=a;state="a;b \"c\" \\ d"`, want: H{Instance: "a", State: `a;b "c" \ d`}},
+		{in: `instance=a;state=""`, want: H{Instance: "a"}},
+		{in: "instance=a;;", want: H{Instance: "a"}},
+		{in: ";instance=a", want: H{Instance: "a"}},
+		{in: "instance=a;future_field=1", want: H{Instance: "a"}},
+		{in: "elsewhere=true", want: H{Elsewhere: true}},
+		{in: "", wantErr: "no fields"},
+		{in: " ; ", wantErr: "no fields"},
+		{in: "instance", wantErr: "want key=value"},
+		{in: "instance=a;region", wantErr: "want key=value"},
+		{in: "=a", wantErr: "want a field name"},
+		{in: "inst ance=a", wantErr: "want key=value"},
+		{in: "instance=a;instance=b", wantErr: "given twice"},
+		{in: "instance=a;INSTANCE=b", wantErr: "given twice"},
+		{in: `instance="a`, wantErr: "unterminated"},
+		{in: `instance="a\`, wantErr: "unterminated"},
+		{in: `instance="a" b`, wantErr: "after the closing quote"},
+		{in: "instance=a\x00", wantErr: "control byte"},
+		{in: "instance=\"a\x7f\"", wantErr: "control byte"},
+		{in: "elsewhere=maybe", wantErr: "want true or false"},
+		{in: "instance=a;timeout=5", wantErr: "positive duration"},
+		{in: "instance=a;timeout=-1s", wantErr: "positive duration"},
+		{in: "instance=a;timeout=0s", wantErr: "positive duration"},
+		{in: "instance=a;fallback=self", wantErr: "want force_self or prefer_self"},
+		{in: "state=x", wantErr: "no target"},
+		{in: "elsewhere=false", wantErr: "no target"},
+		{in: "instance=;state=x", wantErr: "no target"},
+		{in: strings.Repeat("x", 70<<10), wantErr: "longer than"},
 	} {
 		got, err := litefstest.ParseReplayHeader(tc.in)
 		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), "litefstest: invalid fly-replay header") {
-				t.Errorf("ParseReplayHeader(%.40q): got %+v, %v; want an error containing %q", tc.in, got, err, tc.wantErr)
+			if assert.ErrorContains(t, err, tc.wantErr, "ParseReplayHeader(%.40q)", tc.in) {
+				assert.True(t, strings.HasPrefix(err.Error(), "litefstest: invalid fly-replay header"), "ParseReplayHeader(%.40q): error %q", tc.in, err)
 			}
 			continue
 		}
-		if err != nil || got != tc.want {
-			t.Errorf("ParseReplayHeader(%q): got %+v, %v; want %+v", tc.in, got, err, tc.want)
-		}
+		assert.NoError(t, err, "ParseReplayHeader(%q)", tc.in)
+		assert.Equal(t, tc.want, got, "ParseReplayHeader(%q)", tc.in)
 	}
 }
 
@@ -74,18 +76,16 @@ func TestReplayHeaderString(t *testing.T) {
 		h    H
 		want string
 	}{
-		{H{Instance: "node-0"}, "instance=node-0"},
-		{H{Region: "iad,ord"}, `region="iad,ord"`},
-		{H{Instance: "a", State: `x;"y"`}, `instance=a;state="x;\"y\""`},
-		{H{PreferInstance: "p", Elsewhere: true, Timeout: 2 * time.Second, Fallback: "force_self"}, "prefer_instance=p;elsewhere=true;timeout=2s;fallback=force_self"},
-		{H{App: "w", Region: "sjc"}, "region=sjc;app=w"},
+		{h: H{Instance: "node-0"}, want: "instance=node-0"},
+		{h: H{Region: "iad,ord"}, want: `region="iad,ord"`},
+		{h: H{Instance: "a", State: `x;"y"`}, want: `instance=a;state="x;\"y\""`},
+		{h: H{PreferInstance: "p", Elsewhere: true, Timeout: 2 * time.Second, Fallback: "force_self"}, want: "prefer_instance=p;elsewhere=true;timeout=2s;fallback=force_self"},
+		{h: H{App: "w", Region: "sjc"}, want: "region=sjc;app=w"},
 	} {
-		if got := tc.h.String(); got != tc.want {
-			t.Errorf("%+v: got %q, want %q", tc.h, got, tc.want)
-		}
-		if back, err := litefstest.ParseReplayHeader(tc.want); err != nil || back != tc.h {
-			t.Errorf("ParseReplayHeader(%q): got %+v, %v; want %+v", tc.want, back, err, tc.h)
-		}
+		assert.Equal(t, tc.want, tc.h.String(), "%+v", tc.h)
+		back, err := litefstest.ParseReplayHeader(tc.want)
+		assert.NoError(t, err, "ParseReplayHeader(%q)", tc.want)
+		assert.Equal(t, tc.h, back, "ParseReplayHeader(%q)", tc.want)
 	}
 }
 
@@ -97,31 +97,30 @@ func TestParseReplaySrc(t *testing.T) {
 		want    S
 		wantErr string
 	}{
-		{"instance=node-1;region=local;t=1700000000123456;state=hop1",
-			S{Instance: "node-1", Region: "local", Time: time.UnixMicro(1700000000123456), State: "hop1"}, ""},
-		{"instance=a", S{Instance: "a"}, ""},
-		{`instance=a;state="x;y"`, S{Instance: "a", State: "x;y"}, ""},
-		{"instance=a;t=0", S{Instance: "a", Time: time.UnixMicro(0)}, ""},
-		{"region=sjc", S{}, "no instance"},
-		{"instance=a;t=soon", S{}, "microseconds"},
-		{"instance=a;t=-5", S{}, "microseconds"},
-		{"instance=a;t=99999999999999999999", S{}, "microseconds"},
-		{"instance=a;instance=b", S{}, "given twice"},
-		{"", S{}, "no fields"},
+		{in: "instance=node-1;region=local;t=1700000000123456;state=hop1",
+			want: S{Instance: "node-1", Region: "local", Time: time.UnixMicro(1700000000123456), State: "hop1"}},
+		{in: "instance=a", want: S{Instance: "a"}},
+		{in: `instance=a;state="x;y"`, want: S{Instance: "a", State: "x;y"}},
+		{in: "instance=a;t=0", want: S{Instance: "a", Time: time.UnixMicro(0)}},
+		{in: "region=sjc", wantErr: "no instance"},
+		{in: "instance=a;t=soon", wantErr: "microseconds"},
+		{in: "instance=a;t=-5", wantErr: "microseconds"},
+		{in: "instance=a;t=99999999999999999999", wantErr: "microseconds"},
+		{in: "instance=a;instance=b", wantErr: "given twice"},
+		{in: "", wantErr: "no fields"},
 	} {
 		got, err := litefstest.ParseReplaySrc(tc.in)
 		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), "litefstest: invalid Fly-Replay-Src header") {
-				t.Errorf("ParseReplaySrc(%q): got %+v, %v; want an error containing %q", tc.in, got, err, tc.wantErr)
+			if assert.ErrorContains(t, err, tc.wantErr, "ParseReplaySrc(%q)", tc.in) {
+				assert.True(t, strings.HasPrefix(err.Error(), "litefstest: invalid Fly-Replay-Src header"), "ParseReplaySrc(%q): error %q", tc.in, err)
 			}
 			continue
 		}
-		if err != nil || !sameSrc(got, tc.want) {
-			t.Errorf("ParseReplaySrc(%q): got %+v, %v; want %+v", tc.in, got, err, tc.want)
-		}
-		if back, err := litefstest.ParseReplaySrc(got.String()); err != nil || !sameSrc(back, got) {
-			t.Errorf("round trip of %q through %q: got %+v, %v", tc.in, got.String(), back, err)
-		}
+		assert.NoError(t, err, "ParseReplaySrc(%q)", tc.in)
+		assert.True(t, sameSrc(got, tc.want), "ParseReplaySrc(%q): got %+v, want %+v", tc.in, got, tc.want)
+		back, err := litefstest.ParseReplaySrc(got.String())
+		assert.NoError(t, err, "round trip of %q through %q", tc.in, got.String())
+		assert.True(t, sameSrc(back, got), "round trip of %q through %q: got %+v", tc.in, got.String(), back)
 	}
 }
 
@@ -140,15 +139,13 @@ func FuzzParseReplayHeader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		h, err := litefstest.ParseReplayHeader(s)
 		if err != nil {
-			if h != (litefstest.ReplayHeader{}) || !strings.HasPrefix(err.Error(), "litefstest: invalid fly-replay header ") {
-				t.Fatalf("ParseReplayHeader(%q): got %+v, %v", s, h, err)
-			}
+			require.Zero(t, h, "ParseReplayHeader(%q) failed with %v", s, err)
+			require.True(t, strings.HasPrefix(err.Error(), "litefstest: invalid fly-replay header "), "ParseReplayHeader(%q): error %q", s, err)
 			return
 		}
 		again, err := litefstest.ParseReplayHeader(h.String())
-		if err != nil || again != h {
-			t.Fatalf("ParseReplayHeader(%q) = %+v; its String %q parses to %+v, %v", s, h, h.String(), again, err)
-		}
+		require.NoError(t, err, "ParseReplayHeader(%q) = %+v; its String %q does not parse", s, h, h.String())
+		require.Equal(t, h, again, "ParseReplayHeader(%q): its String %q parses to another header", s, h.String())
 	})
 }
 
@@ -162,14 +159,12 @@ func FuzzParseReplaySrc(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		src, err := litefstest.ParseReplaySrc(s)
 		if err != nil {
-			if !sameSrc(src, litefstest.ReplaySrc{}) || !strings.HasPrefix(err.Error(), "litefstest: invalid Fly-Replay-Src header ") {
-				t.Fatalf("ParseReplaySrc(%q): got %+v, %v", s, src, err)
-			}
+			require.True(t, sameSrc(src, litefstest.ReplaySrc{}), "ParseReplaySrc(%q) failed with %v and returned %+v", s, err, src)
+			require.True(t, strings.HasPrefix(err.Error(), "litefstest: invalid Fly-Replay-Src header "), "ParseReplaySrc(%q): error %q", s, err)
 			return
 		}
 		again, err := litefstest.ParseReplaySrc(src.String())
-		if err != nil || !sameSrc(again, src) {
-			t.Fatalf("ParseReplaySrc(%q) = %+v; its String %q parses to %+v, %v", s, src, src.String(), again, err)
-		}
+		require.NoError(t, err, "ParseReplaySrc(%q) = %+v; its String %q does not parse", s, src, src.String())
+		require.True(t, sameSrc(again, src), "ParseReplaySrc(%q) = %+v; its String %q parses to %+v", s, src, src.String(), again)
 	})
 }

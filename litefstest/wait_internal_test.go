@@ -3,9 +3,10 @@ package litefstest
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func TestWaitUntil(t *testing.T) {
@@ -19,29 +20,23 @@ func TestWaitUntil(t *testing.T) {
 			}
 			return nil
 		})
-		if err != nil || calls != 5 {
-			t.Errorf("got %v after %d calls, want nil after 5", err, calls)
-		}
+		assert.NoError(t, err)
+		assert.Equal(t, 5, calls)
 	})
 	t.Run("times out", func(t *testing.T) {
 		t.Parallel()
 		start := time.Now()
 		err := waitUntil(t.Context(), 30*time.Millisecond, func() error { return errors.New("still cold") })
-		if err == nil || !strings.Contains(err.Error(), "still waiting after 30ms: still cold") {
-			t.Errorf("got %v, want a timeout naming the last error", err)
-		}
-		if d := time.Since(start); d < 30*time.Millisecond {
-			t.Errorf("gave up after %v, before the timeout", d)
-		}
+		assert.ErrorContains(t, err, "still waiting after 30ms: still cold", "a timeout naming the last error")
+		assert.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond, "gave up before the timeout")
 	})
 	t.Run("stops", func(t *testing.T) {
 		t.Parallel()
 		calls := 0
 		boom := errors.New("exited")
 		err := waitUntil(t.Context(), time.Minute, func() error { calls++; return errStop{boom} })
-		if err != boom || calls != 1 {
-			t.Errorf("got %v after %d calls, want %v after 1", err, calls, boom)
-		}
+		assert.Equal(t, boom, err, "the error itself, unwrapped")
+		assert.Equal(t, 1, calls)
 	})
 	t.Run("canceled", func(t *testing.T) {
 		t.Parallel()
@@ -53,8 +48,6 @@ func TestWaitUntil(t *testing.T) {
 			}
 			return errors.New("waiting")
 		})
-		if err == nil || !strings.Contains(err.Error(), "stopped waiting (context canceled): waiting") {
-			t.Errorf("got %v, want a cancellation naming the last error", err)
-		}
+		assert.ErrorContains(t, err, "stopped waiting (context canceled): waiting", "a cancellation naming the last error")
 	})
 }

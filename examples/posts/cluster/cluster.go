@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,78 +96,108 @@ func start(ctx context.Context, opts options) (_ *cluster, err error) {
 			err = errors.Join(err, c.Stop())
 		}
 	}()
-
 	// Take the proxies' ports first, so that a busy port fails fast.
 	listeners, err := listenProxies(opts.Port)
 	if err != nil {
 		return c, err
 	}
-	for _, l := range listeners {
-		c.proxies = append(c.proxies, &proxy{url: "http://" + l.Addr().String() + "/"})
-	}
 	defer func() {
-		for i, l := range listeners {
-			if c.proxies[i].srv == nil {
-				l.Close()
-			}
+		if err != nil {
+			closeAll(listeners)
 		}
 	}()
+	litefsBin, app, err := c.binaries(ctx, opts)
+	if err != nil {
+		return c, err
+	}
+	if err := c.startNodes(ctx, litefsBin, filepath.Join(src, "deploy", "litefs.yml"), app, opts); err != nil {
+		return c, err
+	}
+	return c, c.startProxies(listeners)
+}
 
-	litefsBin := opts.LiteFS
+// binaries returns the litefs binary and the app's, finding or building
+// those opts does not name.
+func (c *cluster) binaries(ctx context.Context, opts options) (litefsBin, app string, err error) {
+	litefsBin = opts.LiteFS
 	if litefsBin == "" {
 		if litefsBin, err = litefstest.FindLiteFS(ctx, opts.Progress); err != nil {
-			return c, err
+			return "", "", err
 		}
 	}
-	app := opts.App
+	app = opts.App
 	if app == "" {
 		app = filepath.Join(c.dir, "posts")
 		fmt.Fprintln(opts.Progress, "building the app…")
 		if err := buildApp(ctx, app); err != nil {
-			return c, err
+			return "", "", err
 		}
 	}
-	config := filepath.Join(src, "deploy", "litefs.yml")
+	return litefsBin, app, nil
+}
 
+// startNodes starts the nodes one by one, the primary first, each joining
+// the cluster before the next starts, and waits until every app answers.
+func (c *cluster) startNodes(ctx context.Context, litefsBin, config, app string, opts options) error {
 	var primary *node
 	for _, spec := range nodeSpecs {
 		n, err := newNode(spec.name, spec.region, filepath.Join(c.dir, spec.name))
 		if err != nil {
-			return c, err
+			return err
 		}
 		if primary == nil {
 			primary = n
 		}
-		fmt.Fprintf(opts.Progress, "starting %s (%s)…\n", n.name, map[bool]string{true: "primary", false: "replica"}[n == primary])
+		fmt.Fprintf(opts.Progress, "starting %s (%s, %s)…\n", n.name, n.region, n.role(primary))
 		c.nodes = append(c.nodes, n)
-		if err := n.start(ctx, litefsBin, config, app, primary, opts.Output); err != nil {
-			return c, err
+		if err := n.start(litefsBin, config, app, primary, opts.Output); err != nil {
+			return err
 		}
 		if err := n.waitReady(ctx, primary); err != nil {
-			return c, err
+			return err
 		}
 	}
 	for _, n := range c.nodes {
 		if err := n.waitApp(ctx); err != nil {
-			return c, err
+			return err
 		}
 	}
+	return nil
+}
 
-	instances := map[string]string{}
+// startProxies serves a FlyProxy on each listener: to any instance, then
+// to each node first. Each proxy's own region is its first instance's (the
+// primary region's for the one that spreads requests), and each instance is
+// in its node's region, as Fly.io would place them.
+func (c *cluster) startProxies(listeners []net.Listener) error {
+	instances, regions := map[string]string{}, map[string]string{}
 	for _, n := range c.nodes {
-		instances[n.name] = n.appURL()
+		instances[n.name], regions[n.name] = n.appURL(), n.region
 	}
-	for i, target := range []string{"", nodeSpecs[0].name, nodeSpecs[1].name} {
-		fly, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{Instances: instances, Target: target})
-		if err != nil {
-			return c, err
+	targets := []string{"", nodeSpecs[0].name, nodeSpecs[1].name}
+	for i, l := range listeners {
+		region := primaryRegion
+		if targets[i] != "" {
+			region = regions[targets[i]]
 		}
-		p := c.proxies[i]
-		p.target, p.fly = target, fly
+		fly, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{
+			Instances: instances, Target: targets[i], Region: region, Regions: regions,
+		})
+		if err != nil {
+			return err
+		}
+		p := &proxy{target: targets[i], fly: fly, url: "http://" + l.Addr().String() + "/"}
 		p.srv = &http.Server{Handler: fly, ReadHeaderTimeout: 10 * time.Second}
-		go p.srv.Serve(listeners[i])
+		c.proxies = append(c.proxies, p)
+		go p.srv.Serve(l)
 	}
-	return c, nil
+	return nil
+}
+
+func closeAll(listeners []net.Listener) {
+	for _, l := range listeners {
+		l.Close()
+	}
 }
 
 // listenProxies listens on port, port+1 and port+2 of 127.0.0.1, or on
@@ -180,9 +211,7 @@ func listenProxies(port int) ([]net.Listener, error) {
 		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			for _, l := range ls {
-				l.Close()
-			}
+			closeAll(ls)
 			return nil, fmt.Errorf("%w (choose other ports with -port)", err)
 		}
 		ls = append(ls, l)
@@ -210,6 +239,16 @@ func (c *cluster) Proxy(instance string) *litefstest.FlyProxy {
 		}
 	}
 	return nil
+}
+
+// directURLs lists each node's app URL, one line per node: its name,
+// region and role.
+func (c *cluster) directURLs() string {
+	var b strings.Builder
+	for _, n := range c.nodes {
+		fmt.Fprintf(&b, "  %s/   %s (%s, %s)\n", n.appURL(), n.name, n.region, n.role(c.nodes[0]))
+	}
+	return b.String()
 }
 
 // Dir returns the directory holding the nodes' files.

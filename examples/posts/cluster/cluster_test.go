@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
@@ -29,17 +33,11 @@ func startCluster(t *testing.T) *cluster {
 	requireFUSE(t)
 	bin := litefstest.LiteFSBinary(t)
 	c, err := start(t.Context(), options{LiteFS: bin, Dir: t.TempDir(), Output: t.Output()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		if err := c.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
+		assert.NoError(t, c.Stop(), "stop")
 		for _, n := range c.nodes {
-			if mounted(n.mountDir()) {
-				t.Errorf("%s is still mounted", n.mountDir())
-			}
+			assert.False(t, mounted(n.mountDir()), "%s is still mounted", n.mountDir())
 		}
 	})
 	return c
@@ -51,7 +49,7 @@ func requireFUSE(t *testing.T) {
 	t.Helper()
 	if err := checkFUSE(); err != nil {
 		if os.Getenv(litefstest.EnvRequire) == "1" {
-			t.Fatalf("%v (and %s=1)", err, litefstest.EnvRequire)
+			require.NoError(t, err, "and %s=1", litefstest.EnvRequire)
 		}
 		t.Skip(err)
 	}
@@ -62,9 +60,7 @@ func requireFUSE(t *testing.T) {
 func newClient(t *testing.T) *http.Client {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return &http.Client{
 		Jar:           jar,
 		Timeout:       10 * time.Second,
@@ -75,14 +71,10 @@ func newClient(t *testing.T) *http.Client {
 func get(t *testing.T, client *http.Client, url string) (*http.Response, string) {
 	t.Helper()
 	resp, err := client.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return resp, string(b)
 }
 
@@ -96,44 +88,41 @@ func TestReplicaWriteIsReplayed(t *testing.T) {
 	base := c.URL("node-b")
 
 	resp, body := get(t, client, base+"posts/create")
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Served by <code>node-b</code>") {
-		t.Fatalf("form: %s, want 200 from node-b:\n%s", resp.Status, body)
-	}
+	require.Equal(t, http.StatusOK, resp.StatusCode, "form:\n%s", body)
+	require.Contains(t, body, "Served by <code>node-b</code>", "form")
 
 	title := fmt.Sprintf("Written on a replica at %s", time.Now().Format(time.RFC3339Nano))
 	resp, err := client.PostForm(base+"posts/store", url.Values{"title": {title}, "body": {"Replayed on the primary."}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/posts" {
-		t.Fatalf("store: %s to %q, want 303 to /posts", resp.Status, resp.Header.Get("Location"))
-	}
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "store")
+	require.Equal(t, "/posts", resp.Header.Get("Location"), "store")
 	replays := c.Proxy("node-b").Replays()
-	if len(replays) != 1 {
-		t.Fatalf("replays %+v, want one", replays)
-	}
-	if r := replays[0]; r.Method != "POST" || r.Path != "/posts/store" || r.From != "node-b" || r.To != "node-a" || r.Err != "" {
-		t.Errorf("replay %+v, want POST /posts/store from node-b to node-a", r)
-	}
+	require.Len(t, replays, 1)
+	r := replays[0]
+	assert.Equal(t, litefstest.Replay{
+		RequestID: r.RequestID, State: r.State, // the bridge's own
+		Method: "POST", Path: "/posts/store", From: "node-b", To: "node-a",
+	}, r)
 
 	// The redirect lands on the replica again. The primary's response set
 	// the flash cookie and the __txid cookie, so the replica shows the
 	// message and, having waited for that transaction, the post.
-	if txid := findCookie(client, base, "__txid"); txid == "" {
-		t.Error("the primary set no __txid cookie")
-	}
+	assert.NotEmpty(t, findCookie(client, base, "__txid"), "the primary set no __txid cookie")
 	resp, body = get(t, client, base+"posts")
 	for _, want := range []string{"Post created.", title, "Served by <code>node-b</code>"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("list: %s, does not contain %q:\n%s", resp.Status, want, body)
-		}
+		assert.Contains(t, body, want, "list: %s", resp.Status)
 	}
 
 	resp, body = get(t, client, base+"healthz")
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"role":"replica","primary":"node-a"`) {
-		t.Errorf("health: %s %s, want node-b as a replica of node-a", resp.Status, body)
-	}
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "health: %s", body)
+	assert.Contains(t, body, `"role":"replica","primary":"node-a"`, "health: node-b as a replica of node-a")
+
+	// The primary logged the replayed request as coming from node-b, in
+	// node-b's region.
+	log, err := os.ReadFile(c.Node("node-a").logPath)
+	require.NoError(t, err)
+	assert.Regexp(t, `path=/posts/store .*replayed_from="instance=node-b;region=sin;`, string(log))
 }
 
 // findCookie returns the value of the cookie the client holds for url.
@@ -150,96 +139,168 @@ func findCookie(client *http.Client, rawURL, name string) string {
 	return ""
 }
 
-// TestCommand runs the command as a user would, with go build, then stops
-// it with SIGINT as Ctrl-C does, and checks that it unmounted everything.
+// buildCommands builds the command and the app, as a user's go run does.
+func buildCommands(t *testing.T) (cluster, app string) {
+	t.Helper()
+	dir := t.TempDir()
+	cluster, app = filepath.Join(dir, "cluster"), filepath.Join(dir, "posts")
+	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", cluster, ".").CombinedOutput()
+	require.NoError(t, err, "go build:\n%s", out)
+	require.NoError(t, buildApp(t.Context(), app))
+	return cluster, app
+}
+
+// TestCommand runs the command as a user would, then stops it the ways a
+// user does: Ctrl-C, kill, closing its terminal, kill -9. Each way, both
+// apps stop and both mounts go; the first three also end the command with
+// status 0.
 func TestCommand(t *testing.T) {
 	requireFUSE(t)
 	litefs := litefstest.LiteFSBinary(t)
-	bin := filepath.Join(t.TempDir(), "cluster")
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, app := buildCommands(t)
+	for _, tc := range []struct {
+		name  string
+		sig   syscall.Signal
+		clean bool // the command stops everything and exits with status 0
+	}{
+		{name: "Ctrl-C", sig: syscall.SIGINT, clean: true},
+		{name: "kill", sig: syscall.SIGTERM, clean: true},
+		{name: "terminal closed", sig: syscall.SIGHUP, clean: true},
+		{name: "kill -9", sig: syscall.SIGKILL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			run := startCommand(t, bin, t.TempDir(), "-port", "0", "-quiet", "-litefs", litefs, "-app", app)
+			client := newClient(t)
+			for what, u := range run.proxies {
+				resp, body := get(t, client, u+"posts")
+				assert.Equal(t, http.StatusOK, resp.StatusCode, "%s: GET %sposts\n%s", what, u, body)
+			}
+			require.NoError(t, run.cmd.Process.Signal(tc.sig))
+			select {
+			case <-run.exited:
+				if tc.clean {
+					assert.NoError(t, run.err, "exit status")
+				}
+			case <-time.After(2 * stopTimeout):
+				require.Fail(t, "the command did not exit", "after %v", tc.sig)
+			}
+			if tc.clean { // stopped before it exited
+				assert.NoError(t, run.leftBehind())
+				return
+			}
+			litefstest.WaitFor(t, run.leftBehind)
+		})
 	}
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "-port", "0", "-quiet", "-dir", dir, "-litefs", litefs)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+}
+
+// commandRun is a running cluster command, as its output describes it.
+type commandRun struct {
+	cmd     *exec.Cmd
+	exited  chan struct{}     // closed when the command has exited
+	err     error             // how it exited, set before exited is closed
+	proxies map[string]string // "any instance", "node-a only", "node-b only": URL
+	apps    map[string]string // node name: the URL of its app, direct
+	mounts  []string
+}
+
+var (
+	proxyLine  = regexp.MustCompile(`^\s+(http://127\.0\.0\.1:\d+/)\s+(any instance|node-a only|node-b only)`)
+	directLine = regexp.MustCompile(`^\s+(http://127\.0\.0\.1:\d+/)\s+(node-[ab]) \((ams|sin), (primary|replica)\)`)
+)
+
+// startCommand starts the command with its files in dir and the other args,
+// and reads its output until it says it is up; it is killed when the test
+// ends.
+func startCommand(t *testing.T, bin, dir string, args ...string) *commandRun {
+	t.Helper()
+	run := &commandRun{
+		cmd:     exec.Command(bin, append([]string{"-dir", dir}, args...)...),
+		exited:  make(chan struct{}),
+		proxies: map[string]string{},
+		apps:    map[string]string{},
+		mounts:  []string{filepath.Join(dir, "node-a", "mnt"), filepath.Join(dir, "node-b", "mnt")},
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	exited := false
+	stderr, err := run.cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, run.cmd.Start())
+	lines := make(chan string)
 	t.Cleanup(func() {
-		if !exited {
-			cmd.Process.Kill()
-			<-done
+		_ = run.cmd.Process.Kill()
+		go func() {
+			for range lines { // unblock the reader if the test stopped reading
+			}
+		}()
+		<-run.exited
+		for _, m := range run.mounts { // left by a failure: detach
+			if mounted(m) {
+				_ = exec.Command("fusermount3", "-u", "-z", m).Run()
+			}
 		}
 	})
-
-	// Read what it prints until it says it is up, then keep draining.
-	lines := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			lines <- sc.Text()
 		}
 		close(lines)
-		done <- cmd.Wait()
+		run.err = run.cmd.Wait()
+		close(run.exited)
 	}()
+	printed := run.readUntilUp(t, lines)
+	go func() {
+		for range lines { // what it prints from now on
+		}
+	}()
+	require.Len(t, run.proxies, 3, "printed:\n%s", printed)
+	require.Len(t, run.apps, 2, "printed:\n%s", printed)
+	return run
+}
+
+// readUntilUp reads the command's lines until it says it is up, noting the
+// URLs it prints, and returns what it printed.
+func (run *commandRun) readUntilUp(t *testing.T, lines <-chan string) string {
+	t.Helper()
 	var printed strings.Builder
-	urls := map[string]string{}
-	urlLine := regexp.MustCompile(`^\s+(http://127\.0\.0\.1:\d+/)\s+(any instance|node-a only|node-b only)`)
 	deadline := time.After(2 * time.Minute)
-wait:
 	for {
 		select {
 		case line, ok := <-lines:
 			if !ok {
-				err := <-done
-				exited = true
-				t.Fatalf("the command exited (%v) before it was up:\n%s", err, printed.String())
+				<-run.exited
+				require.Fail(t, "the command exited before it was up", "%v\n%s", run.err, printed.String())
 			}
 			printed.WriteString(line + "\n")
-			if m := urlLine.FindStringSubmatch(line); m != nil {
-				urls[m[2]] = m[1]
+			if m := proxyLine.FindStringSubmatch(line); m != nil {
+				run.proxies[m[2]] = m[1]
+			}
+			if m := directLine.FindStringSubmatch(line); m != nil {
+				run.apps[m[2]] = m[1]
 			}
 			if strings.HasPrefix(line, "Press Ctrl-C") {
-				break wait
+				return printed.String()
 			}
 		case <-deadline:
-			t.Fatalf("the command is not up after 2 minutes:\n%s", printed.String())
+			require.Fail(t, "the command is not up after 2 minutes", "%s", printed.String())
 		}
 	}
-	go func() {
-		for range lines { // the progress it prints from now on
-		}
-	}()
-	if len(urls) != 3 {
-		t.Fatalf("printed URLs %v, want 3:\n%s", urls, printed.String())
-	}
-	client := newClient(t)
-	for what, u := range urls {
-		if resp, body := get(t, client, u+"posts"); resp.StatusCode != http.StatusOK {
-			t.Errorf("%s: GET %sposts: %s\n%s", what, u, resp.Status, body)
-		}
-	}
+}
 
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		exited = true
-		if err != nil {
-			t.Errorf("the command exited with %v, want 0", err)
-		}
-	case <-time.After(2 * stopTimeout):
-		t.Fatal("the command did not exit after SIGINT")
-	}
-	for _, name := range []string{"node-a", "node-b"} {
-		if mnt := filepath.Join(dir, name, "mnt"); mounted(mnt) {
-			t.Errorf("%s is still mounted", mnt)
+// leftBehind returns an error naming the mounts still mounted and the apps
+// still answering.
+func (run *commandRun) leftBehind() error {
+	var errs []error
+	for _, m := range run.mounts {
+		if mounted(m) {
+			errs = append(errs, fmt.Errorf("%s is still mounted", m))
 		}
 	}
+	client := http.Client{Timeout: time.Second}
+	for name, u := range run.apps {
+		if resp, err := client.Get(u + "healthz"); err == nil {
+			resp.Body.Close()
+			errs = append(errs, fmt.Errorf("the app of %s still answers at %s", name, u))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -33,10 +33,11 @@ type node struct {
 	litefsAddr   string // LiteFS's API, 127.0.0.1:port
 	appAddr      string // the app, 127.0.0.1:port
 
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{} // closed when the process has exited
-	err  error         // how it exited; set before done is closed
+	cmd     *exec.Cmd
+	logPath string        // LiteFS's output and the app's: <dir>/litefs.log
+	done    chan struct{} // closed when the process has exited
+	err     error         // how it exited; set before done is closed
+	tail    *tail         // copies the log to the cluster's output; nil if none
 
 	stopOnce sync.Once
 	stopErr  error
@@ -63,13 +64,21 @@ func (n *node) mountDir() string { return filepath.Join(n.dir, "mnt") }
 func (n *node) dataDir() string  { return filepath.Join(n.dir, "data") }
 func (n *node) appURL() string   { return "http://" + n.appAddr }
 
+// role names the node's part: "primary" or "replica".
+func (n *node) role(primary *node) string {
+	if n == primary {
+		return "primary"
+	}
+	return "replica"
+}
+
 // DBPath returns the path of the app's database in the node's mount.
 func (n *node) DBPath() string { return filepath.Join(n.mountDir(), "posts.db") }
 
 // start runs "litefs mount" with config, the values it reads from the
 // environment set for this node: a static lease naming primary, and the app
 // as its exec: command.
-func (n *node) start(ctx context.Context, litefsBin, config, app string, primary *node, out io.Writer) error {
+func (n *node) start(litefsBin, config, app string, primary *node, out io.Writer) error {
 	env := []string{
 		"LITEFS_DIR=" + n.mountDir(),
 		"LITEFS_DATA_DIR=" + n.dataDir(),
@@ -88,20 +97,23 @@ func (n *node) start(ctx context.Context, litefsBin, config, app string, primary
 		"DATABASE_PATH=" + n.DBPath(),
 		"FLY_MACHINE_ID=" + n.name,
 	}
-	log, err := os.Create(filepath.Join(n.dir, "litefs.log"))
+	n.logPath = filepath.Join(n.dir, "litefs.log")
+	log, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	n.log = log
+	defer log.Close() // LiteFS has its own copy
 	// The process outlives no ctx: it is stopped by stop, in order.
 	cmd := exec.Command(litefsBin, "mount", "-config", config)
 	cmd.Dir = n.dir
 	cmd.Env = append(cleanEnv(), env...)
-	w := io.MultiWriter(log, &prefixWriter{prefix: fmt.Sprintf("%-7s│ ", n.name), w: out})
-	cmd.Stdout, cmd.Stderr = w, w
+	// A file, not a pipe: if the cluster dies, LiteFS must still be able to
+	// log while it stops its app and unmounts, where a pipe with no reader
+	// would kill it with SIGPIPE. The cluster copies the file to out.
+	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group, so that Ctrl-C reaches the cluster only, which
 	// then stops the nodes in order; SIGINT if the cluster dies first, so
-	// that LiteFS still unmounts.
+	// that LiteFS still stops its app and unmounts.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGINT}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: %w", n.name, err)
@@ -111,6 +123,9 @@ func (n *node) start(ctx context.Context, litefsBin, config, app string, primary
 		n.err = cmd.Wait()
 		close(n.done)
 	}()
+	if out != io.Discard {
+		n.tail = startTail(n.logPath, &prefixWriter{prefix: fmt.Sprintf("%-7s│ ", n.name), w: out})
+	}
 	return nil
 }
 
@@ -194,11 +209,11 @@ func (n *node) waitFor(ctx context.Context, what string, cond func() error) erro
 		case <-n.done:
 			t.Stop()
 			return fmt.Errorf("%s: LiteFS exited (%v) while waiting for %s; its log: %s",
-				n.name, n.err, what, n.log.Name())
+				n.name, n.err, what, n.logPath)
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("%s: waiting for %s: %w (last: %v); its log: %s",
-				n.name, what, context.Cause(ctx), err, n.log.Name())
+				n.name, what, context.Cause(ctx), err, n.logPath)
 		case <-t.C:
 		}
 		delay = min(2*delay, 200*time.Millisecond)
@@ -217,7 +232,7 @@ func (n *node) stopNow() error {
 	if n.cmd == nil {
 		return nil
 	}
-	defer n.log.Close()
+	defer n.tail.stop() // after LiteFS's last line
 	var errs []error
 	select {
 	case <-n.done:

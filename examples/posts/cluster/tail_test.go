@@ -1,0 +1,62 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/litefs-sql/litefs/litefstest"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestTail appends to a log file while a tail copies it: lines written
+// while it runs show up, prefixed, and stop copies the last ones.
+func TestTail(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "litefs.log")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var out syncBuffer
+	tl := startTail(path, &prefixWriter{prefix: "node-a │ ", w: &out})
+	_, err = f.WriteString("first\n")
+	require.NoError(t, err)
+	litefstest.WaitFor(t, func() error {
+		if !strings.Contains(out.String(), "node-a │ first\n") {
+			return os.ErrNotExist
+		}
+		return nil
+	})
+	_, err = f.WriteString("second\nlast\n")
+	require.NoError(t, err)
+	tl.stop()
+	tl.stop() // a second stop is harmless
+	assert.Equal(t, "node-a │ first\nnode-a │ second\nnode-a │ last\n", out.String())
+	var none *tail
+	none.stop() // a node without output has no tail
+}
