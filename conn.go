@@ -35,6 +35,8 @@ type Conn struct {
 	roTx      bool // inside a transaction begun with TxOptions.ReadOnly
 	committed bool // set by the commit hook, cleared once reported
 	denied    bool // the guard authorizer denied a statement
+
+	halt connHalt // HALT: write forwarding (halt_conn.go)
 }
 
 // The optional interfaces are exactly those *sqlite3.SQLiteConn has, less the
@@ -54,6 +56,8 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 		info:      ctr.info,
 		queryOnly: ctr.info.queryOnly,
 		cacheSize: ctr.cfg.classCacheSize,
+		// HALT: write forwarding (halt_conn.go)
+		halt: connHalt{forward: ctr.cfg.forwardWrites || ctr.info.forwardWrites, cfg: &ctr.cfg},
 	}
 	file := sc.GetFilename("main")
 	switch {
@@ -136,6 +140,12 @@ func (c *Conn) beforeWrite(ctx context.Context, cl class) (guard bool, err error
 	if refusal == nil {
 		return false, c.setQueryOnly(false)
 	}
+	// HALT (halt_conn.go): under this database's HALT lock, the write runs
+	// here and LiteFS forwards it to the primary.
+	if ok, err := c.admitHalted(ctx, refusal); ok || err != nil {
+		TrackerFrom(ctx).ReportRefusal(err)
+		return false, err
+	}
 	// This connection is on a replica: keep it under query_only from now on.
 	qerr := c.setQueryOnly(true)
 	if cl == classMaybe && qerr == nil {
@@ -215,6 +225,11 @@ func (c *Conn) afterRun(ctx context.Context, t *Tracker) {
 // the same string) is still reported.
 func (c *Conn) failed(ctx context.Context, err error) error {
 	c.afterRun(ctx, nil)
+	// HALT (halt_conn.go): a write LiteFS failed to forward says so.
+	if herr := c.haltFailed(err); herr != nil {
+		TrackerFrom(ctx).ReportRefusal(herr)
+		return herr
+	}
 	denied := c.denied
 	c.denied = false
 	var se sqlite3.Error
@@ -295,9 +310,16 @@ func runClass[T any](c *Conn, ctx context.Context, cl class, do func() (T, error
 		c.guard(false)
 	}
 	if err != nil {
-		return zero, c.failed(ctx, err)
+		err = c.failed(ctx, err)
+		c.haltStatementDone() // HALT (halt_conn.go)
+		return zero, err
 	}
 	c.afterRun(ctx, nil)
+	// HALT (halt_conn.go): a statement's hold ends with it; rows that may
+	// still commit end it in Rows.end.
+	if _, rows := any(v).(*sqlite3.SQLiteRows); !rows {
+		c.haltStatementDone()
+	}
 	return v, nil
 }
 
@@ -340,14 +362,22 @@ func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if opts.ReadOnly {
 		return c.beginReadOnly(ctx)
 	}
+	// HALT (halt_conn.go): the transaction takes or inherits its hold
+	// before BEGIN, and gives it back with Commit or Rollback.
+	if err := c.haltBegin(ctx); err != nil {
+		return nil, err
+	}
 	if c.info.txlockWrites {
 		if _, err := c.beforeWrite(ctx, classWrite); err != nil {
+			c.haltEnd() // HALT
 			return nil, err
 		}
 	}
 	dtx, err := c.sc.BeginTx(ctx, opts)
 	if err != nil {
-		return nil, c.failed(ctx, err)
+		err = c.failed(ctx, err)
+		c.haltEnd() // HALT
+		return nil, err
 	}
 	return &Tx{c: c, parent: dtx, tracker: TrackerFrom(ctx)}, nil
 }
@@ -374,6 +404,7 @@ func (c *Conn) Ping(ctx context.Context) error { return c.sc.Ping(ctx) }
 
 // Close closes the connection.
 func (c *Conn) Close() error {
+	c.haltEnd() // HALT (halt_conn.go): never keep the lock past the connection
 	c.probe.close()
 	return c.sc.Close()
 }

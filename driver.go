@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -63,6 +64,10 @@ type config struct {
 	sqlite         *sqlite3.SQLiteDriver
 	log            *slog.Logger
 	classCacheSize int
+
+	// HALT (halt.go): write forwarding.
+	forwardWrites bool
+	haltLimit     time.Duration // MaxHaltHold; shorter in tests
 }
 
 // WithMountDir sets the LiteFS mount directory the node's role is read from.
@@ -91,11 +96,23 @@ func WithClassCacheSize(n int) Option {
 	return func(c *config) { c.classCacheSize = n }
 }
 
+// WithForwardWrites makes every write of the handle forward itself to the
+// primary through LiteFS's HALT lock when it runs on a replica: an
+// autocommit write statement takes the lock for its duration, and a
+// transaction that is not read-only takes it at BeginTx and keeps it to
+// Commit or Rollback. Reads never take it. The DSN parameter
+// _forward_writes=1 does the same. Use it for a second handle that a job
+// runner or a migration tool writes through; see WithHalt for the cost.
+func WithForwardWrites() Option {
+	return func(c *config) { c.forwardWrites = true }
+}
+
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		sqlite:         &sqlite3.SQLiteDriver{},
 		log:            slog.Default(),
 		classCacheSize: DefaultClassCacheSize,
+		haltLimit:      MaxHaltHold,
 	}
 	for _, opt := range opts {
 		if opt == nil {

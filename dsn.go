@@ -13,6 +13,8 @@ type dsnInfo struct {
 	memory       bool   // an in-memory or temporary database: nothing to replicate
 	txlockWrites bool   // _txlock takes the write lock at BEGIN
 	queryOnly    bool   // _query_only is set: the driver leaves the pragma alone
+
+	forwardWrites bool // HALT: _forward_writes (see WithForwardWrites)
 }
 
 // parseDSN reads a DSN the way go-sqlite3 does: parameters follow the first
@@ -50,6 +52,14 @@ func parseDSN(dsn string) (dsnInfo, error) {
 			return info, fmt.Errorf("litefs: invalid DSN: _query_only=%q (want a boolean)", v)
 		}
 		info.queryOnly = on
+	}
+	// HALT (halt.go): write forwarding for the whole handle.
+	if v := params.Get("_forward_writes"); v != "" {
+		on, ok := parseBool(v)
+		if !ok {
+			return info, fmt.Errorf("litefs: invalid DSN: _forward_writes=%q (want a boolean)", v)
+		}
+		info.forwardWrites = on
 	}
 	return info, nil
 }

@@ -40,6 +40,7 @@ func (r *Rows) end(err error) error {
 	if r.done {
 		return err
 	}
+	defer r.c.haltStatementDone() // HALT (halt_conn.go): the statement's hold ends here
 	r.done = err == nil
 	if err != nil {
 		return r.c.failed(r.ctx, err)

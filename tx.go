@@ -21,6 +21,13 @@ func (tx *Tx) Commit() error {
 	if tx.readOnly {
 		return tx.end("COMMIT")
 	}
+	// HALT (halt_conn.go): the transaction's hold ends with it; a
+	// transaction written under an expired or released hold rolls back.
+	defer tx.c.haltEnd()
+	if err := tx.c.haltCommit(); err != nil {
+		tx.parent.Rollback()
+		return err
+	}
 	if err := tx.parent.Commit(); err != nil {
 		return tx.c.failed(WithTracker(context.Background(), tx.tracker), err)
 	}
@@ -34,6 +41,7 @@ func (tx *Tx) Rollback() error {
 		return tx.end("ROLLBACK")
 	}
 	tx.c.committed = false
+	defer tx.c.haltEnd() // HALT (halt_conn.go)
 	return tx.parent.Rollback()
 }
 
