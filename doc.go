@@ -169,7 +169,9 @@
 // write (WithHalt or WithForwardWrites); 9.4 ms per write with the lock
 // held across 100 writes; for comparison, an HTTP request refused on the
 // replica and replayed on the primary through litefstest.FlyProxy took
-// 9.5 ms, against 8.1 ms for the same request sent to the primary.
+// 9.5 ms, against 8.1 ms for the same request sent to the primary. Two
+// later runs under heavier load gave 2 to 6 times the primary's time for a
+// lock per write and 1.3 to 2 times with the lock held.
 // Taking the lock costs LiteFS a round trip to the primary, which
 // checkpoints, and the replica's catching up with it.
 //
