@@ -372,3 +372,26 @@ func TestHaltErrorReasons(t *testing.T) {
 	assert.NotErrorIs(t, err, ErrHaltExpired)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 }
+
+func TestForwardWritesDSN(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		dsn     string
+		want    bool
+		wantErr bool
+	}{
+		{dsn: "a.db?_forward_writes=1", want: true},
+		{dsn: "a.db?_forward_writes=true", want: true},
+		{dsn: "a.db?_forward_writes=0"},
+		{dsn: "a.db"},
+		{dsn: "a.db?_forward_writes=maybe", wantErr: true},
+	} {
+		info, err := parseDSN(tc.dsn)
+		if tc.wantErr {
+			assert.ErrorContains(t, err, "_forward_writes", tc.dsn)
+			continue
+		}
+		require.NoError(t, err, tc.dsn)
+		assert.Equal(t, tc.want, info.forwardWrites, tc.dsn)
+	}
+}
