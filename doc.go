@@ -175,7 +175,16 @@
 // Taking the lock costs LiteFS a round trip to the primary, which
 // checkpoints, and the replica's catching up with it.
 //
-// LiteFS's own caveats: write forwarding is experimental in LiteFS v0.5.
+// LiteFS's own caveats: write forwarding is experimental in LiteFS v0.5,
+// and v0.5.14 has a deadlock this package cannot prevent: when a
+// transaction the primary committed reaches a replica after the primary
+// granted that replica's request for the lock, the replica stops applying
+// transactions until LiteFS restarts (its stream processor waits for a
+// lock it holds), and every later request for the lock there fails after
+// 10 s. A replica that asks while the primary is writing is exposed: in
+// this package's tests, a primary writing continuously hit it about one run
+// in three. Use write forwarding where the primary writes little (a
+// migration at deploy time, a nightly job), or run the job on the primary.
 // While a replica holds the lock the primary's own writes wait (and fail
 // with SQLITE_BUSY after their busy timeout), so keep each hold to one job
 // step or one migration and do no slow work under it. LiteFS waits 10 s
