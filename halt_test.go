@@ -107,6 +107,9 @@ func TestWithHaltOnAReplica(t *testing.T) {
 		inside = ctx
 		assert.True(t, lockHeld(t, m), "fn runs under the lock")
 		require.NoError(t, insert(ctx, db, "halted"))
+		var qo int
+		require.NoError(t, db.QueryRowContext(ctx, "PRAGMA query_only").Scan(&qo))
+		assert.Equal(t, 1, qo, "query_only back on after the forwarded write")
 		tx, err := db.BeginTx(ctx, nil)
 		require.NoError(t, err)
 		_, err = tx.Exec("INSERT INTO t(v) VALUES ('in tx')") // no ctx: the transaction's hold
@@ -120,9 +123,6 @@ func TestWithHaltOnAReplica(t *testing.T) {
 	assert.Equal(t, 1, count(t, db, "halted"))
 	assert.Equal(t, 1, count(t, db, "in tx"))
 	assert.Equal(t, 0, count(t, db, "other ctx"))
-	var qo int
-	require.NoError(t, db.QueryRow("PRAGMA query_only").Scan(&qo))
-	assert.Equal(t, 1, qo, "query_only back on after the forwarded writes")
 
 	err = insert(inside, db, "late")
 	var he *HaltError
@@ -188,7 +188,9 @@ func TestWithHaltContextEndsWhileWaiting(t *testing.T) {
 	// The request still pending in the kernel is granted once the other
 	// holder goes, and given back at once: the next WithHalt gets it.
 	release()
-	require.NoError(t, WithHalt(t.Context(), db, func(ctx context.Context) error {
+	ctx, cancel = context.WithTimeout(t.Context(), litefstest.DefaultWaitTimeout)
+	defer cancel()
+	require.NoError(t, WithHalt(ctx, db, func(ctx context.Context) error {
 		return insert(ctx, db, "after")
 	}))
 	assert.False(t, lockHeld(t, m))
