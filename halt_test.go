@@ -313,6 +313,7 @@ func TestForwardWrites(t *testing.T) {
 	}{
 		{name: "option", opts: []Option{WithForwardWrites()}},
 		{name: "DSN", suffix: "&_forward_writes=1"},
+		{name: "DSN with _txlock=immediate", suffix: "&_forward_writes=1&_txlock=immediate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
