@@ -181,10 +181,13 @@
 // granted that replica's request for the lock, the replica stops applying
 // transactions until LiteFS restarts (its stream processor waits for a
 // lock it holds), and every later request for the lock there fails after
-// 10 s. A replica that asks while the primary is writing is exposed: in
-// this package's tests, a primary writing continuously hit it about one run
-// in three. Use write forwarding where the primary writes little (a
-// migration at deploy time, a nightly job), or run the job on the primary.
+// 10 s. A replica that asks before it has applied the primary's last
+// transactions is exposed: one asking while the primary writes, or just
+// after. In this package's tests a primary writing continuously hit it
+// about one run in three, and so did a benchmark asking at once after a
+// burst of primary writes. Use write forwarding where the primary writes
+// little (a migration at deploy time, a nightly job), or run the job on
+// the primary.
 // While a replica holds the lock the primary's own writes wait (and fail
 // with SQLITE_BUSY after their busy timeout), so keep each hold to one job
 // step or one migration and do no slow work under it. LiteFS waits 10 s

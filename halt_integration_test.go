@@ -42,12 +42,16 @@ func openForwarding(t *testing.T, n *litefstest.Node) *sql.DB {
 }
 
 // assertPrimaryWrites checks that the primary takes a write at once: a HALT
-// lock left behind would hold it for LiteFS's 30 s.
-func assertPrimaryWrites(t *testing.T, pdb *sql.DB) {
+// lock left behind would hold it for LiteFS's 30 s. It returns once the
+// replicas have the write: LiteFS v0.5.14 deadlocks a replica that asks for
+// the lock before it has applied the primary's last transactions (see
+// TestLiteFSHaltWritersTogether).
+func assertPrimaryWrites(t *testing.T, cluster *litefstest.Cluster, pdb *sql.DB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	assert.NoError(t, insert(ctx, pdb, "primary"), "the primary is not halted")
+	cluster.WaitReplicated(t)
 }
 
 func TestLiteFSHaltWrites(t *testing.T) {
@@ -81,7 +85,7 @@ func TestLiteFSHaltWrites(t *testing.T) {
 	require.NoError(t, tx.Commit())
 
 	wantNotPrimary(t, insert(ctx, rdb, "plain"), cluster.Primary().Hostname())
-	assertPrimaryWrites(t, pdb)
+	assertPrimaryWrites(t, cluster, pdb)
 
 	cluster.WaitReplicated(t)
 	for _, n := range cluster.Nodes() {
@@ -216,7 +220,7 @@ func TestLiteFSHaltReleasedOnEveryPath(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.ErrorIs(t, tc.run(t), tc.want)
-			assertPrimaryWrites(t, pdb)
+			assertPrimaryWrites(t, cluster, pdb)
 		})
 	}
 }
