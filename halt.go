@@ -38,9 +38,12 @@ const (
 	HaltNoPrimary HaltReason = iota + 1
 	// HaltTimeout: the lock was not granted before the context ended.
 	HaltTimeout
-	// HaltRefused: LiteFS did not grant the lock: the primary did not halt
-	// within LiteFS's 10 s, this replica could not catch up with it (EAGAIN),
-	// the primary went away, or <db>-lock could not be opened.
+	// HaltRefused: LiteFS did not grant the lock: the primary did not halt,
+	// or this replica did not catch up with it, within LiteFS's 10 s (EIO,
+	// or EAGAIN), the primary went away (EIO), or <db>-lock could not be
+	// opened. Every request failing after 10 s is also what LiteFS v0.5.14
+	// does once a replica's replication has deadlocked (see the package
+	// documentation): restart LiteFS on that node.
 	HaltRefused
 	// HaltExpired: the hold is older than MaxHaltHold (see ErrHaltExpired).
 	HaltExpired
