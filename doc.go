@@ -176,18 +176,22 @@
 // checkpoints, and the replica's catching up with it.
 //
 // LiteFS's own caveats: write forwarding is experimental in LiteFS v0.5,
-// and v0.5.14 has a deadlock this package cannot prevent: when a
-// transaction the primary committed reaches a replica after the primary
-// granted that replica's request for the lock, the replica stops applying
-// transactions until LiteFS restarts (its stream processor waits for a
-// lock it holds), and every later request for the lock there fails after
-// 10 s. A replica that asks before it has applied the primary's last
-// transactions is exposed: one asking while the primary writes, or just
-// after. In this package's tests a primary writing continuously hit it
-// about one run in three, and so did a benchmark asking at once after a
-// burst of primary writes. Use write forwarding where the primary writes
-// little (a migration at deploy time, a nightly job), or run the job on
-// the primary.
+// and v0.5.14 has a deadlock: when a transaction the primary committed
+// reaches a replica after the primary granted that replica's request for
+// the lock, the replica stops applying transactions until LiteFS restarts
+// (its stream processor waits for a lock it holds), and every later
+// request for the lock there fails after 10 s. In this package's tests a
+// primary writing continuously, or a burst of primary writes just before,
+// hit it about one run in three. So the driver asks for the lock only once
+// the replica has caught up: its <db>-pos is stamped before the last
+// heartbeat in .lag, which the primary sends (every second) only when it
+// has nothing more to stream, or nothing has arrived since this process
+// last released the lock. After a primary write that costs up to a second;
+// while the primary writes without pause, the wait lasts until the context
+// ends (a [*HaltError], HaltTimeout). This narrows the race (a primary
+// commit between its heartbeat and the grant is still exposed) but does
+// not close it: use write forwarding where the primary writes little (a
+// migration at deploy time, a nightly job), or run the job on the primary.
 // While a replica holds the lock the primary's own writes wait for it (a
 // write measured here took 336 ms under a 300 ms hold), so keep each hold
 // to one job step or one migration and do no slow work under it. LiteFS waits 10 s

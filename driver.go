@@ -102,7 +102,9 @@ func WithClassCacheSize(n int) Option {
 // transaction that is not read-only takes it at BeginTx and keeps it to
 // Commit or Rollback. Reads never take it. The DSN parameter
 // _forward_writes=1 does the same. Use it for a second handle that a job
-// runner or a migration tool writes through; see WithHalt for the cost.
+// runner or a migration tool writes through; see WithHalt for the cost and
+// the waits. A write waits for the lock until its context ends, or for
+// DefaultHaltWait.
 func WithForwardWrites() Option {
 	return func(c *config) { c.forwardWrites = true }
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,21 +107,32 @@ func (e *HaltError) Is(target error) bool {
 	return target == ErrNotPrimary || target == ErrHaltExpired && e.Reason == HaltExpired
 }
 
-// haltSems holds one semaphore (a chan of capacity 1) per <db>-lock path.
-// It is process-wide because the lock is node-wide: LiteFS halts the
-// primary for one replica handle at a time, and a second handle of this
-// process would only queue inside LiteFS, where a wait cannot be given a
-// deadline. It is the package's only state besides the driver's
-// registration; entries are never removed (one per database).
+// haltSems holds one *haltDB per <db>-lock path. It is process-wide
+// because the lock is node-wide: LiteFS halts the primary for one replica
+// handle at a time, and a second handle of this process would only queue
+// inside LiteFS, where a wait cannot be given a deadline. It is the
+// package's only state besides the driver's registration; entries are
+// never removed (one per database).
 var haltSems sync.Map
 
-func haltSem(lockPath string) chan struct{} {
-	if s, ok := haltSems.Load(lockPath); ok {
-		return s.(chan struct{})
-	}
-	s, _ := haltSems.LoadOrStore(lockPath, make(chan struct{}, 1))
-	return s.(chan struct{})
+// haltDB is this process's state for one database's HALT lock.
+type haltDB struct {
+	sem chan struct{} // capacity 1: held by the hold in force
+	// releasedPos is <db>-pos's mtime (ns) when this process last released
+	// the lock, when this replica was exactly at the primary's position.
+	releasedPos atomic.Int64
 }
+
+func haltState(lockPath string) *haltDB {
+	if s, ok := haltSems.Load(lockPath); ok {
+		return s.(*haltDB)
+	}
+	s, _ := haltSems.LoadOrStore(lockPath, &haltDB{sem: make(chan struct{}, 1)})
+	return s.(*haltDB)
+}
+
+// haltSem returns the semaphore of the database whose lock is lockPath.
+func haltSem(lockPath string) chan struct{} { return haltState(lockPath).sem }
 
 // haltHold is one granted HALT lock on one database. Invariant: while
 // released is false, this process holds the lock and its semaphore; release
@@ -128,7 +141,7 @@ func haltSem(lockPath string) chan struct{} {
 type haltHold struct {
 	posPath string // <db>-pos: the database's key, as Conn.posPath
 	lf      *lockFile
-	sem     chan struct{}
+	db      *haltDB
 	start   time.Time     // when the lock was asked for, before LiteFS's TTL began
 	limit   time.Duration // MaxHaltHold, shorter in tests
 	log     *slog.Logger
@@ -182,6 +195,10 @@ func (h *haltHold) release() {
 	if !h.released.CompareAndSwap(false, true) {
 		return
 	}
+	// Still halted: this replica is exactly at the primary's position.
+	if exists, at, err := statMtime(h.posPath); err == nil && exists {
+		h.db.releasedPos.Store(at.UnixNano())
+	}
 	if err := h.lf.unlock(); err != nil {
 		// Closing the file releases it all the same.
 		h.log.Warn("litefs: releasing the HALT lock", "err", err)
@@ -191,7 +208,7 @@ func (h *haltHold) release() {
 		h.log.Warn("litefs: HALT lock held longer than LiteFS allows; writes after the limit were refused",
 			"held", held, "limit", h.limit)
 	}
-	<-h.sem
+	<-h.db.sem
 }
 
 // lockPathOf returns <db>-lock for the position file <db>-pos.
@@ -220,17 +237,54 @@ func takeHold(ctx context.Context, posPath string, refusal error, limit time.Dur
 		return nil, &HaltError{Reason: HaltRefused, Refusal: refusal, Err: ErrNoPosition}
 	}
 	lockPath := lockPathOf(posPath)
-	sem := haltSem(lockPath)
+	db := haltState(lockPath)
+	sem := db.sem
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, &HaltError{Reason: HaltTimeout, Refusal: refusal, Err: context.Cause(ctx)}
 	}
+	if err := waitCaughtUp(ctx, posPath, db.releasedPos.Load()); err != nil {
+		<-sem
+		return nil, &HaltError{Reason: HaltTimeout, Refusal: refusal,
+			Err: fmt.Errorf("this replica did not catch up with the primary: %w", err)}
+	}
 	lf, start, err := grant(ctx, lockPath, sem, refusal)
 	if err != nil {
 		return nil, err
 	}
-	return &haltHold{posPath: posPath, lf: lf, sem: sem, start: start, limit: limit, log: log}, nil
+	return &haltHold{posPath: posPath, lf: lf, db: db, start: start, limit: limit, log: log}, nil
+}
+
+// waitCaughtUp waits until this replica has applied every transaction the
+// primary committed before the last heartbeat it received, as far as LiteFS
+// shows: <db>-pos is stamped with the commit time of the last transaction
+// applied, and .lag with the time of the last heartbeat, which the primary
+// sends only once it has streamed every transaction, both on the primary's
+// clock. LiteFS v0.5.14 deadlocks a replica that receives a transaction
+// from the primary after granting it the lock (its stream processor waits
+// for a lock it holds), so asking while transactions are still on their way
+// is what this avoids. It cannot see a transaction the primary commits
+// after its last heartbeat: the primary has to be quiet for a moment (a
+// heartbeat comes every second) before the lock is asked for. A replica
+// that has applied nothing since this process released the lock (its
+// <db>-pos still stamped releasedPos) was then exactly at the primary's
+// position and need not wait: the transactions it forwarded itself come
+// back to it, but LiteFS skips those. Outside LiteFS (no .lag or no
+// <db>-pos) there is nothing to wait for.
+func waitCaughtUp(ctx context.Context, posPath string, releasedPos int64) error {
+	lagPath := filepath.Join(filepath.Dir(posPath), lagFile)
+	return poll(ctx, 10*time.Millisecond, func() (bool, error) {
+		lagExists, lagAt, lerr := statMtime(lagPath)
+		posExists, posAt, perr := statMtime(posPath)
+		switch {
+		case lerr != nil || perr != nil:
+			return false, nil // fail closed: wait, bounded by ctx
+		case !lagExists || !posExists:
+			return true, nil
+		}
+		return posAt.Before(lagAt) || releasedPos != 0 && posAt.UnixNano() == releasedPos, nil
+	})
 }
 
 // grant asks LiteFS for the lock, holding sem. On success the caller owns
@@ -286,7 +340,12 @@ func (e *lockError) Unwrap() error { return e.err }
 // served meanwhile is still replayed. ctx bounds the wait for the lock, and
 // for a primary when none is known. A failure to take the lock is a
 // [*HaltError] matching [ErrNotPrimary] (and [ErrNoPrimary] when no primary
-// was found); fn is not called then. WithHalt calls for one database are
+// was found); fn is not called then. Before asking LiteFS, WithHalt waits
+// until this replica has applied what the primary committed (up to the
+// primary's next heartbeat, 1 s, after it wrote): LiteFS v0.5.14 deadlocks
+// a replica that receives one of the primary's transactions after the lock
+// is granted. So while the primary writes without pause, WithHalt waits
+// until ctx ends. WithHalt calls for one database are
 // serialized in the process; a nested call with fn's context reuses the
 // lock. Writes after [MaxHaltHold] fail with [ErrHaltExpired]: keep fn to
 // one job step or one migration. While the lock is held, the primary's own

@@ -398,3 +398,42 @@ func TestForwardWritesDSN(t *testing.T) {
 		assert.Equal(t, tc.want, info.forwardWrites, tc.dsn)
 	}
 }
+
+func TestWithHaltWaitsForTheReplicaToCatchUp(t *testing.T) {
+	t.Parallel()
+	m, db := haltMount(t, "")
+	m.SetTXID(7) // the last transaction applied, stamped now
+	lagAt := func(at time.Time) { m.WriteLagFile([]byte("+000000001\n"), at) }
+	job := func(timeout time.Duration) (called bool, err error) {
+		ctx, cancel := context.WithTimeout(t.Context(), timeout)
+		defer cancel()
+		err = WithHalt(ctx, db, func(ctx context.Context) error { called = true; return insert(ctx, db, "job") })
+		return called, err
+	}
+
+	lagAt(time.Now().Add(-time.Hour)) // the last heartbeat came before the last transaction
+	called, err := job(50 * time.Millisecond)
+	assert.False(t, called, "no lock while transactions may be on their way")
+	var he *HaltError
+	require.ErrorAs(t, err, &he)
+	assert.Equal(t, HaltTimeout, he.Reason)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.False(t, lockHeld(t, m))
+
+	lagAt(time.Now().Add(time.Second)) // a heartbeat after it
+	called, err = job(litefstest.DefaultWaitTimeout)
+	assert.True(t, called)
+	require.NoError(t, err)
+
+	// Released with -pos unchanged, the replica was at the primary's
+	// position: the next job needs no new heartbeat, until a transaction
+	// from the primary arrives.
+	lagAt(time.Now().Add(-time.Hour))
+	called, err = job(litefstest.DefaultWaitTimeout)
+	assert.True(t, called)
+	require.NoError(t, err)
+	m.SetTXID(8)
+	called, err = job(50 * time.Millisecond)
+	assert.False(t, called)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
