@@ -164,14 +164,14 @@
 // node at a time.
 //
 // The cost, measured on a real two-node cluster on loopback (2 cores
-// under heavy load from other work, single-row INSERT, medians of three
-// runs): 4.6 ms on the primary; 17-20 ms from a replica taking the lock per
-// write (WithHalt or WithForwardWrites); 9.4 ms per write with the lock
-// held across 100 writes; for comparison, an HTTP request refused on the
-// replica and replayed on the primary through litefstest.FlyProxy took
-// 9.5 ms, against 8.1 ms for the same request sent to the primary. Two
-// later runs under heavier load gave 2 to 6 times the primary's time for a
-// lock per write and 1.3 to 2 times with the lock held.
+// loaded by other work, load average 8; single-row INSERT; medians of
+// three interleaved rounds): 3.9 ms on the primary; 14.6 ms from a replica
+// taking the lock per write with WithHalt, 13.7 ms with WithForwardWrites
+// (2.6 to 4.9 times the primary in each round); 5.6 ms per write with the
+// lock held across 100 writes (1.0 to 1.9 times); for comparison, an HTTP
+// request refused on the replica and replayed on the primary through
+// litefstest.FlyProxy took 6.2 ms, against 4.8 ms for the same request sent
+// to the primary. Runs under heavier load gave the same ratios.
 // Taking the lock costs LiteFS a round trip to the primary, which
 // checkpoints, and the replica's catching up with it.
 //
