@@ -32,9 +32,10 @@ type Conn struct {
 
 	// State SQLite keeps for this connection, owned by the statement runs
 	// (run.go), which set it before a statement and re-establish it after.
-	queryOnly qoState // PRAGMA query_only as the driver last set it
-	roTx      bool    // inside a transaction begun with TxOptions.ReadOnly
-	committed bool    // set by the commit hook, cleared once a run reports it
+	queryOnly qoState  // PRAGMA query_only as the driver last set it
+	roTx      bool     // inside a transaction begun with TxOptions.ReadOnly
+	committed bool     // set by the commit hook, cleared once a run reports it
+	halt      connHalt // write forwarding under LiteFS's HALT lock (halt_conn.go)
 }
 
 // qoState is what the driver knows of PRAGMA query_only on a connection.
@@ -63,6 +64,7 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 		info:      ctr.info,
 		queryOnly: qoOff,
 		cacheSize: ctr.cfg.classCacheSize,
+		halt:      connHalt{forward: ctr.cfg.forwardWrites || ctr.info.forwardWrites, cfg: &ctr.cfg},
 	}
 	file := sc.GetFilename("main")
 	switch {
@@ -185,7 +187,9 @@ func (c *Conn) prepareFailed(ctx context.Context, query string, err error) error
 	if !errors.As(err, &se) || se.Code != sqlite3.ErrError || !mayWrite(query) {
 		return err
 	}
-	if _, aerr := c.admit(ctx, classWrite, err); aerr != nil {
+	_, aerr := c.admit(ctx, classWrite, err)
+	c.haltStatementDone() // nothing runs: end what admit began under a HALT hold
+	if aerr != nil {
 		return aerr
 	}
 	return err
@@ -248,7 +252,9 @@ func (c *Conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 	var err error
 	if decided {
 		if cl != classRead && cl != classBackup {
-			if _, err := c.admit(ctx, cl, nil); err != nil {
+			_, err := c.admit(ctx, cl, nil)
+			c.haltStatementDone() // preparing writes nothing: end what admit began under a HALT hold
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -279,16 +285,23 @@ func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if opts.ReadOnly {
 		return c.beginReadOnly(ctx)
 	}
+	// The transaction takes or inherits its HALT hold before BEGIN, and
+	// gives it back with Commit or Rollback (halt_conn.go).
+	if err := c.haltBegin(ctx); err != nil {
+		return nil, err
+	}
 	cl := classRead
 	if c.info.txlockWrites {
 		cl = classWrite
 	}
 	r, err := c.begin(ctx, cl, "")
 	if err != nil {
+		c.haltEnd()
 		return nil, err
 	}
 	dtx, err := c.sc.BeginTx(ctx, opts)
 	if err = r.end(err); err != nil {
+		c.haltEnd()
 		return nil, err
 	}
 	return &Tx{c: c, parent: dtx, tracker: TrackerFrom(ctx)}, nil
@@ -332,6 +345,7 @@ func (c *Conn) Ping(ctx context.Context) error { return c.sc.Ping(ctx) }
 
 // Close closes the connection.
 func (c *Conn) Close() error {
+	c.haltEnd() // never keep a HALT lock past the connection
 	c.probe.close()
 	return c.sc.Close()
 }

@@ -12,13 +12,15 @@
 //
 //	db, err := sql.Open("litefs", "/litefs/app.db?_journal_mode=WAL&_busy_timeout=5000")
 //
-// sql.Open reports a malformed DSN at once. The driver reads one parameter
-// of its own, _litefs_api (see below); go-sqlite3 ignores it. For options a
-// DSN cannot carry (the mount directory, a go-sqlite3 driver with a
-// ConnectHook or extensions, a logger) use [NewConnector] with sql.OpenDB.
-// db.Close closes the Connector too, which stops its event stream. sqlx
-// works unchanged: the package registers the bind type, so
-// sqlx.BindType("litefs") is sqlx.QUESTION, as for "sqlite3".
+// sql.Open reports a malformed DSN at once. The driver reads go-sqlite3's
+// _txlock (see Transactions) and _query_only (see Limits), and two
+// parameters of its own that go-sqlite3 ignores: _litefs_api (see below)
+// and _forward_writes=1 (see [WithForwardWrites]). For options a DSN cannot
+// carry (the mount directory, a go-sqlite3 driver with a ConnectHook or
+// extensions, a logger) use [NewConnector] with sql.OpenDB. db.Close closes
+// the Connector too, which stops its event stream. sqlx works unchanged:
+// the package registers the bind type, so sqlx.BindType("litefs") is
+// sqlx.QUESTION, as for "sqlite3".
 //
 // An in-memory or temporary database (":memory:", "file::memory:",
 // mode=memory, "") is not replicated: it is always writable unless
@@ -251,6 +253,86 @@
 // them before the cluster stops (litefstest waits for that, and says which
 // files are still open).
 //
+// # Writes outside a request
+//
+// A refused write inside an HTTP request is best replayed on the primary
+// (package httpbridge): the replica does no work and the primary never
+// waits. Code with no request to replay (a background job, a queue
+// consumer, a WebSocket or gRPC handler, a CLI command, a migration) has
+// three other ways:
+//
+//   - [WithHalt] runs a function under LiteFS's HALT lock (its write
+//     forwarding): the function's writes run on this node, and LiteFS sends
+//     each transaction to the primary before the commit returns. Only writes
+//     made with the function's context go through; the rest of the process
+//     is refused as before, so a request served meanwhile is still replayed.
+//   - [WithForwardWrites] (DSN parameter _forward_writes=1) makes a handle
+//     forward every write by itself: an autocommit write takes the lock for
+//     its duration, and a transaction that is not read-only takes it at
+//     BeginTx and keeps it to Commit or Rollback. Reads never take it. Use
+//     it for a second handle, for code that passes no context (a migration
+//     tool such as golang-migrate) or for a job runner's rare writes.
+//   - [CheckPrimary] lets a job run only on the primary (or wherever the
+//     lock is not worth its cost): check, and skip the job on a replica.
+//
+// Migrations: run goose's UpContext inside WithHalt, on any node and on
+// several at once: each node catches up with the primary when it gets the
+// lock, so goose sees what another node applied and applies each migration
+// once.
+//
+//	err := litefs.WithHalt(ctx, db, func(ctx context.Context) error {
+//		return goose.UpContext(ctx, db, "migrations")
+//	})
+//
+// golang-migrate takes no context: give it a handle opened with
+// _forward_writes=1. Each of its migrations then commits under the lock,
+// but its version check runs before it takes the lock, so run it from one
+// node at a time.
+//
+// The cost, measured on a real two-node cluster on loopback (2 cores
+// loaded by other work, load average 8; single-row INSERT; medians of
+// three interleaved rounds): 3.9 ms on the primary; 14.6 ms from a replica
+// taking the lock per write with WithHalt, 13.7 ms with WithForwardWrites
+// (2.6 to 4.9 times the primary in each round); 5.6 ms per write with the
+// lock held across 100 writes (1.0 to 1.9 times); for comparison, an HTTP
+// request refused on the replica and replayed on the primary through
+// litefstest.FlyProxy took 6.2 ms, against 4.8 ms for the same request sent
+// to the primary. Runs under heavier load gave the same ratios.
+// Taking the lock costs LiteFS a round trip to the primary, which
+// checkpoints, and the replica's catching up with it.
+//
+// LiteFS's own caveats: write forwarding is experimental in LiteFS v0.5,
+// and v0.5.14 has a deadlock: when a transaction the primary committed
+// reaches a replica after the primary granted that replica's request for
+// the lock, the replica stops applying transactions until LiteFS restarts
+// (its stream processor waits for a lock it holds), and every later
+// request for the lock there fails after 10 s. In this package's tests a
+// primary writing continuously, or a burst of primary writes just before,
+// hit it about one run in three. So the driver asks for the lock only once
+// the replica has caught up: its <db>-pos is stamped before the last
+// heartbeat in .lag, which the primary sends (every second) only when it
+// has nothing more to stream, or nothing has arrived since this process
+// last released the lock. After a primary write that costs up to a second;
+// while the primary writes without pause, the wait lasts until the context
+// ends (a [*HaltError], HaltTimeout). This narrows the race (a primary
+// commit between its heartbeat and the grant is still exposed) but does
+// not close it: use write forwarding where the primary writes little (a
+// migration at deploy time, a nightly job), or run the job on the primary.
+// While a replica holds the lock the primary's own writes wait for it (a
+// write measured here took 336 ms under a 300 ms hold), so keep each hold
+// to one job step or one migration and do no slow work under it. LiteFS waits 10 s
+// for the primary to halt and then refuses the lock; the primary drops a
+// halt 30 to 35 s after granting it, so writes under a hold older than
+// [MaxHaltHold] (25 s) fail with [ErrHaltExpired] rather than reach a
+// primary that has stopped waiting for them. Holds are serialized per
+// database in the process; a nested WithHalt with the context of an
+// enclosing one reuses its lock.
+//
+// A write that could not be forwarded fails with a [*HaltError] that names
+// why (no primary known, the lock not granted in time, LiteFS refused it,
+// the hold expired or was released, LiteFS could not send the commit) and
+// matches [ErrNotPrimary], so httpbridge replays a request that meets one.
+//
 // # Limits
 //
 //   - A replica cannot write temporary tables: SQLite counts them as writes
@@ -272,8 +354,7 @@
 //     left alone and stays read-only.
 //   - TxOptions.Isolation is ignored, as go-sqlite3 does: SQLite
 //     transactions are serializable.
-//   - LiteFS's write forwarding (the HALT lock) is not used: writes go to the
-//     primary, not through it.
+//   - Write forwarding needs Linux (OFD locks), as LiteFS does.
 //
 // [LiteFS]: https://fly.io/docs/litefs/
 package litefs

@@ -77,6 +77,10 @@ type config struct {
 	liteFSAPISet bool
 	roleEvery    time.Duration
 	maxWaiters   int
+
+	// Write forwarding through LiteFS's HALT lock (halt.go).
+	forwardWrites bool
+	haltLimit     time.Duration // MaxHaltHold; shorter in tests
 }
 
 // WithMountDir sets the LiteFS mount directory the node's role is read from.
@@ -105,6 +109,19 @@ func WithClassCacheSize(n int) Option {
 	return func(c *config) { c.classCacheSize = n }
 }
 
+// WithForwardWrites makes every write of the handle forward itself to the
+// primary through LiteFS's HALT lock when it runs on a replica: an
+// autocommit write statement takes the lock for its duration, and a
+// transaction that is not read-only takes it at BeginTx and keeps it to
+// Commit or Rollback. Reads never take it. The DSN parameter
+// _forward_writes=1 does the same. Use it for a second handle that a job
+// runner or a migration tool writes through; see WithHalt for the cost and
+// the waits. A write waits for the lock until its context ends, or for
+// DefaultHaltWait.
+func WithForwardWrites() Option {
+	return func(c *config) { c.forwardWrites = true }
+}
+
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		sqlite:         &sqlite3.SQLiteDriver{},
@@ -112,6 +129,7 @@ func newConfig(opts []Option) (config, error) {
 		classCacheSize: DefaultClassCacheSize,
 		roleEvery:      DefaultRoleCheckInterval,
 		maxWaiters:     DefaultMaxWaiters,
+		haltLimit:      MaxHaltHold,
 	}
 	for _, opt := range opts {
 		if opt == nil {

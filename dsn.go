@@ -9,12 +9,13 @@ import (
 // dsnInfo is what the driver needs to know of a go-sqlite3 DSN. The DSN
 // itself is passed to go-sqlite3 unchanged.
 type dsnInfo struct {
-	path         string // the file name, without "file:" and parameters
-	memory       bool   // an in-memory or temporary database: nothing to replicate
-	txlockWrites bool   // _txlock takes the write lock at BEGIN
-	queryOnly    bool   // _query_only is set: the driver leaves the pragma alone
-	api          string // _litefs_api: LiteFS's HTTP API address ("" or "off": none)
-	apiSet       bool
+	path          string // the file name, without "file:" and parameters
+	memory        bool   // an in-memory or temporary database: nothing to replicate
+	txlockWrites  bool   // _txlock takes the write lock at BEGIN
+	queryOnly     bool   // _query_only is set: the driver leaves the pragma alone
+	api           string // _litefs_api: LiteFS's HTTP API address ("" or "off": none)
+	apiSet        bool
+	forwardWrites bool // _forward_writes (see WithForwardWrites)
 }
 
 // parseDSN reads a DSN the way go-sqlite3 does: parameters follow the first
@@ -61,6 +62,13 @@ func parseDSN(dsn string) (dsnInfo, error) {
 		if _, err := apiURL(info.api); err != nil {
 			return info, fmt.Errorf("litefs: invalid DSN: _litefs_api: %w", err)
 		}
+	}
+	if v := params.Get("_forward_writes"); v != "" {
+		on, ok := parseBool(v)
+		if !ok {
+			return info, fmt.Errorf("litefs: invalid DSN: _forward_writes=%q (want a boolean)", v)
+		}
+		info.forwardWrites = on
 	}
 	return info, nil
 }

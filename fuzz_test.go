@@ -21,6 +21,7 @@ func FuzzParseDSN(f *testing.F) {
 		"app.db", "/litefs/app.db?_journal_mode=WAL&_txlock=immediate", "file:app.db?mode=ro",
 		":memory:", "file::memory:?cache=shared", "?", "?_txlock=exclusive", "a?%zz", "a?_query_only=yes",
 		"a?_txlock=IMMEDIATE&_txlock=deferred", "file:", "a\x00b",
+		"a?_forward_writes=1", "a?_forward_writes=maybe", // HALT
 	} {
 		f.Add(s)
 	}
@@ -34,6 +35,9 @@ func FuzzParseDSN(f *testing.F) {
 		require.Contains(t, dsn, info.path, "the path is part of the DSN")
 		if info.txlockWrites {
 			require.Contains(t, strings.ToLower(dsn), "_txlock", "txlockWrites without _txlock")
+		}
+		if info.forwardWrites && !strings.Contains(dsn, "_forward_writes") { // HALT
+			t.Fatal("forwardWrites without _forward_writes")
 		}
 	})
 }

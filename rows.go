@@ -38,6 +38,7 @@ func (r *Rows) end(err error) error {
 	if r.done {
 		return err
 	}
+	defer r.r.c.haltStatementDone() // the statement's HALT hold ends with its rows (halt_conn.go)
 	r.done = err == nil
 	return r.r.end(err)
 }

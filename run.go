@@ -57,13 +57,24 @@ func (c *Conn) admit(ctx context.Context, cl class, cause error) (admission, err
 	switch {
 	case verdict == nil:
 		return admission{guard: cl == classMaybe}, nil
-	case cl == classMaybe:
-		return admission{verdict: verdict, queryOnly: true, guard: true}, nil
 	case cl == classBackup && cause == nil:
 		return admission{verdict: verdict, guard: true, backup: true}, nil
 	}
+	// Under this database's HALT lock the write runs here as on the
+	// primary, and LiteFS forwards it (halt_conn.go).
+	halted, herr := c.admitHalted(ctx, verdict)
+	switch {
+	case halted:
+		return admission{guard: cl == classMaybe}, nil
+	case herr == nil && cl == classMaybe:
+		return admission{verdict: verdict, queryOnly: true, guard: true}, nil
+	}
 	// This connection is on a replica: keep it under query_only from now on.
 	c.setQueryOnly(true)
+	if herr != nil {
+		TrackerFrom(ctx).ReportRefusal(herr)
+		return admission{}, herr
+	}
 	return admission{}, refusal(ctx, verdict, cause)
 }
 
@@ -157,6 +168,10 @@ func (r *run) end(err error) error {
 // WAL, or on the journal's directory). Other errors pass unchanged.
 func (r *run) failure(err error) (error, bool) {
 	c := r.c
+	if herr := c.haltFailed(err); herr != nil {
+		TrackerFrom(r.ctx).ReportRefusal(herr)
+		return herr, true
+	}
 	var se sqlite3.Error
 	if !errors.As(err, &se) {
 		return err, false
@@ -226,13 +241,16 @@ func (c *Conn) installGuard(replica bool) *guard {
 // and this node may not, its SQLite errors turned into refusals where they
 // are, and a commit it made reported.
 func runClass[T any](c *Conn, ctx context.Context, cl class, query string, do func() (T, error)) (T, error) {
-	var zero T
+	var v T
 	r, err := c.begin(ctx, cl, query)
-	if err != nil {
-		return zero, err
+	if err == nil {
+		v, err = do()
+		err = r.end(err)
 	}
-	v, err := do()
-	if err = r.end(err); err != nil {
+	// A HALT hold the statement was let through under ends with it.
+	c.haltStatementDone()
+	if err != nil {
+		var zero T
 		return zero, err
 	}
 	return v, nil
@@ -245,19 +263,24 @@ func runClass[T any](c *Conn, ctx context.Context, cl class, query string, do fu
 func queryClass(c *Conn, ctx context.Context, cl class, query string, do func() (driver.Rows, error)) (driver.Rows, error) {
 	r, err := c.begin(ctx, cl, query)
 	if err != nil {
+		c.haltStatementDone()
 		return nil, err
 	}
 	dr, err := do()
 	if err = r.end(err); err != nil {
+		c.haltStatementDone()
 		return nil, err
 	}
 	if cl == classRead {
 		return dr, nil
 	}
 	if sr, ok := dr.(*sqlite3.SQLiteRows); ok {
-		r.g, r.adm.backup = nil, false // the guard and a lifted query_only end with the call
+		// The guard and a lifted query_only end with the call; a HALT
+		// hold ends with the rows, which may still commit.
+		r.g, r.adm.backup = nil, false
 		return &Rows{SQLiteRows: sr, r: r}, nil
 	}
+	c.haltStatementDone()
 	return dr, nil
 }
 

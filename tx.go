@@ -16,12 +16,26 @@ type Tx struct {
 
 var _ driver.Tx = (*Tx)(nil)
 
-// Commit commits the transaction.
+// Commit commits the transaction. One written under a HALT lock that has
+// expired or been released rolls back instead (halt_conn.go).
 func (tx *Tx) Commit() error {
 	if tx.readOnly {
 		return tx.c.endReadOnly("COMMIT")
 	}
-	r := run{c: tx.c, ctx: context.Background(), tracker: tx.tracker}
+	// The transaction's hold, if any, ends with it.
+	defer tx.c.haltEnd()
+	if err := tx.c.haltCommit(); err != nil {
+		tx.parent.Rollback()
+		tx.tracker.ReportRefusal(err)
+		return err
+	}
+	// The Tracker of the transaction's context gets the commit, or the
+	// refusal when LiteFS refuses or fails to forward it.
+	ctx := context.Background()
+	if tx.tracker != nil {
+		ctx = WithTracker(ctx, tx.tracker)
+	}
+	r := run{c: tx.c, ctx: ctx, tracker: tx.tracker}
 	return r.end(tx.parent.Commit())
 }
 
@@ -30,5 +44,6 @@ func (tx *Tx) Rollback() error {
 	if tx.readOnly {
 		return tx.c.endReadOnly("ROLLBACK")
 	}
+	defer tx.c.haltEnd()
 	return tx.parent.Rollback()
 }
