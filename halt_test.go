@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -243,8 +244,9 @@ func TestHaltExpired(t *testing.T) {
 func TestHaltExpiredAtCommit(t *testing.T) {
 	t.Parallel()
 	_, db := haltMount(t, "", withHaltLimit(time.Hour))
+	var tr Tracker
 	err := WithHalt(t.Context(), db, func(ctx context.Context) error {
-		tx, err := db.BeginTx(ctx, nil)
+		tx, err := db.BeginTx(WithTracker(ctx, &tr), nil)
 		require.NoError(t, err)
 		_, err = tx.Exec("INSERT INTO t(v) VALUES ('tx')")
 		require.NoError(t, err)
@@ -255,6 +257,29 @@ func TestHaltExpiredAtCommit(t *testing.T) {
 	})
 	assert.ErrorIs(t, err, ErrHaltExpired)
 	assert.Equal(t, 0, count(t, db, "tx"), "rolled back")
+	assert.ErrorIs(t, tr.Refusal(), ErrHaltExpired, "reported to the transaction's Tracker")
+}
+
+// A write let through under a hold that LiteFS fails to forward (an I/O
+// error) gets a *HaltError, reported to the Tracker like every refusal.
+func TestHaltForwardFailed(t *testing.T) {
+	t.Parallel()
+	_, db := haltMount(t, "")
+	_, c := pinConn(t, db)
+	var tr Tracker
+	ctx := WithTracker(t.Context(), &tr)
+	c.halt.admitted = true // as inside a statement let through under a hold
+	ioErr := sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite}
+	err := failed(c, ctx, ioErr)
+	var he *HaltError
+	require.ErrorAs(t, err, &he)
+	assert.Equal(t, HaltForwardFailed, he.Reason)
+	assert.ErrorIs(t, err, ErrNotPrimary)
+	assert.ErrorIs(t, err, ioErr)
+	assert.Equal(t, err, tr.Refusal())
+
+	c.halt.admitted = false
+	assert.NotErrorAs(t, failed(c, ctx, ioErr), &he, "outside a hold: the replica's refusal")
 }
 
 // lockedPos returns the position-file path that db's connections use.
@@ -436,4 +461,39 @@ func TestWithHaltWaitsForTheReplicaToCatchUp(t *testing.T) {
 	called, err = job(50 * time.Millisecond)
 	assert.False(t, called)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// Admissions that run nothing (Prepare, a write SQLite cannot prepare) give
+// back a lock taken for them and leave the connection under query_only.
+func TestForwardWritesAdmissionsThatRunNothing(t *testing.T) {
+	t.Parallel()
+	m, db := haltMount(t, "", WithForwardWrites())
+	conn, c := pinConn(t, db)
+	ctx := t.Context()
+	queryOnly := func() int {
+		var qo int
+		require.NoError(t, conn.QueryRowContext(ctx, "PRAGMA query_only").Scan(&qo))
+		return qo
+	}
+
+	st, err := conn.PrepareContext(ctx, "PRAGMA user_version = 7")
+	require.NoError(t, err)
+	assert.False(t, lockHeld(t, m), "a prepare gives the lock back")
+	assert.False(t, c.halt.admitted)
+	assert.Equal(t, 1, queryOnly())
+	_, err = st.ExecContext(ctx)
+	require.NoError(t, err)
+	assert.False(t, lockHeld(t, m), "and so does the prepared statement's run")
+	assert.Equal(t, 1, queryOnly())
+	require.NoError(t, st.Close())
+
+	_, err = conn.ExecContext(ctx, "INSERT INTO missing(v) VALUES (1)")
+	assert.ErrorContains(t, err, "no such table")
+	assert.NotErrorIs(t, err, ErrNotPrimary, "under the lock the schema is the primary's: SQLite's error")
+	assert.False(t, lockHeld(t, m), "a write SQLite could not prepare gives the lock back")
+	assert.Equal(t, 1, queryOnly())
+
+	var v int
+	require.NoError(t, conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v))
+	assert.Equal(t, 7, v)
 }
