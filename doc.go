@@ -182,9 +182,10 @@
 // the DSN's _txlock, and runs under query_only: it works on a replica, and a
 // write in it fails with [ErrReadOnlyTx]. Otherwise, when _txlock=immediate
 // or exclusive takes the write lock at BEGIN, a replica refuses at BeginTx;
-// with the default deferred BEGIN it refuses at the first write. No write
-// lock is ever taken on a replica: an open write transaction there would
-// stall replication, since applying a transaction needs that lock.
+// with the default deferred BEGIN it refuses at the first write. Outside
+// write forwarding (see Writes outside a request), no write lock is ever
+// taken on a replica: an open write transaction there would stall
+// replication, since applying a transaction needs that lock.
 //
 // An open read transaction stalls it too: LiteFS cannot apply a transaction
 // while a reader holds an older snapshot (a held ReadOnly transaction
