@@ -1,0 +1,297 @@
+//go:build linux
+
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/litefs-sql/litefs"
+	"github.com/litefs-sql/litefs/litefstest"
+)
+
+var (
+	benchRounds = flag.Int("rounds", 1, "rounds of TestClusterBench: 1 is a smoke test; 9 gives figures")
+	benchOps    = flag.Int("ops", 50, "operations per side and round of TestClusterBench (per client at 8 clients)")
+)
+
+// A sample is what one side of a comparison measured in one round.
+type sample struct {
+	lat  []time.Duration // each operation's latency
+	wall time.Duration   // the round's elapsed time, for throughput
+}
+
+// A metric reads one figure from a sample; ratios are subject / baseline.
+type metric struct {
+	name string
+	of   func(sample) float64
+	unit string
+}
+
+var (
+	p50        = metric{"p50", func(s sample) float64 { return micros(percentile(s.lat, 50)) }, "µs"}
+	p99        = metric{"p99", func(s sample) float64 { return micros(percentile(s.lat, 99)) }, "µs"}
+	throughput = metric{"throughput", func(s sample) float64 { return float64(len(s.lat)) / s.wall.Seconds() }, "req/s"}
+)
+
+// A comparison is two ways of doing one thing, run in alternation in each
+// round (the order flips every round) so that both see the same machine.
+type comparison struct {
+	name       string
+	base, subj string
+	metrics    []metric
+	runBase    func(ops int) (sample, error)
+	runSubj    func(ops int) (sample, error)
+}
+
+// TestClusterBench starts a real two-node LiteFS cluster with LiteFS's own
+// proxy configured beside the bridge, and compares, in interleaved rounds:
+// the driver with go-sqlite3 alone on the primary's mount, a refusal on
+// the replica with a raw write on the primary, and the bridge with LiteFS's
+// proxy on the replica (GETs, POSTs replayed through litefstest.FlyProxy
+// with read-your-writes on in both, throughput at 8 clients). It prints
+// each round's ratio and the median with min–max; it asserts no timing.
+//
+//	go test -run TestClusterBench -v -rounds 9 -ops 300
+func TestClusterBench(t *testing.T) {
+	c := startBenchCluster(t)
+	ctx := t.Context()
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
+	proxyPosts, bridgePosts := c.poster(t, "proxy"), c.poster(t, "bridge")
+	comparisons := []comparison{
+		{name: "point read on the primary's mount", base: "raw", subj: "litefs", metrics: []metric{p50},
+			runBase: dbOps(ctx, c.raw, readRow, nil), runSubj: dbOps(ctx, c.primary.db, readRow, nil)},
+		{name: "single-row UPDATE on the primary's mount", base: "raw", subj: "litefs", metrics: []metric{p50},
+			runBase: dbOps(ctx, c.raw, updateRow, nil), runSubj: dbOps(ctx, c.primary.db, updateRow, nil)},
+		{name: "refused UPDATE on the replica vs raw UPDATE on the primary", base: "raw write", subj: "refusal", metrics: []metric{p50},
+			runBase: dbOps(ctx, c.raw, updateRow, nil), runSubj: dbOps(ctx, c.replica.db, updateRow, litefs.ErrNotPrimary)},
+		{name: "GET on the replica", base: "LiteFS proxy", subj: "bridge", metrics: []metric{p50, p99},
+			runBase: gets(client, c.replica.proxy, 1), runSubj: gets(client, c.replica.bridge, 1)},
+		{name: "GET on the replica", base: "no middleware", subj: "bridge", metrics: []metric{p50, p99},
+			runBase: gets(client, c.replica.plain, 1), runSubj: gets(client, c.replica.bridge, 1)},
+		{name: "POST to the replica, replayed on the primary", base: "LiteFS proxy", subj: "bridge", metrics: []metric{p50, p99},
+			runBase: proxyPosts.run, runSubj: bridgePosts.run},
+		{name: "GET on the replica, 8 clients", base: "LiteFS proxy", subj: "bridge", metrics: []metric{throughput},
+			runBase: gets(client, c.replica.proxy, 8), runSubj: gets(client, c.replica.bridge, 8)},
+		{name: "GET on the replica, 8 clients", base: "no middleware", subj: "bridge", metrics: []metric{throughput},
+			runBase: gets(client, c.replica.plain, 8), runSubj: gets(client, c.replica.bridge, 8)},
+	}
+	for _, cmp := range comparisons {
+		require.NoError(t, runComparison(t, cmp, *benchRounds, *benchOps), cmp.name)
+	}
+	proxyPosts.check(t, c)
+	bridgePosts.check(t, c)
+}
+
+// runComparison runs cmp for rounds rounds of ops operations a side and
+// logs each round and the summary.
+func runComparison(t *testing.T, cmp comparison, rounds, ops int) error {
+	t.Logf("%s: %s / %s", cmp.name, cmp.subj, cmp.base)
+	// A warm-up round, not counted: connections, caches, pages.
+	if _, _, err := runBoth(cmp.runBase, cmp.runSubj, min(ops, 20)); err != nil {
+		return err
+	}
+	ratios := make([][]float64, len(cmp.metrics))
+	bases, subjs := make([][]float64, len(cmp.metrics)), make([][]float64, len(cmp.metrics))
+	for r := range rounds {
+		var base, subj sample
+		var err error
+		if r%2 == 0 {
+			base, subj, err = runBoth(cmp.runBase, cmp.runSubj, ops)
+		} else {
+			subj, base, err = runBoth(cmp.runSubj, cmp.runBase, ops)
+		}
+		if err != nil {
+			return err
+		}
+		var line strings.Builder
+		for i, m := range cmp.metrics {
+			b, s := m.of(base), m.of(subj)
+			bases[i], subjs[i], ratios[i] = append(bases[i], b), append(subjs[i], s), append(ratios[i], s/b)
+			fmt.Fprintf(&line, "  %s %.0f / %.0f %s = %.2f", m.name, s, b, m.unit, s/b)
+		}
+		t.Logf("  round %d:%s", r+1, line.String())
+	}
+	for i, m := range cmp.metrics {
+		t.Logf("  %s: %s %.0f %s, %s %.0f %s; ratio %.2f (min %.2f, max %.2f) over %d rounds",
+			m.name, cmp.subj, median(subjs[i]), m.unit, cmp.base, median(bases[i]), m.unit,
+			median(ratios[i]), slices.Min(ratios[i]), slices.Max(ratios[i]), rounds)
+	}
+	return nil
+}
+
+func runBoth(first, second func(int) (sample, error), ops int) (a, b sample, err error) {
+	if a, err = first(ops); err != nil {
+		return a, b, err
+	}
+	b, err = second(ops)
+	return a, b, err
+}
+
+// A dbOp is one statement on row id of the table t.
+type dbOp func(ctx context.Context, db *sql.DB, id int) error
+
+func readRow(ctx context.Context, db *sql.DB, id int) error {
+	var v string
+	return db.QueryRowContext(ctx, "SELECT v FROM t WHERE id = ?", id).Scan(&v)
+}
+
+func updateRow(ctx context.Context, db *sql.DB, id int) error {
+	_, err := db.ExecContext(ctx, "UPDATE t SET v = ? WHERE id = ?", "updated", id)
+	return err
+}
+
+// dbOps runs op ops times on db, on rows in turn; each must fail with want
+// (nil: succeed).
+func dbOps(ctx context.Context, db *sql.DB, op dbOp, want error) func(int) (sample, error) {
+	next := 0
+	return func(ops int) (sample, error) {
+		s := sample{lat: make([]time.Duration, 0, ops)}
+		start := time.Now()
+		for range ops {
+			next = next%1000 + 1
+			t0 := time.Now()
+			err := op(ctx, db, next)
+			s.lat = append(s.lat, time.Since(t0))
+			if (want == nil && err != nil) || (want != nil && !errors.Is(err, want)) {
+				return s, fmt.Errorf("got %v, want %v", err, want)
+			}
+		}
+		s.wall = time.Since(start)
+		return s, nil
+	}
+}
+
+// gets sends GET /rows/{id} to base from clients clients, ops each.
+func gets(client *http.Client, base string, clients int) func(int) (sample, error) {
+	return func(ops int) (sample, error) {
+		lats := make([][]time.Duration, clients)
+		errs := make([]error, clients)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i := range clients {
+			wg.Go(func() {
+				for j := range ops {
+					t0 := time.Now()
+					if err := send(client, http.MethodGet, fmt.Sprintf("%s/rows/%d", base, (i*ops+j)%1000+1), nil); err != nil {
+						errs[i] = err
+						return
+					}
+					lats[i] = append(lats[i], time.Since(t0))
+				}
+			})
+		}
+		wg.Wait()
+		return sample{lat: slices.Concat(lats...), wall: time.Since(start)}, errors.Join(errs...)
+	}
+}
+
+// send sends a request and reads its answer, which must be a 200.
+func send(client *http.Client, method, url string, form url.Values) error {
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		return err
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s %q", method, url, resp.Status, b)
+	}
+	return nil
+}
+
+// A poster sends POSTs to the replica through a FlyProxy whose instances
+// are either LiteFS's proxies or the bridged apps, from a client with a
+// cookie jar, so that read-your-writes is on.
+type poster struct {
+	mode   string
+	fly    *litefstest.FlyProxy
+	url    string
+	client *http.Client
+	sent   int
+}
+
+func (c *benchCluster) poster(t *testing.T, mode string) *poster {
+	t.Helper()
+	pick := func(n *benchNode) string { return map[string]string{"proxy": n.proxy, "bridge": n.bridge}[mode] }
+	fly, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{
+		Instances: map[string]string{c.primary.name: pick(c.primary), c.replica.name: pick(c.replica)},
+		Target:    c.replica.name,
+	})
+	require.NoError(t, err)
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &poster{mode: mode, fly: fly, url: fly.Start(t), client: &http.Client{
+		Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4},
+	}}
+}
+
+func (p *poster) run(ops int) (sample, error) {
+	s := sample{lat: make([]time.Duration, 0, ops)}
+	start := time.Now()
+	for range ops {
+		t0 := time.Now()
+		if err := send(p.client, http.MethodPost, p.url+"/posts", url.Values{"title": {p.mode}}); err != nil {
+			return s, err
+		}
+		s.lat = append(s.lat, time.Since(t0))
+		p.sent++
+	}
+	s.wall = time.Since(start)
+	return s, nil
+}
+
+// check asserts that every POST was replayed once and committed once.
+func (p *poster) check(t *testing.T, c *benchCluster) {
+	t.Helper()
+	var n int
+	require.NoError(t, c.raw.QueryRow("SELECT count(*) FROM posts WHERE title = ?", p.mode).Scan(&n))
+	assert.Equal(t, p.sent, n, "%s: posts committed", p.mode)
+	assert.Len(t, p.fly.Replays(), p.sent, "%s: replays", p.mode)
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// percentile returns the p-th percentile of ds (nearest rank).
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(ds))
+	i := (len(s)*p+99)/100 - 1
+	return s[max(i, 0)]
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
