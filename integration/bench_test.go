@@ -71,7 +71,7 @@ type comparison struct {
 func TestClusterBench(t *testing.T) {
 	c := startBenchCluster(t)
 	ctx := t.Context()
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
 	proxyPosts, bridgePosts := c.poster(t, "proxy"), c.poster(t, "bridge")
 	comparisons := []comparison{
 		{name: "point read on the primary's mount", base: "raw", subj: "litefs", metrics: []metric{p50},
@@ -248,7 +248,7 @@ func (c *benchCluster) poster(t *testing.T, mode string) *poster {
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
 	return &poster{mode: mode, fly: fly, url: fly.Start(t), client: &http.Client{
-		Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4},
+		Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4},
 	}}
 }
 

@@ -132,6 +132,12 @@ func testToolCluster(t *testing.T, tl tool) {
 		require.Error(t, err, "the second migration on the replica")
 		tl.refusal(t, err)
 		assertNoTx(t, rdb)
+		if tl.write != nil {
+			err := tl.write(ctx, rdb)
+			require.Error(t, err, "a write through the tool on the replica")
+			tl.refusal(t, err)
+			assertNoTx(t, rdb)
+		}
 	}
 
 	require.NoError(t, tl.up(ctx, pdb, 2))
