@@ -135,12 +135,33 @@ func runComparison(t *testing.T, cmp comparison, rounds, ops int) error {
 	return nil
 }
 
+// benchChunk is how many operations a side runs before the other side
+// runs as many: interleaving this finely keeps a load spike on the shared
+// machine from landing on one side of a round only.
+const benchChunk = 25
+
+// runBoth runs ops operations of each side, in chunks, alternating which
+// side goes first, and returns each side's merged sample.
 func runBoth(first, second func(int) (sample, error), ops int) (a, b sample, err error) {
-	if a, err = first(ops); err != nil {
-		return a, b, err
+	merge := func(into *sample, run func(int) (sample, error), n int) error {
+		s, err := run(n)
+		into.lat, into.wall = append(into.lat, s.lat...), into.wall+s.wall
+		return err
 	}
-	b, err = second(ops)
-	return a, b, err
+	for done, i := 0, 0; done < ops; done, i = done+benchChunk, i+1 {
+		n := min(benchChunk, ops-done)
+		x, y, sx, sy := &a, &b, first, second
+		if i%2 == 1 {
+			x, y, sx, sy = &b, &a, second, first
+		}
+		if err := merge(x, sx, n); err != nil {
+			return a, b, err
+		}
+		if err := merge(y, sy, n); err != nil {
+			return a, b, err
+		}
+	}
+	return a, b, nil
 }
 
 // A dbOp is one statement on row id of the table t.
