@@ -123,12 +123,12 @@ func runComparison(t *testing.T, cmp comparison, rounds, ops int) error {
 		for i, m := range cmp.metrics {
 			b, s := m.of(base), m.of(subj)
 			bases[i], subjs[i], ratios[i] = append(bases[i], b), append(subjs[i], s), append(ratios[i], s/b)
-			fmt.Fprintf(&line, "  %s %.0f / %.0f %s = %.2f", m.name, s, b, m.unit, s/b)
+			fmt.Fprintf(&line, "  %s %.3g / %.3g %s = %.3g", m.name, s, b, m.unit, s/b)
 		}
 		t.Logf("  round %d:%s", r+1, line.String())
 	}
 	for i, m := range cmp.metrics {
-		t.Logf("  %s: %s %.0f %s, %s %.0f %s; ratio %.2f (min %.2f, max %.2f) over %d rounds",
+		t.Logf("  %s: %s %.3g %s, %s %.3g %s; ratio %.3g (min %.3g, max %.3g) over %d rounds",
 			m.name, cmp.subj, median(subjs[i]), m.unit, cmp.base, median(bases[i]), m.unit,
 			median(ratios[i]), slices.Min(ratios[i]), slices.Max(ratios[i]), rounds)
 	}

@@ -116,7 +116,11 @@ proxy: {addr: %q, target: %q, db: %q}
 	litefstest.StartLiteFS(t, path, nil)
 
 	var err error
-	n.db, err = sql.Open(litefs.DriverName, litefstest.DSN(filepath.Join(n.mount, litefstest.DefaultDBName)))
+	// _litefs_api tells a driver that follows LiteFS's event stream where
+	// this node's HTTP API is (not on LiteFS's default port here); go-sqlite3
+	// and a driver that does not know the parameter ignore it.
+	dsn := litefstest.DSN(filepath.Join(n.mount, litefstest.DefaultDBName)) + "&_litefs_api=" + apiAddr
+	n.db, err = sql.Open(litefs.DriverName, dsn)
 	require.NoError(t, err)
 	// Cleanups run last first: the apps stop, then the database closes,
 	// then LiteFS unmounts.
