@@ -13,6 +13,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -123,14 +124,14 @@ func runComparison(t *testing.T, cmp comparison, rounds, ops int) error {
 		for i, m := range cmp.metrics {
 			b, s := m.of(base), m.of(subj)
 			bases[i], subjs[i], ratios[i] = append(bases[i], b), append(subjs[i], s), append(ratios[i], s/b)
-			fmt.Fprintf(&line, "  %s %.3g / %.3g %s = %.3g", m.name, s, b, m.unit, s/b)
+			fmt.Fprintf(&line, "  %s %s / %s %s = %s", m.name, num(s), num(b), m.unit, num(s/b))
 		}
 		t.Logf("  round %d:%s", r+1, line.String())
 	}
 	for i, m := range cmp.metrics {
-		t.Logf("  %s: %s %.3g %s, %s %.3g %s; ratio %.3g (min %.3g, max %.3g) over %d rounds",
-			m.name, cmp.subj, median(subjs[i]), m.unit, cmp.base, median(bases[i]), m.unit,
-			median(ratios[i]), slices.Min(ratios[i]), slices.Max(ratios[i]), rounds)
+		t.Logf("  %s: %s %s %s, %s %s %s; ratio %s (min %s, max %s) over %d rounds",
+			m.name, cmp.subj, num(median(subjs[i])), m.unit, cmp.base, num(median(bases[i])), m.unit,
+			num(median(ratios[i])), num(slices.Min(ratios[i])), num(slices.Max(ratios[i])), rounds)
 	}
 	return nil
 }
@@ -295,6 +296,20 @@ func (p *poster) check(t *testing.T, c *benchCluster) {
 	require.NoError(t, c.raw.QueryRow("SELECT count(*) FROM posts WHERE title = ?", p.mode).Scan(&n))
 	assert.Equal(t, p.sent, n, "%s: posts committed", p.mode)
 	assert.Len(t, p.fly.Replays(), p.sent, "%s: replays", p.mode)
+}
+
+// num formats a time, a rate or a ratio: whole numbers from 100 up, two
+// decimals from 1, two significant digits below (a refusal that costs
+// almost nothing shows as 0.0021, not 0.00).
+func num(x float64) string {
+	switch {
+	case x >= 100:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	case x >= 1:
+		return strconv.FormatFloat(x, 'f', 2, 64)
+	default:
+		return strconv.FormatFloat(x, 'g', 2, 64)
+	}
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
