@@ -87,6 +87,10 @@ func TestClusterBench(t *testing.T) {
 			runBase: gets(client, c.replica.plain, 1), runSubj: gets(client, c.replica.bridge, 1)},
 		{name: "POST to the replica, replayed on the primary", base: "LiteFS proxy", subj: "bridge", metrics: []metric{p50, p99},
 			runBase: proxyPosts.run, runSubj: bridgePosts.run},
+		{name: "POST, of which the replica's answer", base: "LiteFS proxy", subj: "bridge", metrics: []metric{p50},
+			runBase: replicaAnswers(client, c.replica.proxy), runSubj: replicaAnswers(client, c.replica.bridge)},
+		{name: "POST, of which the commit on the primary", base: "LiteFS proxy", subj: "bridge", metrics: []metric{p50},
+			runBase: primaryCommits(client, c.primary.proxy), runSubj: primaryCommits(client, c.primary.bridge)},
 		{name: "GET on the replica, 8 clients", base: "LiteFS proxy", subj: "bridge", metrics: []metric{throughput},
 			runBase: gets(client, c.replica.proxy, 8), runSubj: gets(client, c.replica.bridge, 8)},
 		{name: "GET on the replica, 8 clients", base: "no middleware", subj: "bridge", metrics: []metric{throughput},
@@ -97,6 +101,8 @@ func TestClusterBench(t *testing.T) {
 	}
 	proxyPosts.check(t, c)
 	bridgePosts.check(t, c)
+	proxyPosts.getThatWrites(t, c, http.StatusInternalServerError, 0)
+	bridgePosts.getThatWrites(t, c, http.StatusOK, 1)
 }
 
 // runComparison runs cmp for rounds rounds of ops operations a side and
@@ -183,19 +189,14 @@ func updateRow(ctx context.Context, db *sql.DB, id int) error {
 func dbOps(ctx context.Context, db *sql.DB, op dbOp, want error) func(int) (sample, error) {
 	next := 0
 	return func(ops int) (sample, error) {
-		s := sample{lat: make([]time.Duration, 0, ops)}
-		start := time.Now()
-		for range ops {
+		return timed(ops, func() error {
 			next = next%1000 + 1
-			t0 := time.Now()
 			err := op(ctx, db, next)
-			s.lat = append(s.lat, time.Since(t0))
 			if (want == nil && err != nil) || (want != nil && !errors.Is(err, want)) {
-				return s, fmt.Errorf("got %v, want %v", err, want)
+				return fmt.Errorf("got %v, want %v", err, want)
 			}
-		}
-		s.wall = time.Since(start)
-		return s, nil
+			return nil
+		})
 	}
 }
 
@@ -225,27 +226,72 @@ func gets(client *http.Client, base string, clients int) func(int) (sample, erro
 
 // send sends a request and reads its answer, which must be a 200.
 func send(client *http.Client, method, url string, form url.Values) error {
+	status, _, err := do(client, method, url, form)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("%s %s: status %d, want 200", method, url, status)
+	}
+	return err
+}
+
+// do sends a request and reads its answer.
+func do(client *http.Client, method, url string, form url.Values) (int, http.Header, error) {
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s %q", method, url, resp.Status, b)
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header, err
+}
+
+// timed runs op ops times and times each run.
+func timed(ops int, op func() error) (sample, error) {
+	s := sample{lat: make([]time.Duration, 0, ops)}
+	start := time.Now()
+	for range ops {
+		t0 := time.Now()
+		if err := op(); err != nil {
+			return s, err
+		}
+		s.lat = append(s.lat, time.Since(t0))
 	}
-	return nil
+	s.wall = time.Since(start)
+	return s, nil
+}
+
+// replicaAnswers POSTs straight to a replica's app at base, whose answer
+// must ask for a replay: LiteFS's proxy answers 200 with a fly-replay
+// header, the bridge 409 with one.
+func replicaAnswers(client *http.Client, base string) func(int) (sample, error) {
+	return func(ops int) (sample, error) {
+		return timed(ops, func() error {
+			status, h, err := do(client, http.MethodPost, base+"/posts", url.Values{"title": {"never"}})
+			if err == nil && h.Get(litefstest.HeaderReplay) == "" {
+				err = fmt.Errorf("POST %s/posts: status %d without %s", base, status, litefstest.HeaderReplay)
+			}
+			return err
+		})
+	}
+}
+
+// primaryCommits POSTs straight to the primary's app at base.
+func primaryCommits(client *http.Client, base string) func(int) (sample, error) {
+	return func(ops int) (sample, error) {
+		return timed(ops, func() error {
+			return send(client, http.MethodPost, base+"/posts", url.Values{"title": {"on the primary"}})
+		})
+	}
 }
 
 // A poster sends POSTs to the replica through a FlyProxy whose instances
@@ -275,18 +321,13 @@ func (c *benchCluster) poster(t *testing.T, mode string) *poster {
 }
 
 func (p *poster) run(ops int) (sample, error) {
-	s := sample{lat: make([]time.Duration, 0, ops)}
-	start := time.Now()
-	for range ops {
-		t0 := time.Now()
-		if err := send(p.client, http.MethodPost, p.url+"/posts", url.Values{"title": {p.mode}}); err != nil {
-			return s, err
+	return timed(ops, func() error {
+		err := send(p.client, http.MethodPost, p.url+"/posts", url.Values{"title": {p.mode}})
+		if err == nil {
+			p.sent++
 		}
-		s.lat = append(s.lat, time.Since(t0))
-		p.sent++
-	}
-	s.wall = time.Since(start)
-	return s, nil
+		return err
+	})
 }
 
 // check asserts that every POST was replayed once and committed once.
@@ -310,6 +351,21 @@ func num(x float64) string {
 	default:
 		return strconv.FormatFloat(x, 'g', 2, 64)
 	}
+}
+
+// getThatWrites sends the replica a GET whose handler writes, through the
+// FlyProxy, and checks its status and how many times it committed: LiteFS's
+// proxy takes a GET for a read and lets the replica fail it, the bridge
+// replays it on the primary.
+func (p *poster) getThatWrites(t *testing.T, c *benchCluster, wantStatus, wantCommits int) {
+	t.Helper()
+	status, _, err := do(p.client, http.MethodGet, p.url+"/touch/"+p.mode, nil)
+	require.NoError(t, err)
+	assert.Equal(t, wantStatus, status, "%s: a GET that writes, on the replica", p.mode)
+	var n int
+	require.NoError(t, c.raw.QueryRow("SELECT count(*) FROM posts WHERE title = ?", "touch-"+p.mode).Scan(&n))
+	assert.Equal(t, wantCommits, n, "%s: commits of a GET that writes", p.mode)
+	t.Logf("a GET that writes, on the replica, through %s: status %d, committed %d times", p.mode, status, n)
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

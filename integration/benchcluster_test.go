@@ -132,7 +132,7 @@ proxy: {addr: %q, target: %q, db: %q}
 }
 
 // benchApp is the app: GET /rows/{id} reads a row of t, POST /posts
-// inserts a post and answers its ID.
+// inserts a post and answers its ID, GET /touch/{mode} inserts one too.
 func benchApp(db *sql.DB) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /rows/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -144,8 +144,8 @@ func benchApp(db *sql.DB) http.Handler {
 		}
 		fmt.Fprintln(w, v)
 	})
-	mux.HandleFunc("POST /posts", func(w http.ResponseWriter, r *http.Request) {
-		res, err := db.ExecContext(r.Context(), "INSERT INTO posts(title) VALUES (?)", r.FormValue("title"))
+	post := func(w http.ResponseWriter, r *http.Request, title string) {
+		res, err := db.ExecContext(r.Context(), "INSERT INTO posts(title) VALUES (?)", title)
 		if err != nil {
 			// On a replica the bridge replaces this answer with a replay.
 			http.Error(w, "write failed", http.StatusInternalServerError)
@@ -153,7 +153,11 @@ func benchApp(db *sql.DB) http.Handler {
 		}
 		id, _ := res.LastInsertId()
 		fmt.Fprintln(w, id)
-	})
+	}
+	mux.HandleFunc("POST /posts", func(w http.ResponseWriter, r *http.Request) { post(w, r, r.FormValue("title")) })
+	// A GET that writes, as some apps have (a visit counter, a lazy
+	// migration): LiteFS's proxy sends it to the replica as a read.
+	mux.HandleFunc("GET /touch/{mode}", func(w http.ResponseWriter, r *http.Request) { post(w, r, "touch-"+r.PathValue("mode")) })
 	return mux
 }
 
