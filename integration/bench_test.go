@@ -73,7 +73,8 @@ func TestClusterBench(t *testing.T) {
 	c := startBenchCluster(t)
 	ctx := t.Context()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
-	proxyPosts, bridgePosts := c.poster(t, "proxy"), c.poster(t, "bridge")
+	proxyPosts, bridgePosts := c.poster(t, "proxy", true), c.poster(t, "bridge", true)
+	proxyPostsNoRYW, bridgePostsNoRYW := c.poster(t, "proxy", false), c.poster(t, "bridge", false)
 	comparisons := []comparison{
 		{name: "point read on the primary's mount", base: "raw", subj: "litefs", metrics: []metric{p50},
 			runBase: dbOps(ctx, c.raw, readRow, nil), runSubj: dbOps(ctx, c.primary.db, readRow, nil)},
@@ -87,6 +88,8 @@ func TestClusterBench(t *testing.T) {
 			runBase: gets(client, c.replica.plain, 1), runSubj: gets(client, c.replica.bridge, 1)},
 		{name: "POST to the replica, replayed on the primary", base: "LiteFS proxy", subj: "bridge", metrics: []metric{p50, p99},
 			runBase: proxyPosts.run, runSubj: bridgePosts.run},
+		{name: "POST to the replica, replayed, with no __txid cookie", base: "LiteFS proxy", subj: "bridge", metrics: []metric{p50},
+			runBase: proxyPostsNoRYW.run, runSubj: bridgePostsNoRYW.run},
 		{name: "POST, of which the replica's answer", base: "LiteFS proxy", subj: "bridge", metrics: []metric{p50},
 			runBase: replicaAnswers(client, c.replica.proxy), runSubj: replicaAnswers(client, c.replica.bridge)},
 		{name: "POST, of which the commit on the primary", base: "LiteFS proxy", subj: "bridge", metrics: []metric{p50},
@@ -99,8 +102,9 @@ func TestClusterBench(t *testing.T) {
 	for _, cmp := range comparisons {
 		require.NoError(t, runComparison(t, cmp, *benchRounds, *benchOps), cmp.name)
 	}
-	proxyPosts.check(t, c)
-	bridgePosts.check(t, c)
+	for _, p := range []*poster{proxyPosts, bridgePosts, proxyPostsNoRYW, bridgePostsNoRYW} {
+		p.check(t, c)
+	}
 	proxyPosts.getThatWrites(t, c, http.StatusInternalServerError, 0)
 	bridgePosts.getThatWrites(t, c, http.StatusOK, 1)
 }
@@ -296,16 +300,17 @@ func primaryCommits(client *http.Client, base string) func(int) (sample, error) 
 
 // A poster sends POSTs to the replica through a FlyProxy whose instances
 // are either LiteFS's proxies or the bridged apps, from a client with a
-// cookie jar, so that read-your-writes is on.
+// cookie jar, so that read-your-writes is on, or without one.
 type poster struct {
-	mode   string
+	mode   string // "proxy" or "bridge"
+	title  string // of its posts: mode, or mode-no-ryw without a jar
 	fly    *litefstest.FlyProxy
 	url    string
 	client *http.Client
 	sent   int
 }
 
-func (c *benchCluster) poster(t *testing.T, mode string) *poster {
+func (c *benchCluster) poster(t *testing.T, mode string, ryw bool) *poster {
 	t.Helper()
 	pick := func(n *benchNode) string { return map[string]string{"proxy": n.proxy, "bridge": n.bridge}[mode] }
 	fly, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{
@@ -313,16 +318,21 @@ func (c *benchCluster) poster(t *testing.T, mode string) *poster {
 		Target:    c.replica.name,
 	})
 	require.NoError(t, err)
-	jar, err := cookiejar.New(nil)
-	require.NoError(t, err)
-	return &poster{mode: mode, fly: fly, url: fly.Start(t), client: &http.Client{
-		Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4},
+	p := &poster{mode: mode, title: mode, fly: fly, url: fly.Start(t), client: &http.Client{
+		Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4},
 	}}
+	if !ryw {
+		p.title += "-no-ryw"
+		return p
+	}
+	p.client.Jar, err = cookiejar.New(nil)
+	require.NoError(t, err)
+	return p
 }
 
 func (p *poster) run(ops int) (sample, error) {
 	return timed(ops, func() error {
-		err := send(p.client, http.MethodPost, p.url+"/posts", url.Values{"title": {p.mode}})
+		err := send(p.client, http.MethodPost, p.url+"/posts", url.Values{"title": {p.title}})
 		if err == nil {
 			p.sent++
 		}
@@ -334,9 +344,9 @@ func (p *poster) run(ops int) (sample, error) {
 func (p *poster) check(t *testing.T, c *benchCluster) {
 	t.Helper()
 	var n int
-	require.NoError(t, c.raw.QueryRow("SELECT count(*) FROM posts WHERE title = ?", p.mode).Scan(&n))
-	assert.Equal(t, p.sent, n, "%s: posts committed", p.mode)
-	assert.Len(t, p.fly.Replays(), p.sent, "%s: replays", p.mode)
+	require.NoError(t, c.raw.QueryRow("SELECT count(*) FROM posts WHERE title = ?", p.title).Scan(&n))
+	assert.Equal(t, p.sent, n, "%s: posts committed", p.title)
+	assert.Len(t, p.fly.Replays(), p.sent, "%s: replays", p.title)
 }
 
 // num formats a time, a rate or a ratio: whole numbers from 100 up, two
