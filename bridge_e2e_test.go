@@ -15,6 +15,8 @@ import (
 	"github.com/litefs-sql/litefs"
 	"github.com/litefs-sql/litefs/httpbridge"
 	"github.com/litefs-sql/litefs/litefstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestBridgeThroughFlyProxy runs two app instances on a real LiteFS cluster
@@ -28,28 +30,21 @@ func TestBridgeThroughFlyProxy(t *testing.T) {
 	dbs := map[string]*sql.DB{}
 	for _, n := range cluster.Nodes() {
 		db, err := sql.Open("litefs", n.DSN())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(func() { db.Close() })
 		dbs[n.Hostname()] = db
 		b, err := httpbridge.New(httpbridge.Config{InstanceID: n.Hostname(), DB: db})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		srv := httptest.NewServer(b.Handler(app(db, n.Hostname())))
 		t.Cleanup(srv.Close)
 		instances[n.Hostname()] = srv.URL
 	}
-	if _, err := dbs[primary.Hostname()].Exec("CREATE TABLE items(v TEXT, node TEXT)"); err != nil {
-		t.Fatal(err)
-	}
+	_, err := dbs[primary.Hostname()].Exec("CREATE TABLE items(v TEXT, node TEXT)")
+	require.NoError(t, err)
 	cluster.WaitReplicated(t)
 
 	proxy, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{Instances: instances, Target: replica.Hostname()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	base := proxy.Start(t)
 
 	tests := []struct {
@@ -66,47 +61,34 @@ func TestBridgeThroughFlyProxy(t *testing.T) {
 				body = strings.NewReader(url.Values{"v": {tc.value}}.Encode())
 			}
 			req, err := http.NewRequestWithContext(t.Context(), tc.method, base+tc.path, body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			got, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated || string(got) != "stored on "+primary.Hostname()+"\n" {
-				t.Fatalf("got %d %q, want 201 stored on %s", resp.StatusCode, got, primary.Hostname())
-			}
+			assert.Equal(t, http.StatusCreated, resp.StatusCode, "status")
+			assert.Equal(t, "stored on "+primary.Hostname()+"\n", string(got), "body")
 			replays := proxy.Replays()[before:]
-			if len(replays) != 1 || replays[0].From != replica.Hostname() || replays[0].To != primary.Hostname() {
-				t.Fatalf("got replays %+v, want one from %s to %s", replays, replica.Hostname(), primary.Hostname())
+			if assert.Len(t, replays, 1, "replays") {
+				assert.Equal(t, replica.Hostname(), replays[0].From, "replayed from")
+				assert.Equal(t, primary.Hostname(), replays[0].To, "replayed to")
 			}
 			var n int
 			err = dbs[primary.Hostname()].QueryRow("SELECT count(*) FROM items WHERE v = ? AND node = ?", tc.value, primary.Hostname()).Scan(&n)
-			if err != nil || n != 1 {
-				t.Fatalf("primary has %d rows %q (%v), want exactly 1", n, tc.value, err)
-			}
+			require.NoError(t, err)
+			assert.Equal(t, 1, n, "rows %q on the primary", tc.value)
 			pos, err := primary.Pos()
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			cookie := txidCookie(t, resp)
-			if want := litefs.TXID(pos.TXID).String(); cookie.Value != want {
-				t.Fatalf("__txid = %q, want the primary's TXID after the write, %s", cookie.Value, want)
-			}
+			assert.Equal(t, litefs.TXID(pos.TXID).String(), cookie.Value, "__txid: the primary's TXID after the write")
 
 			// Read-your-writes: the replica serves the read once it has
 			// the transaction the cookie names.
 			req, err = http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/count?v="+tc.value, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			req.AddCookie(cookie)
-			if got := fetch(t, req); got != "1 on "+replica.Hostname()+"\n" {
-				t.Fatalf("read after write through the proxy: got %q, want the row, served by %s", got, replica.Hostname())
-			}
+			assert.Equal(t, "1 on "+replica.Hostname()+"\n", fetch(t, req), "read after write through the proxy: the row, served by the replica")
 		})
 	}
 }
@@ -118,19 +100,14 @@ func TestReadYourWritesAcrossNodes(t *testing.T) {
 	urls := map[string]string{}
 	for _, n := range cluster.Nodes() {
 		db, err := sql.Open("litefs", n.DSN())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(func() { db.Close() })
 		if n.IsPrimary() {
-			if _, err := db.Exec("CREATE TABLE items(v TEXT, node TEXT)"); err != nil {
-				t.Fatal(err)
-			}
+			_, err = db.Exec("CREATE TABLE items(v TEXT, node TEXT)")
+			require.NoError(t, err)
 		}
 		b, err := httpbridge.New(httpbridge.Config{InstanceID: n.Hostname(), DB: db})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		srv := httptest.NewServer(b.Handler(app(db, n.Hostname())))
 		t.Cleanup(srv.Close)
 		urls[n.Hostname()] = srv.URL
@@ -140,19 +117,13 @@ func TestReadYourWritesAcrossNodes(t *testing.T) {
 	for i := range 20 {
 		v := fmt.Sprint("row-", i)
 		resp, err := http.PostForm(urls[primary]+"/items", url.Values{"v": {v}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		resp.Body.Close()
 		cookie := txidCookie(t, resp)
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, urls[replica]+"/count?v="+v, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		req.AddCookie(cookie)
-		if got := fetch(t, req); got != "1 on "+replica+"\n" {
-			t.Fatalf("write %d: the replica answered %q, want the row", i, got)
-		}
+		assert.Equal(t, "1 on "+replica+"\n", fetch(t, req), "write %d: the replica's answer", i)
 	}
 }
 
@@ -163,22 +134,34 @@ func txidCookie(tb testing.TB, resp *http.Response) *http.Cookie {
 			return c
 		}
 	}
-	tb.Fatalf("no %s cookie in %v", httpbridge.DefaultTXIDCookie, resp.Header)
+	require.FailNowf(tb, "no "+httpbridge.DefaultTXIDCookie+" cookie", "in %v", resp.Header)
 	return nil
 }
 
+// fetch sends req and returns the body of its 200 answer.
 func fetch(tb testing.TB, req *http.Request) string {
 	tb.Helper()
+	body, err := get(req)
+	require.NoError(tb, err)
+	return body
+}
+
+// get is fetch for a goroutine other than the test's, where FailNow must
+// not be called: it returns what went wrong instead.
+func get(req *http.Request) (string, error) {
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		tb.Fatal(err)
+		return "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		tb.Fatalf("GET %s: %d %q %v", req.URL, resp.StatusCode, b, err)
+	if err != nil {
+		return "", fmt.Errorf("GET %s: %w", req.URL, err)
 	}
-	return string(b)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %d %q", req.URL, resp.StatusCode, b)
+	}
+	return string(b), nil
 }
 
 // app stores a value with a plain INSERT and answers 500 on any error, as
@@ -225,69 +208,57 @@ func TestReadYourWritesWaitsForAStalledReplica(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	primary, replica := cluster.Primary(), cluster.Replicas()[0]
 	pdb, err := sql.Open("litefs", primary.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pdb.Close()
-	if _, err := pdb.Exec("CREATE TABLE items(v TEXT, node TEXT)"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = pdb.Exec("CREATE TABLE items(v TEXT, node TEXT)")
+	require.NoError(t, err)
 	cluster.WaitReplicated(t)
 	rdb, err := sql.Open("litefs", replica.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer rdb.Close()
 
 	pb, err := httpbridge.New(httpbridge.Config{InstanceID: primary.Hostname(), DB: pdb})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	signal := &waitSignal{Position: httpbridge.DBPosition(rdb), waiting: make(chan struct{})}
 	rb, err := httpbridge.New(httpbridge.Config{InstanceID: replica.Hostname(), Position: signal, TXIDWait: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	psrv := httptest.NewServer(pb.Handler(app(pdb, primary.Hostname())))
 	defer psrv.Close()
 	rsrv := httptest.NewServer(rb.Handler(app(rdb, replica.Hostname())))
 	defer rsrv.Close()
 
 	raw, err := sql.Open("sqlite3", replica.DBPath()+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer raw.Close()
 	lock, err := raw.Begin()
-	if err != nil {
-		t.Fatalf("taking the replica's write lock: %v", err)
-	}
+	require.NoError(t, err, "taking the replica's write lock")
 	defer lock.Rollback()
 
 	resp, err := http.PostForm(psrv.URL+"/items", url.Values{"v": {"fresh"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	resp.Body.Close()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, rsrv.URL+"/count?v=fresh", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	req.AddCookie(txidCookie(t, resp))
-	got := make(chan string, 1)
-	go func() { got <- fetch(t, req) }()
+	type answer struct {
+		body string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		body, err := get(req)
+		got <- answer{body: body, err: err}
+	}()
 
 	select {
 	case <-signal.waiting:
-	case body := <-got:
-		t.Fatalf("the replica answered %q without waiting for the write", body)
+	case a := <-got:
+		require.FailNowf(t, "the replica answered without waiting for the write", "%q (%v)", a.body, a.err)
 	case <-time.After(litefstest.DefaultWaitTimeout):
-		t.Fatal("the replica neither waited nor answered")
+		require.FailNow(t, "the replica neither waited nor answered")
 	}
-	if err := lock.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	if body := <-got; body != "1 on "+replica.Hostname()+"\n" {
-		t.Fatalf("after waiting, the replica answered %q, want the row", body)
-	}
+	require.NoError(t, lock.Rollback())
+	a := <-got
+	require.NoError(t, a.err, "after waiting")
+	assert.Equal(t, "1 on "+replica.Hostname()+"\n", a.body, "after waiting, the replica's answer")
 }

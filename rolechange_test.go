@@ -246,7 +246,7 @@ func TestLiteFSRoleChange(t *testing.T) {
 			select {
 			case <-p.Process().Done():
 			case <-time.After(10 * time.Second):
-				t.Fatal("the primary's LiteFS did not exit")
+				require.FailNow(t, "the primary's LiteFS did not exit")
 			}
 			// At once after the exit, on the old primary: refusals.
 			after := startWriter("the stopped primary", pdb)

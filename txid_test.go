@@ -78,9 +78,7 @@ func FuzzParsePos(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if got := []byte(id.String()); string(got) != strings.ToLower(string(b[:16])) {
-			t.Fatalf("parsed %q as %v", b, id)
-		}
+		assert.Equal(t, strings.ToLower(string(b[:16])), id.String(), "parsed %q", b)
 	})
 }
 

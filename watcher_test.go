@@ -452,18 +452,15 @@ func FuzzParseEvent(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if ev.kind == "" {
-			t.Fatal("an event without a kind")
+		assert.NotEmpty(t, ev.kind, "an event without a kind")
+		if ev.primaryID != "" {
+			assert.False(t, ev.primary, "primary ID %q on a primary", ev.primaryID)
+			assert.True(t, ValidPrimaryID(ev.primaryID), "primary ID %q is not valid", ev.primaryID)
 		}
-		if ev.primaryID != "" && (ev.primary || !ValidPrimaryID(ev.primaryID)) {
-			t.Fatalf("primary ID %q (primary %v)", ev.primaryID, ev.primary)
-		}
-		if ev.kind == eventTx && ev.db == "" {
-			t.Fatal("a tx event without a database")
+		if ev.kind == eventTx {
+			assert.NotEmpty(t, ev.db, "a tx event without a database")
 		}
 		var v any
-		if json.Unmarshal(b, &v) != nil {
-			t.Fatal("accepted a line that is not JSON")
-		}
+		assert.NoError(t, json.Unmarshal(b, &v), "accepted a line that is not JSON")
 	})
 }

@@ -67,19 +67,11 @@ func TestLargeBodies(t *testing.T) {
 				refuse(t, r, notPrimary("node-a"))
 			}))
 			w := serve(h, tc.req())
-			if got, want := w.Code, tc.wantStatus; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
+			assert.Equal(t, tc.wantStatus, w.Code, "status")
 			if tc.wantStatus == http.StatusRequestEntityTooLarge {
-				if got, want := w.Body.String(), "over 1000000 bytes"; !strings.Contains(got, want) {
-					t.Errorf("body: got %q, want it to name the limit (%q)", got, want)
-				}
-				if got := w.Header().Get("Fly-Replay"); got != "" {
-					t.Errorf("Fly-Replay: got %q, want none", got)
-				}
-				if got, want := ev.only(t).Reason, ReasonTooLarge; got != want {
-					t.Errorf("reason: got %v, want %v", got, want)
-				}
+				assert.Contains(t, w.Body.String(), "over 1000000 bytes", "the body names the limit")
+				assert.Empty(t, w.Header().Get("Fly-Replay"), "Fly-Replay")
+				assert.Equal(t, ReasonTooLarge, ev.only(t).Reason, "reason")
 			}
 		})
 	}
@@ -157,18 +149,14 @@ func (p *primary) only(t *testing.T) primaryRequest {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.reqs) != 1 {
-		t.Fatalf("primary got %d requests, want 1", len(p.reqs))
-	}
+	require.Len(t, p.reqs, 1, "requests the primary got")
 	return p.reqs[0]
 }
 
 func newForwarder(t *testing.T, c ForwardConfig) *Forwarder {
 	t.Helper()
 	f, err := NewForwarder(c)
-	if err != nil {
-		t.Fatalf("NewForwarder: %v", err)
-	}
+	require.NoError(t, err, "NewForwarder")
 	return f
 }
 
@@ -208,25 +196,18 @@ func TestForwardLargeBody(t *testing.T) {
 				http.Error(w, "nope", http.StatusInternalServerError)
 			}))
 			w := serve(h, tc.req())
-			if got, want := w.Code, http.StatusCreated; got != want {
-				t.Errorf("status: got %v, want %v", got, want)
-			}
-			if got, want := w.Body.String(), "written on the primary"; got != want {
-				t.Errorf("body: got %q, want %q", got, want)
-			}
+			assert.Equal(t, http.StatusCreated, w.Code, "status")
+			assert.Equal(t, "written on the primary", w.Body.String(), "body")
 			got := p.only(t)
-			if len(got.body) != len(big) || string(got.body) != big {
-				t.Errorf("primary got a body of %d bytes, want the %d sent", len(got.body), len(big))
-			}
-			if got.path != "/upload?x=1" || got.host != "example.com" || got.src != "instance=self;state=litefs-hops:1" {
-				t.Errorf("primary got path %q host %q Fly-Replay-Src %q", got.path, got.host, got.src)
-			}
-			if got, want := p.dialed(), []string{"node-a.vm.blog.internal:8080"}; len(got) != 1 || got[0] != want[0] {
-				t.Errorf("dialed %v, want %v", got, want)
-			}
-			if e := ev.only(t); e.Verdict != Forward || e.Reason != ReasonTooLarge {
-				t.Errorf("event: got %v/%v, want forward/too large", e.Verdict, e.Reason)
-			}
+			assert.Len(t, got.body, len(big), "the primary got the whole body")
+			assert.True(t, string(got.body) == big, "the primary got the body sent")
+			assert.Equal(t, "/upload?x=1", got.path, "path")
+			assert.Equal(t, "example.com", got.host, "host")
+			assert.Equal(t, "instance=self;state=litefs-hops:1", got.src, "Fly-Replay-Src")
+			assert.Equal(t, []string{"node-a.vm.blog.internal:8080"}, p.dialed(), "dialed")
+			e := ev.only(t)
+			assert.Equal(t, Forward, e.Verdict, "verdict")
+			assert.Equal(t, ReasonTooLarge, e.Reason, "reason")
 		})
 	}
 }
@@ -242,12 +223,8 @@ func TestForwardBodyCopyBound(t *testing.T) {
 		refuse(t, r, notPrimary("node-a"))
 	}))
 	w := serve(h, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat("x", 2_000_000))))
-	if got, want := w.Code, http.StatusRequestEntityTooLarge; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
-	if got := p.dialed(); len(got) != 0 {
-		t.Errorf("dialed %v, want nothing", got)
-	}
+	assert.Equal(t, http.StatusRequestEntityTooLarge, w.Code, "status")
+	assert.Empty(t, p.dialed(), "dialed")
 }
 
 func TestForwarderAsReplay(t *testing.T) {
@@ -262,23 +239,16 @@ func TestForwarderAsReplay(t *testing.T) {
 	// Over fly-replay's limit, but a Forwarder has its own bound.
 	body := strings.Repeat("y", DefaultMaxReplayBody+10)
 	w := serve(h, httptest.NewRequest(http.MethodPut, "/posts/1", strings.NewReader(body)))
-	if got, want := w.Code, http.StatusCreated; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
-	if got := p.only(t); string(got.body) != body {
-		t.Errorf("primary got %d bytes, want %d", len(got.body), len(body))
-	}
-	if got, want := p.dialed(), "node-a.internal:80"; len(got) != 1 || got[0] != want {
-		t.Errorf("dialed %v, want %v", got, want)
-	}
+	assert.Equal(t, http.StatusCreated, w.Code, "status")
+	got := p.only(t)
+	assert.True(t, string(got.body) == body, "the primary got %d bytes, want %d", len(got.body), len(body))
+	assert.Equal(t, []string{"node-a.internal:80"}, p.dialed(), "dialed")
 }
 
 func TestForwarderUnreachable(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens here now
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -288,9 +258,7 @@ func TestForwarderUnreachable(t *testing.T) {
 	w := serve(b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		refuse(t, r, notPrimary("node-a"))
 	})), httptest.NewRequest(http.MethodPost, "/", nil))
-	if got, want := w.Code, http.StatusBadGateway; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
+	assert.Equal(t, http.StatusBadGateway, w.Code, "status")
 }
 
 // TestForwardLoop runs two bridges: node-a forwards to node-b, which refuses
@@ -311,12 +279,10 @@ func TestForwardLoop(t *testing.T) {
 	w := serve(bridgeA.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		refuse(t, r, notPrimary("node-b"))
 	})), httptest.NewRequest(http.MethodPost, "/", strings.NewReader("x")))
-	if got, want := w.Code, http.StatusServiceUnavailable; got != want {
-		t.Errorf("status: got %v, want %v", got, want)
-	}
-	if e := evB.only(t); e.Reason != ReasonLoop || e.Hops != 1 {
-		t.Errorf("node-b event: got %v after %d hops, want loop after 1", e.Reason, e.Hops)
-	}
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code, "status")
+	e := evB.only(t)
+	assert.Equal(t, ReasonLoop, e.Reason, "node-b's reason")
+	assert.Equal(t, 1, e.Hops, "node-b's hops")
 }
 
 func TestNewForwarderValidates(t *testing.T) {
@@ -350,8 +316,11 @@ func TestNewForwarderValidates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := NewForwarder(tc.c); (err == nil) != tc.ok {
-				t.Errorf("got %v, want ok %v", err, tc.ok)
+			_, err := NewForwarder(tc.c)
+			if tc.ok {
+				assert.NoError(t, err)
+			} else {
+				assert.Error(t, err)
 			}
 		})
 	}

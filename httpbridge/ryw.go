@@ -86,6 +86,16 @@ func (b *Bridge) catchUp(w http.ResponseWriter, r *http.Request, parent context.
 		return false
 	}
 	cause := errBehind
+	// A request that may write goes to the primary at once, if it can, as
+	// LiteFS's proxy sends it: waiting here would only delay a write that
+	// this replica refuses anyway, and the primary has every transaction.
+	if !safeMethod(r.Method) {
+		d := b.behindDecision(r, fmt.Errorf("%w: want %s, at %s", cause, want, got), primaryOf(refusal))
+		if d.Verdict == Replay || d.Verdict == Forward {
+			b.send(w, r, d, time.Since(start))
+			return true
+		}
+	}
 	if b.cfg.TXIDWait > 0 {
 		var caughtUp bool
 		if caughtUp, cause = b.waitTXID(ctx, parent, want, got, start); caughtUp {
@@ -172,6 +182,19 @@ func (b *Bridge) waitTXID(ctx, parent context.Context, want, got litefs.TXID, st
 // reports false, for the handler to serve the request here, when they do
 // not: a read a little stale beats an error page.
 func (b *Bridge) sendBehind(w http.ResponseWriter, r *http.Request, cause error, primary string, waited time.Duration) bool {
+	d := b.behindDecision(r, cause, primary)
+	if d.Verdict == Replay || d.Verdict == Forward {
+		b.send(w, r, d, waited)
+		return true
+	}
+	err := fmt.Errorf("%w; not sent to the primary: %s", cause, d.Reason)
+	b.report(Event{Decision: b.keepDecision(r, ReasonBehind, primary, err), Request: r, Waited: waited})
+	return false
+}
+
+// behindDecision decides whether a request this replica cannot serve up to
+// date can go to the primary; a Replay or Forward verdict has ReasonBehind.
+func (b *Bridge) behindDecision(r *http.Request, cause error, primary string) Decision {
 	size := r.ContentLength
 	if size < 0 && r.Body != nil && r.Body != http.NoBody && !b.body.replayForwards {
 		size = math.MaxInt64 // unknown: too large for fly-replay, fine to forward
@@ -179,11 +202,17 @@ func (b *Bridge) sendBehind(w http.ResponseWriter, r *http.Request, cause error,
 	d := b.decide(r, cause, primary, size, true)
 	if d.Verdict == Replay || d.Verdict == Forward {
 		d.Reason = ReasonBehind
-		b.send(w, r, d, waited)
+	}
+	return d
+}
+
+// safeMethod reports whether method is one that HTTP defines as safe, a
+// read: only such requests wait for a replica to catch up.
+func safeMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
 	}
-	err := fmt.Errorf("%w; not sent to the primary: %s", cause, d.Reason)
-	b.report(Event{Decision: b.keepDecision(r, ReasonBehind, primary, err), Request: r, Waited: waited})
 	return false
 }
 

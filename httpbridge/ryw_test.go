@@ -2,6 +2,7 @@ package httpbridge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -321,9 +322,12 @@ func TestReplicaWaitsForTXID(t *testing.T) {
 const wait = 20 * time.Millisecond
 
 // replicaBehindCases are requests whose cookie names TXID 5 or more on a
-// replica at 3, and where they must be served.
+// replica at 3, and where they must be served. Requests are GETs unless
+// method says otherwise.
 var replicaBehindCases = []struct {
 	name        string
+	method      string
+	atOnce      bool // sent to the primary without waiting
 	cookie      string
 	noPrimary   bool   // LiteFS knows no primary
 	src         string // Fly-Replay-Src
@@ -342,6 +346,9 @@ var replicaBehindCases = []struct {
 	{name: "replay failed", cookie: "__txid=0000000000000005", failed: true, txidWait: wait, wantVerdict: Keep},
 	{name: "body of unknown size", cookie: "__txid=0000000000000005", body: onlyReader{strings.NewReader("x")}, txidWait: wait, wantVerdict: Keep},
 	{name: "no primary known", cookie: "__txid=0000000000000005", noPrimary: true, txidWait: wait, wantVerdict: Keep},
+	{name: "POST goes at once", method: http.MethodPost, atOnce: true, cookie: "__txid=0000000000000005", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
+	{name: "DELETE goes at once", method: http.MethodDelete, atOnce: true, cookie: "__txid=0000000000000005", txidWait: wait, wantReplay: "instance=node-a;state=litefs-hops:1", wantVerdict: Replay},
+	{name: "POST that cannot go waits", method: http.MethodPost, cookie: "__txid=0000000000000005", body: onlyReader{strings.NewReader("x")}, txidWait: wait, wantVerdict: Keep},
 }
 
 func TestReplicaBehind(t *testing.T) {
@@ -359,7 +366,8 @@ func TestReplicaBehind(t *testing.T) {
 			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, "served here")
 			}))
-			r := httptest.NewRequest(http.MethodPost, "/search", tc.body)
+			method := cmp.Or(tc.method, http.MethodGet)
+			r := httptest.NewRequest(method, "/search", tc.body)
 			r.Header.Set("Cookie", tc.cookie)
 			if tc.src != "" {
 				r.Header.Set(HeaderReplaySrc, tc.src)
@@ -382,11 +390,12 @@ func TestReplicaBehind(t *testing.T) {
 			assert.Equal(t, ReasonBehind, e.Reason, "event reason")
 			assert.Equal(t, tc.wantVerdict, e.Verdict, "event verdict")
 			assert.Equal(t, uint64(1), b.Count(ReasonBehind), "Count(ReasonBehind)")
-			if tc.txidWait > 0 {
+			waits := tc.txidWait > 0 && !tc.atOnce
+			if waits {
 				assert.GreaterOrEqual(t, e.Waited, tc.txidWait, "event's Waited")
 				assert.GreaterOrEqual(t, elapsed, tc.txidWait, "time the request took")
 			}
-			assert.Equal(t, tc.txidWait > 0, pos.waits.Load() > 0, "WaitTXID called")
+			assert.Equal(t, waits, pos.waits.Load() > 0, "WaitTXID called")
 		})
 	}
 }

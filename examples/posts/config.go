@@ -57,6 +57,11 @@ type config struct {
 	LogLevel slog.Level
 	// Forward says how to reach the primary off Fly.io (forward.go).
 	Forward forwarding
+	// LiteFSAPI is $LITEFS_HTTP_ADDR, LiteFS's HTTP API (the addr of
+	// litefs.yml's http: section, which LiteFS's exec child inherits). The
+	// driver follows the node's role from its event stream instead of
+	// reading the mount on every write.
+	LiteFSAPI string
 }
 
 // loadConfig reads the configuration through getenv (os.Getenv in main),
@@ -67,6 +72,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DatabasePath: getenv("DATABASE_PATH"),
 		InstanceID:   getenv("FLY_MACHINE_ID"),
 		Region:       getenv("FLY_REGION"),
+		LiteFSAPI:    getenv("LITEFS_HTTP_ADDR"),
 		SchemaWait:   defaultSchemaWait,
 	}
 	var errs []error
@@ -168,5 +174,9 @@ func normalHost(h string) string {
 // character in the path is safe) in WAL mode, waiting up to 5 s for locks.
 func (c config) DSN() string {
 	u := url.URL{Path: filepath.ToSlash(c.DatabasePath)}
-	return "file:" + u.EscapedPath() + "?_journal_mode=WAL&_busy_timeout=5000"
+	dsn := "file:" + u.EscapedPath() + "?_journal_mode=WAL&_busy_timeout=5000"
+	if c.LiteFSAPI != "" {
+		dsn += "&_litefs_api=" + url.QueryEscape(c.LiteFSAPI)
+	}
+	return dsn
 }

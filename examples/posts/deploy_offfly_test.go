@@ -274,7 +274,7 @@ func offFlyWaitHealthy(t *testing.T, p *litefstest.Process, base string) {
 	litefstest.WaitFor(t, func() error {
 		select {
 		case <-p.Done():
-			t.Fatalf("LiteFS exited (%v) before the app answered:\n%s", p.ExitErr(), p.Log())
+			require.FailNowf(t, "LiteFS exited before the app answered", "%v:\n%s", p.ExitErr(), p.Log())
 		default:
 		}
 		res, err := http.Get(base + "/healthz")

@@ -18,7 +18,8 @@ import (
 //
 //	access log
 //	└─ security headers                  nosniff, no framing, Cache-Control
-//	   └─ GET /healthz                   this instance's health, never replayed
+//	   ├─ GET /healthz                   this instance's health, never replayed
+//	   ├─ GET /status                    role, TXID, lag and the bridge's counts (httpbridge)
 //	   └─ Host allow-list                refuses names of other sites (DNS rebinding)
 //	      └─ CrossOriginProtection       refuses cross-site form posts (CSRF)
 //	         └─ httpbridge               replays writes refused on a replica;
@@ -67,6 +68,7 @@ func newServer(cfg config, db *sqlx.DB, log *slog.Logger) (http.Handler, error) 
 	// checks do not use the app's public name); it changes nothing.
 	root := http.NewServeMux()
 	root.Handle("GET /healthz", http.HandlerFunc(a.health))
+	root.Handle("GET /status", bridge.StatusHandler())
 	root.Handle("/", hostCheck(cfg.AllowedHosts, log, csrf.Handler(bridge.Handler(routes))))
 	return accessLog(log, securityHeaders(root)), nil
 }
@@ -162,7 +164,7 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		level := slog.LevelInfo
-		if r.URL.Path == "/healthz" || strings.HasPrefix(r.URL.Path, "/static/") {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/status" || strings.HasPrefix(r.URL.Path, "/static/") {
 			level = slog.LevelDebug
 		}
 		if !log.Enabled(r.Context(), level) {

@@ -37,6 +37,7 @@ func TestRoutes(t *testing.T) {
 		{"stylesheet", "GET", "/static/style.css", http.StatusOK, "", "text/css", ".flash"},
 		{"HEAD of the list", "HEAD", "/posts", http.StatusOK, "", "text/html", ""},
 		{"health", "GET", "/healthz", http.StatusOK, "", "application/json", `"role":"primary"`},
+		{"status", "GET", "/status", http.StatusOK, "", "application/json", `"role":"not-litefs"`},
 		{"unknown path", "GET", "/nope", http.StatusNotFound, "", "text/plain", "not found"},
 		{"unknown static file", "GET", "/static/nope.css", http.StatusNotFound, "", "text/plain", "not found"},
 		{"static directory is not listed", "GET", "/static/", http.StatusNotFound, "", "text/plain", "not found"},
