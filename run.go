@@ -39,7 +39,9 @@ type admission struct {
 // now. It reads the node's role for anything but a read, and returns the
 // refusal (reported to ctx's Tracker and wrapping cause, the error that
 // revealed the statement, if any) or how the statement must run. Every
-// statement and Begin that may write passes here.
+// statement and Begin that may write passes here. On a replica, a write
+// under this database's HALT lock is admitted as on the primary; a hold
+// that cannot be written under is a [*HaltError].
 func (c *Conn) admit(ctx context.Context, cl class, cause error) (admission, error) {
 	switch {
 	case cl == classRead:
