@@ -14,7 +14,7 @@ import (
 var assets embed.FS
 
 // pageNames are the pages, each rendered inside templates/layout.html.
-var pageNames = []string{"list", "post", "form", "error"}
+var pageNames = []string{"list", "post", "form", "error", "nodes"}
 
 // parsePages parses each page with the layout.
 func parsePages() (map[string]*template.Template, error) {

@@ -53,6 +53,9 @@ type config struct {
 	// SchemaWait bounds how long a replica waits at start-up for the primary
 	// to create the schema: $SCHEMA_WAIT, a Go duration.
 	SchemaWait time.Duration
+	// CheckinEvery is $CHECKIN_EVERY, how often the instance records its
+	// check-in (checkin.go); 0 turns the job off.
+	CheckinEvery time.Duration
 	// LogLevel is $LOG_LEVEL: debug, info, warn or error.
 	LogLevel slog.Level
 	// Forward says how to reach the primary off Fly.io (forward.go).
@@ -74,6 +77,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Region:       getenv("FLY_REGION"),
 		LiteFSAPI:    getenv("LITEFS_HTTP_ADDR"),
 		SchemaWait:   defaultSchemaWait,
+		CheckinEvery: defaultCheckinEvery,
 	}
 	var errs []error
 	if cfg.Addr == "" {
@@ -113,6 +117,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			errs = append(errs, fmt.Errorf("SCHEMA_WAIT=%q: want a duration such as 90s", s))
 		}
 		cfg.SchemaWait = d
+	}
+	if s := getenv("CHECKIN_EVERY"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("CHECKIN_EVERY=%q: want a duration such as 1m, or 0 for none", s))
+		}
+		cfg.CheckinEvery = d
 	}
 	if s := getenv("LOG_LEVEL"); s != "" {
 		if err := cfg.LogLevel.UnmarshalText([]byte(s)); err != nil {

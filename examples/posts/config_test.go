@@ -31,14 +31,18 @@ func TestLoadConfig(t *testing.T) {
 			Addr: "127.0.0.1:8080", AllowedHosts: []string{"localhost", "127.0.0.1", "::1"},
 			DatabasePath: filepath.Join(wd, "data", "posts.db"),
 			InstanceID:   host, SchemaWait: defaultSchemaWait, LogLevel: slog.LevelInfo,
+			CheckinEvery: defaultCheckinEvery,
 		}, ""},
 		{"Fly.io", map[string]string{
 			"LISTEN_ADDR": ":8080", "ALLOWED_HOSTS": "*", "DATABASE_PATH": "/litefs/posts.db", "FLY_MACHINE_ID": "148e21ea7e5089",
-			"FLY_REGION": "ams", "SCHEMA_WAIT": "30s", "LOG_LEVEL": "debug",
+			"FLY_REGION": "ams", "SCHEMA_WAIT": "30s", "LOG_LEVEL": "debug", "CHECKIN_EVERY": "5m",
+			"LITEFS_HTTP_ADDR": ":20202",
 		}, config{
 			Addr: ":8080", DatabasePath: "/litefs/posts.db", InstanceID: "148e21ea7e5089",
 			Region: "ams", SchemaWait: 30 * time.Second, LogLevel: slog.LevelDebug,
+			CheckinEvery: 5 * time.Minute, LiteFSAPI: ":20202",
 		}, ""},
+		{"no check-ins", map[string]string{"CHECKIN_EVERY": "0"}, config{}, ""},
 		{"port alone stays on loopback", map[string]string{"PORT": "8081"}, config{Addr: "127.0.0.1:8081"}, ""},
 		{"listen address wins over port", map[string]string{"LISTEN_ADDR": "127.0.0.1:9000", "PORT": "1"}, config{
 			Addr: "127.0.0.1:9000",
@@ -52,6 +56,8 @@ func TestLoadConfig(t *testing.T) {
 		{"bad schema wait", map[string]string{"SCHEMA_WAIT": "soon"}, config{}, `SCHEMA_WAIT="soon"`},
 		{"negative schema wait", map[string]string{"SCHEMA_WAIT": "-1s"}, config{}, `SCHEMA_WAIT="-1s"`},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, config{}, `LOG_LEVEL="loud"`},
+		{"bad check-in interval", map[string]string{"CHECKIN_EVERY": "often"}, config{}, `CHECKIN_EVERY="often"`},
+		{"negative check-in interval", map[string]string{"CHECKIN_EVERY": "-1m"}, config{}, `CHECKIN_EVERY="-1m"`},
 		{"no allowed host", map[string]string{"ALLOWED_HOSTS": " , "}, config{}, `ALLOWED_HOSTS=" , ": want host names, or *`},
 		{"every error at once", map[string]string{"PORT": "x", "LOG_LEVEL": "y"}, config{}, `PORT="x": want a port number` + "\n" + `LOG_LEVEL="y"`},
 	}
@@ -78,6 +84,11 @@ func TestLoadConfig(t *testing.T) {
 			check("Region", got.Region, tc.want.Region, tc.want.Region == "")
 			check("SchemaWait", got.SchemaWait, tc.want.SchemaWait, tc.want.SchemaWait == 0)
 			check("LogLevel", got.LogLevel, tc.want.LogLevel, tc.want.LogLevel == 0)
+			check("CheckinEvery", got.CheckinEvery, tc.want.CheckinEvery, tc.want.CheckinEvery == 0 && tc.name != "no check-ins")
+			check("LiteFSAPI", got.LiteFSAPI, tc.want.LiteFSAPI, tc.want.LiteFSAPI == "")
+			if tc.want.LiteFSAPI != "" {
+				assert.Contains(t, got.DSN(), "&_litefs_api=%3A20202", "DSN")
+			}
 		})
 	}
 }

@@ -38,6 +38,7 @@ type pageData struct {
 	Post     post      // post
 	Form     postForm  // form
 	Message  string    // error
+	Checkins []checkin // nodes
 }
 
 func (a *app) home(w http.ResponseWriter, r *http.Request) {

@@ -65,6 +65,13 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer) erro
 		return err
 	}
 
+	if cfg.CheckinEvery > 0 {
+		jobs, stopJobs := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); runCheckins(jobs, db, cfg.InstanceID, cfg.CheckinEvery, log) }()
+		defer func() { stopJobs(); <-done }() // before db.Close
+	}
+
 	handler, err := newServer(cfg, db, log)
 	if err != nil {
 		return err

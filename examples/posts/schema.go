@@ -21,6 +21,11 @@ var schema = []string{
 		body       TEXT NOT NULL CHECK (length(body) <= 10000),
 		created_at DATETIME NOT NULL
 	)`,
+	`CREATE TABLE IF NOT EXISTS checkins (
+		instance TEXT PRIMARY KEY,
+		posts    INTEGER NOT NULL,
+		at       DATETIME NOT NULL
+	)`,
 }
 
 // Bounds of the pause between two attempts at the schema on a replica.

@@ -4,7 +4,9 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +66,32 @@ func TestStatusOnBothNodes(t *testing.T) {
 	assert.False(t, st.OK)
 	assert.NotEmpty(t, st.Problem)
 	assert.Equal(t, "no-primary", st.Role)
+}
+
+// TestCheckinsReachEveryNode: each app checks in when it starts, the
+// replica through LiteFS's write forwarding (litefs.WithHalt), and every
+// node lists both check-ins.
+func TestCheckinsReachEveryNode(t *testing.T) {
+	c := startCluster(t)
+	client := http.Client{Timeout: 5 * time.Second}
+	for _, name := range []string{"node-a", "node-b"} {
+		n := c.Node(name)
+		deadline := time.Now().Add(30 * time.Second)
+		var body string
+		for {
+			resp, err := client.Get(n.appURL() + "/nodes")
+			require.NoError(t, err)
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			body = string(b)
+			if strings.Contains(body, "<code>node-a</code>") && strings.Contains(body, "<code>node-b</code>") ||
+				time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // polling a condition, with a deadline
+		}
+		assert.Contains(t, body, "<code>node-a</code>", "%s lists the primary's check-in", name)
+		assert.Contains(t, body, "<code>node-b</code>", "%s lists the replica's check-in, forwarded", name)
+	}
 }
