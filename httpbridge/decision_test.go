@@ -136,6 +136,8 @@ func FuzzParseReplaySource(f *testing.F) {
 		"state=litefs-hops:99999999999999999999",
 		";;=;==;\"",
 		"state=litefs-hops:",
+		"state=litefs-hops:3.NONCE",
+		"state=litefs-hops:.x",
 		"",
 	} {
 		f.Add(s)
@@ -145,6 +147,7 @@ func FuzzParseReplaySource(f *testing.F) {
 		assert.GreaterOrEqual(t, src.hops, 0, "hops")
 		assert.LessOrEqual(t, src.hops, maxHopCount, "hops")
 		assert.Contains(t, v, src.instance, "instance")
+		assert.Contains(t, v, src.nonce, "nonce")
 	})
 }
 

@@ -236,7 +236,12 @@
 // through, so it is never sent back to any of them, and goes at most
 // Config.MaxHops hops. An address that leads back to the sending node (a
 // template or map naming this node for the primary) is answered 503 with
-// Retry-After and logged at level Error, on its first return.
+// Retry-After and logged at level Error, on its first return. The value a
+// Forwarder adds ends its state= with a random nonce drawn once per
+// process ("litefs-hops:1.<nonce>"), and only a value with this process's
+// nonce counts as having come back: a client that sends a Fly-Replay-Src
+// naming the node it talks to (node IDs are not secret) gets its request
+// forwarded as one more hop, not a 503 and a false alarm in the log.
 //
 // When the primary cannot be reached the client gets 502 Bad Gateway; when
 // it does not answer within ForwardConfig.Timeout (30 s, or nine tenths of

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/litefs-sql/litefs"
+	"github.com/litefs-sql/litefs/litefstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -191,4 +192,53 @@ func TestStatusHandlerWithoutDB(t *testing.T) {
 	assert.Empty(t, w.Body.String(), "HEAD gets no body")
 	w = serve(b.StatusHandler(), httptest.NewRequest(http.MethodGet, "/", nil))
 	assert.Contains(t, w.Body.String(), "Config.DB")
+}
+
+// TestStatusHandlerHidesPaths: the status is served to anyone who can reach
+// it, so the reason it shows for a LiteFS mount gone from under the app does
+// not name the mount's path, while problem still says what is wrong.
+func TestStatusHandlerHidesPaths(t *testing.T) {
+	t.Parallel()
+	cluster := litefstest.StartCluster(t, 1)
+	node := cluster.Primary()
+	db, err := sql.Open(litefs.DriverName, node.DSN())
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	_, err = db.Exec("CREATE TABLE t(x)")
+	require.NoError(t, err)
+	b := newBridge(t, Config{DB: db})
+	w := serve(b.StatusHandler(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	// Closed first, so that nothing holds a file in the mount (the status
+	// reads the mount afresh, with no connection); the mount then goes.
+	require.NoError(t, db.Close())
+	require.NoError(t, node.Process().Stop())
+
+	w = serve(b.StatusHandler(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	body := w.Body.String()
+	require.Equal(t, http.StatusServiceUnavailable, w.Code, body)
+	var st struct{ Reason, Problem string }
+	require.NoError(t, json.Unmarshal([]byte(body), &st), body)
+	assert.Equal(t, "the LiteFS mount is gone", st.Reason)
+	assert.Equal(t, "no primary is known: the LiteFS mount is gone", st.Problem)
+	assert.NotContains(t, body, node.MountDir(), "the mount's path is served")
+	assert.NotContains(t, body, "/", "a path is served")
+}
+
+func TestPublicReason(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ reason, want string }{
+		{reason: "", want: ""},
+		{reason: "LiteFS reports no primary", want: "LiteFS reports no primary"},
+		{reason: "the LiteFS mount is gone from /litefs", want: "the LiteFS mount is gone"},
+		{reason: "LiteFS is gone from /var/lib/litefs", want: "LiteFS is gone"},
+		{reason: ".primary holds no valid hostname", want: ".primary holds no valid hostname"},
+		{reason: "cannot read .primary: open /litefs/.primary: permission denied", want: "cannot read .primary"},
+		{reason: "cannot stat .lag: stat /litefs/.lag: input/output error", want: "cannot stat .lag"},
+		{reason: "LiteFS refused the write: this node no longer takes writes", want: "LiteFS refused the write: this node no longer takes writes"},
+		{reason: "open /secret/x: something new", want: "the node's state could not be read"},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, publicReason(tc.reason), "publicReason(%q)", tc.reason)
+	}
 }

@@ -132,7 +132,10 @@ func ExampleNewForwarder() {
 	primary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.WriteHeader(http.StatusCreated)
-		fmt.Fprintf(w, "primary saved %q (%s)", body, r.Header.Get("Fly-Replay-Src"))
+		// The hop count ends with this process's random nonce, which
+		// marks the value as the Forwarder's own.
+		src, _, _ := strings.Cut(r.Header.Get("Fly-Replay-Src"), ".")
+		fmt.Fprintf(w, "primary saved %q (%s.<nonce>)", body, src)
 	}))
 	defer primary.Close()
 	u, _ := url.Parse(primary.URL)
@@ -156,7 +159,7 @@ func ExampleNewForwarder() {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/posts", strings.NewReader("title=hi")))
 	fmt.Println(w.Code, w.Body)
-	// Output: 201 primary saved "title=hi" (instance=node-b;state=litefs-hops:1)
+	// Output: 201 primary saved "title=hi" (instance=node-b;state=litefs-hops:1.<nonce>)
 }
 
 // A handler about to do something that must happen on the primary only, and

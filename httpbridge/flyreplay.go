@@ -22,7 +22,9 @@ const (
 	HeaderReplayFailed = flyreplay.ReplayFailed
 )
 
-// hopsPrefix starts the state= value in which the bridge counts replays.
+// hopsPrefix starts the state= value in which the bridge counts replays:
+// "litefs-hops:<n>", or "litefs-hops:<n>.<nonce>" when a Forwarder sent it
+// (see forwardNonce).
 const hopsPrefix = "litefs-hops:"
 
 // maxHopCount caps parsed hop counts, so huge numbers cannot overflow.
@@ -31,7 +33,8 @@ const maxHopCount = 1 << 20
 // replaySource is what one Fly-Replay-Src value says.
 type replaySource struct {
 	instance string
-	hops     int // 0 when the state is not the bridge's
+	hops     int    // 0 when the state is not the bridge's
+	nonce    string // after the hop count, "" if none
 }
 
 // parseReplaySource parses a Fly-Replay-Src value such as
@@ -52,7 +55,7 @@ func parseReplaySource(v string) replaySource {
 		case strings.EqualFold(key, "instance"):
 			src.instance = val
 		case strings.EqualFold(key, "state"):
-			src.hops = parseHops(val)
+			src.hops, src.nonce = parseHops(val)
 		}
 	}
 	return src
@@ -66,21 +69,23 @@ func unquote(s string) string {
 	return s
 }
 
-// parseHops returns the hop count in a state value "litefs-hops:<n>", or 0.
-func parseHops(state string) int {
-	digits, ok := strings.CutPrefix(state, hopsPrefix)
+// parseHops returns the hop count and the nonce in a state value
+// "litefs-hops:<n>" or "litefs-hops:<n>.<nonce>", or 0 and "".
+func parseHops(state string) (int, string) {
+	rest, ok := strings.CutPrefix(state, hopsPrefix)
+	digits, nonce, _ := strings.Cut(rest, ".")
 	if !ok || digits == "" {
-		return 0
+		return 0, ""
 	}
 	n := 0
 	for i := 0; i < len(digits); i++ {
 		c := digits[i]
 		if c < '0' || c > '9' {
-			return 0
+			return 0, ""
 		}
 		n = min(n*10+int(c-'0'), maxHopCount)
 	}
-	return n
+	return n, nonce
 }
 
 // replayOrigin sums up a request's Fly-Replay-Src headers: how many times it

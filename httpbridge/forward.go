@@ -2,6 +2,7 @@ package httpbridge
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,12 @@ var (
 	errForwardedSelf  = errors.New("httpbridge: the forwarded request came back to the node that sent it: ForwardConfig addresses this node as the primary")
 	errNoPrimaryURL   = errors.New("httpbridge: ForwardConfig has no URL for this primary")
 )
+
+// forwardNonce marks the Fly-Replay-Src values this process's Forwarders
+// add, after the hop count in state=. Only a value bearing it proves that a
+// request came back to the node that forwarded it: the client can write any
+// Fly-Replay-Src, and node IDs are no secret, but it cannot guess this.
+var forwardNonce = rand.Text()
 
 // ForwardConfig configures a [Forwarder]. Set exactly one of URL, Primaries
 // and Resolve: they say where the primary's app is.
@@ -105,7 +112,11 @@ type ForwardConfig struct {
 // so the bridge on the receiving node applies the same loop rules and never
 // sends it back to any node it passed through. A request that comes back to
 // the node that sent it (the configured address of the primary is this node)
-// gets 503 and an Error log record naming the misconfiguration.
+// gets 503 and an Error log record naming the misconfiguration. "Came back"
+// is proved by a random nonce, drawn once per process, that the Forwarder
+// puts in the state= of the value it adds: a client that forges a value
+// naming this node cannot make it look misconfigured; its value counts as
+// one more hop, like any other.
 //
 // When the primary cannot be reached the client gets 502 Bad Gateway; when
 // it does not answer within ForwardConfig.Timeout, 504 Gateway Timeout.
@@ -266,7 +277,7 @@ func TrustPeers(networks ...string) (func(r *http.Request) bool, error) {
 
 // Replay forwards r to d.Primary and copies the primary's response to w.
 func (f *Forwarder) Replay(w http.ResponseWriter, r *http.Request, d Decision) {
-	if _, self := replayOrigin(r.Header, d.Self); self {
+	if forwardedBySelf(r.Header, d.Self) {
 		f.fail(w, d, errForwardedSelf, http.StatusServiceUnavailable, true)
 		return
 	}
@@ -314,6 +325,17 @@ func (f *Forwarder) Replay(w http.ResponseWriter, r *http.Request, d Decision) {
 	rp.ServeHTTP(w, r.WithContext(ctx))
 }
 
+// forwardedBySelf reports whether h carries a Fly-Replay-Src value that a
+// Forwarder of this process added as instance self: one with forwardNonce.
+func forwardedBySelf(h http.Header, self string) bool {
+	for _, v := range h[HeaderReplaySrc] {
+		if src := parseReplaySource(v); self != "" && src.instance == self && src.nonce == forwardNonce {
+			return true
+		}
+	}
+	return false
+}
+
 type forwardTimerKey struct{}
 
 // answered stops the timeout once the primary's response headers are in; a
@@ -338,7 +360,7 @@ func (f *Forwarder) timeoutFor(r *http.Request) time.Duration {
 
 // rewrite returns the ReverseProxy.Rewrite sending a request to target.
 func (f *Forwarder) rewrite(target *url.URL, d Decision) func(*httputil.ProxyRequest) {
-	src := "instance=" + d.Self + ";state=" + hopsPrefix + strconv.Itoa(d.Hops+1)
+	src := "instance=" + d.Self + ";state=" + hopsPrefix + strconv.Itoa(d.Hops+1) + "." + forwardNonce
 	return func(pr *httputil.ProxyRequest) {
 		pr.SetURL(target)
 		pr.Out.Host = pr.In.Host // the app may route or build links on Host

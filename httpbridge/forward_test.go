@@ -203,7 +203,7 @@ func TestForwardLargeBody(t *testing.T) {
 			assert.True(t, string(got.body) == big, "the primary got the body sent")
 			assert.Equal(t, "/upload?x=1", got.path, "path")
 			assert.Equal(t, "example.com", got.host, "host")
-			assert.Equal(t, "instance=self;state=litefs-hops:1", got.src, "Fly-Replay-Src")
+			assert.Equal(t, "instance=self;state=litefs-hops:1."+forwardNonce, got.src, "Fly-Replay-Src")
 			assert.Equal(t, []string{"node-a.vm.blog.internal:8080"}, p.dialed(), "dialed")
 			e := ev.only(t)
 			assert.Equal(t, Forward, e.Verdict, "verdict")
@@ -528,6 +528,40 @@ func TestForwardToSelf(t *testing.T) {
 	assert.Equal(t, int32(2), hits.Load(), "the client's request and one forwarded copy")
 	assert.Contains(t, log.String(), "level=ERROR")
 	assert.Contains(t, log.String(), "addresses this node as the primary")
+}
+
+// TestForwardForgedSelfSrc: a client that sends a Fly-Replay-Src naming the
+// node it talks to (node IDs are no secret), with no nonce or a wrong one,
+// is forwarded as one more hop: no 503, no false misconfiguration alarm.
+func TestForwardForgedSelfSrc(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, src string
+	}{
+		{name: "no state", src: "instance=node-b"},
+		{name: "hops, no nonce", src: "instance=node-b;state=litefs-hops:1"},
+		{name: "a wrong nonce", src: "instance=node-b;state=litefs-hops:1.AAAAAAAAAAAAAAAAAAAAAAAAAA"},
+		{name: "an empty nonce", src: "instance=node-b;state=litefs-hops:1."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var srcs []string
+			p := newPrimary(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				srcs = r.Header.Values(HeaderReplaySrc) // read once the response is in
+				w.WriteHeader(http.StatusCreated)
+			}))
+			var log logBuffer
+			b := newBridge(t, Config{InstanceID: "node-b", MaxHops: 5,
+				Replay: newForwarder(t, ForwardConfig{URL: "http://{primary}:8080", Transport: p.transport(), Logger: log.logger()})})
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("x"))
+			r.Header.Set(HeaderReplaySrc, tc.src)
+			w := serve(b.Handler(refusingHandler(t, "node-a")), r)
+			assert.Equal(t, http.StatusCreated, w.Code, "status")
+			assert.NotContains(t, log.String(), "level=ERROR")
+			assert.Equal(t, []string{tc.src, "instance=node-b;state=litefs-hops:2." + forwardNonce}, srcs, "Fly-Replay-Src on the primary")
+		})
+	}
 }
 
 // TestForwardChainNeverBack: with room for more hops, a request is never

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/litefs-sql/litefs"
@@ -22,7 +23,9 @@ import (
 //	 "refused":12,"replay failed":0,"too large":0,"too late":0}}
 //
 // Durations (lag, maxLag) are in nanoseconds, times in RFC 3339. counts has
-// one key per [Reason], named by Reason.String.
+// one key per [Reason], named by Reason.String. reason is one of a fixed
+// set of sentences, without the paths or OS errors litefs.NodeStatus may
+// give: the status is meant for health checks, which anyone may reach.
 type Status struct {
 	// OK is false when the response's status is 503: Problem says why.
 	OK      bool   `json:"ok"`
@@ -81,6 +84,7 @@ func (b *Bridge) status(ctx context.Context) (Status, int) {
 		st.Problem = "httpbridge: cannot read this node's state: " + err.Error()
 		return st, http.StatusServiceUnavailable
 	}
+	node.Reason = publicReason(node.Reason)
 	st.Status = node
 	st.Problem = problem(node, b.cfg.MaxLag)
 	st.OK = st.Problem == ""
@@ -99,4 +103,32 @@ func problem(st litefs.Status, maxLag time.Duration) string {
 		return fmt.Sprintf("replication lag %v is over %v", st.Lag, maxLag)
 	}
 	return ""
+}
+
+// publicReasons are the reasons litefs.NodeStatus gives for a node with no
+// primary, as StatusHandler shows them: each reason that starts with one is
+// cut to it. The rest (the mount's path, an OS error naming a file) stays
+// in the node's logs: the status is served to anyone who can reach it.
+var publicReasons = []string{
+	"LiteFS reports no primary",
+	"LiteFS refused the write: this node no longer takes writes",
+	"the LiteFS mount is gone",
+	"LiteFS is gone",
+	".primary holds no valid hostname",
+	"cannot read .primary",
+	"cannot stat .lag",
+}
+
+// publicReason returns reason as StatusHandler shows it: one of
+// publicReasons, or a fixed sentence for a reason it does not know.
+func publicReason(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	for _, p := range publicReasons {
+		if strings.HasPrefix(reason, p) {
+			return p
+		}
+	}
+	return "the node's state could not be read"
 }

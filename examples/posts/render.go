@@ -97,21 +97,27 @@ func putBuffer(buf *bytes.Buffer) {
 }
 
 // acceptsGzip reports whether Accept-Encoding header values accept gzip:
-// "gzip" (or "x-gzip", or "*") listed without q=0. A value it cannot read
-// counts as not accepting it: the page then goes uncompressed.
+// "gzip" (or "x-gzip", or "*") listed without q=0. As RFC 9110 12.5.3 says,
+// a coding named explicitly wins over "*": "gzip;q=0, *" refuses gzip. A
+// value it cannot read counts as not accepting it: the page then goes
+// uncompressed.
 func acceptsGzip(values []string) bool {
+	named, star := false, false
 	for _, v := range values {
 		for item := range strings.SplitSeq(v, ",") {
 			coding, params, _ := strings.Cut(item, ";")
 			switch strings.ToLower(strings.TrimSpace(coding)) {
-			case "gzip", "x-gzip", "*":
-				if qualityNonZero(params) {
-					return true
+			case "gzip", "x-gzip":
+				if !qualityNonZero(params) {
+					return false // an explicit refusal wins over all else
 				}
+				named = true
+			case "*":
+				star = star || qualityNonZero(params)
 			}
 		}
 	}
-	return false
+	return named || star
 }
 
 // qualityNonZero reports whether the parameters of an Accept-Encoding item

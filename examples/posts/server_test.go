@@ -140,8 +140,12 @@ func TestStoreValidation(t *testing.T) {
 	}{
 		{"missing title", "", "some text", "A title is required."},
 		{"blank title", " \t ", "some text", "A title is required."},
-		{"title too long", long(maxTitle + 1), "", "The title is 201 characters long; the limit is 200."},
-		{"body too long", "Title", long(maxBody + 1), "The text is 10001 characters long; the limit is 10000."},
+		{"title too long", long(maxTitle + 1), "", "The title is 201 characters long; the limit is 200. Only its first 200 are shown."},
+		{"body too long", "Title", long(maxBody + 1), "The text is 10001 characters long; the limit is 10000. Only its first 10000 are shown."},
+		// Escaped, 60,000 quotes are 300 KB, over maxPage: shown whole they
+		// made a bare 500 and an ERROR log.
+		{"title of quotes", strings.Repeat(`"`, 60_000), "", "The title is 60000 characters long; the limit is 200."},
+		{"body of quotes", "Title", strings.Repeat(`"`, 60_000), "The text is 60000 characters long; the limit is 10000."},
 		{"title not UTF-8", "bad \xff title", "", "The title is not valid text."},
 		{"body not UTF-8", "Title", "bad \xfe body", "The text is not valid text."},
 		{"title of a NUL", "\x00", "", "The title is not valid text."}, // SQLite's length() would say 0
@@ -154,6 +158,16 @@ func TestStoreValidation(t *testing.T) {
 		{"body with a byte order mark", "Title", "a\uFEFFb", "The text contains an invisible or text-direction character (U+FEFF), which is not allowed."},
 		{"body with a bidi isolate", "Title", "x \u2066y\u2069", "The text contains an invisible or text-direction character (U+2066)"},
 		{"body with a left-to-right mark", "Title", "a\u200Eb", "(U+200E)"},
+		{"title of a braille blank", "\u2800", "", "The title contains an invisible or text-direction character (U+2800)"},
+		{"title with a Mongolian variation selector", "a\u180Bb", "", "(U+180B)"},
+		{"title of a joiner", "\u200D", "", "The title has no visible character."},
+		{"title of joiners and a space", "\u200C \u200D", "", "The title has no visible character."},
+		{"title of a variation selector", "\uFE0F", "", "The title has no visible character."},
+		{"title of a supplementary variation selector", "\U000E0100", "", "The title has no visible character."},
+		{"body of a variation selector", "Title", " \uFE0F\n", "The text has no visible character."},
+		{"emoji with a variation selector", "\u2764\uFE0F", "\u2764\uFE0F", ""},
+		{"Devanagari with ZWJ", "क्\u200Dष", "", ""},
+		{"body of line ends only", "Title", "\n\n", ""},
 		{"body with tabs and line ends", "Title", "a\tb\r\nc\rd\n", ""},
 		{"emoji joined by ZWJ", "family \U0001F468\u200D\U0001F469\u200D\U0001F467", "", ""},
 		{"Persian with ZWNJ", "می\u200Cخواهم", "", ""},
@@ -174,9 +188,11 @@ func TestStoreValidation(t *testing.T) {
 			assert.Contains(t, body, `aria-invalid="true"`, "no field is marked invalid")
 			// The input is kept: the title in the value attribute, the body
 			// in the text area, escaped, with what is not text replaced.
-			assert.Contains(t, body, `value="`+shownAsHTML(strings.TrimSpace(tc.title))+`"`, "the title was not kept")
-			assert.Contains(t, body, ">\n"+shownAsHTML(tc.body)+"</textarea>", "the body was not kept")
+			// Text over the limit is shown cut to the limit.
+			assert.Contains(t, body, `value="`+shownAsHTML(cutRunes(strings.TrimSpace(tc.title), maxTitle))+`"`, "the title was not kept")
+			assert.Contains(t, body, ">\n"+shownAsHTML(cutRunes(tc.body, maxBody))+"</textarea>", "the body was not kept")
 			assert.Equal(t, before, a.count(t), "an invalid post was stored")
+			assert.NotContains(t, a.logs.String(), "level=ERROR", "client input made an ERROR log")
 		})
 	}
 }
