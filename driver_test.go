@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -474,6 +475,14 @@ func TestOddMountEntriesFailClosed(t *testing.T) {
 		}},
 		{name: "symlink loop as .primary", setup: func(t *testing.T, m *litefstest.Mount) {
 			require.NoError(t, os.Symlink(primaryFile, m.Dir()+"/"+primaryFile))
+		}},
+		{name: "dangling symlink as .primary", setup: func(t *testing.T, m *litefstest.Mount) {
+			require.NoError(t, os.Symlink("/nonexistent/node-a", m.Dir()+"/"+primaryFile))
+		}},
+		{name: "symlink to a regular file as .primary", setup: func(t *testing.T, m *litefstest.Mount) {
+			target := filepath.Join(t.TempDir(), "primary")
+			require.NoError(t, os.WriteFile(target, []byte("node-a"), 0o644))
+			require.NoError(t, os.Symlink(target, m.Dir()+"/"+primaryFile))
 		}},
 	}
 	for _, tc := range tests {
