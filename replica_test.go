@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/mattn/go-sqlite3"
@@ -430,4 +432,21 @@ func TestStatementsPreparedBeforeADemotion(t *testing.T) {
 	_, err := stmts[len(stmts)-1].ExecContext(t.Context())
 	assert.NoError(t, err, "the first statement of a string, a read")
 	assertRefusedCleanly(t, m, conn, before)
+}
+
+// VACUUM INTO "link/../x.db", where link points into the mount, is inside
+// the mount: the kernel follows the link before "..".
+func TestVacuumIntoThroughSymlinkDotDotIsRefused(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	sub := filepath.Join(m.Dir(), "sub")
+	require.NoError(t, os.Mkdir(sub, 0o755))
+	link := filepath.Join(t.TempDir(), "link")
+	require.NoError(t, os.Symlink(sub, link))
+	m.SetReplica("node-a")
+
+	_, err := db.Exec("VACUUM INTO '" + link + "/../escaped.db'")
+	assert.ErrorIs(t, err, ErrNotPrimary)
+	assert.NoFileExists(t, filepath.Join(m.Dir(), "escaped.db"), "VACUUM INTO wrote inside the mount on a replica")
 }
