@@ -66,11 +66,14 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 		cacheSize: ctr.cfg.classCacheSize,
 		halt:      connHalt{forward: ctr.cfg.forwardWrites || ctr.info.forwardWrites, cfg: &ctr.cfg},
 	}
+	// What SQLite opened decides, not the DSN's text: go-sqlite3 ignores
+	// mode=memory on a plain path, and SQLite reads a URI's last mode.
+	// No file name means an in-memory or temporary database.
 	file := sc.GetFilename("main")
 	switch {
 	case ctr.cfg.mountDirSet:
 		c.probe = newProber(ctr.cfg.mountDir, ctr.cfg.log, &ctr.sawLiteFS)
-	case file != "" && !ctr.info.memory:
+	case file != "":
 		c.probe = newProber(filepath.Dir(file), ctr.cfg.log, &ctr.sawLiteFS)
 	}
 	ctr.attach(c, file)

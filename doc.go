@@ -22,9 +22,11 @@
 // the package registers the bind type, so sqlx.BindType("litefs") is
 // sqlx.QUESTION, as for "sqlite3".
 //
-// An in-memory or temporary database (":memory:", "file::memory:",
-// mode=memory, "") is not replicated: it is always writable unless
-// [WithMountDir] names a mount to take the role from.
+// An in-memory or temporary database (":memory:", "file::memory:", "", or a
+// URI that SQLite opens in memory) is not replicated: it is always writable
+// unless [WithMountDir] names a mount to take the role from. What SQLite
+// opened decides, not the DSN's text: go-sqlite3 ignores mode=memory on a
+// plain path, and SQLite reads the last of several modes in a URI.
 //
 // The go-sqlite3 connection beneath is reachable through (*sql.Conn).Raw and
 // [Conn.SQLite]; statements run on it directly bypass the driver's checks.

@@ -10,7 +10,7 @@ import (
 // itself is passed to go-sqlite3 unchanged.
 type dsnInfo struct {
 	path          string // the file name, without "file:" and parameters
-	memory        bool   // an in-memory or temporary database: nothing to replicate
+	memory        bool   // surely in memory or temporary (":memory:", no name); connections ask SQLite
 	txlockWrites  bool   // _txlock takes the write lock at BEGIN
 	queryOnly     bool   // _query_only is set: the driver leaves the pragma alone
 	api           string // _litefs_api: LiteFS's HTTP API address ("" or "off": none)
@@ -37,8 +37,10 @@ func parseDSN(dsn string) (dsnInfo, error) {
 		path = rest
 	}
 	info.path = path
-	info.memory = path == "" || path == ":memory:" || strings.HasPrefix(path, ":memory:") ||
-		params.Get("mode") == "memory"
+	// mode=memory is not read: go-sqlite3 ignores it on a plain path, and
+	// SQLite takes the last of several in a URI. A connection asks SQLite
+	// what it opened (newConn); here a guess errs toward a file.
+	info.memory = path == "" || strings.HasPrefix(path, ":memory:")
 
 	switch v := strings.ToLower(params.Get("_txlock")); v {
 	case "", "deferred":

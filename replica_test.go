@@ -450,3 +450,43 @@ func TestVacuumIntoThroughSymlinkDotDotIsRefused(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNotPrimary)
 	assert.NoFileExists(t, filepath.Join(m.Dir(), "escaped.db"), "VACUUM INTO wrote inside the mount on a replica")
 }
+
+// Whether a connection has a role check follows what SQLite opened, not
+// mode=memory in the DSN's text: go-sqlite3 ignores it on a plain path, and
+// SQLite reads the last mode of a URI.
+func TestModeMemoryInTheDSNStillChecksTheRole(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		dsn  func(path string) string
+	}{
+		{name: "plain path", dsn: func(p string) string { return p + "?mode=memory" }},
+		{name: "uri with a later mode", dsn: func(p string) string { return "file:" + p + "?mode=memory&mode=rw" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			openDB(t, m, "").Close()
+			m.SetReplica("node-a")
+			before := fingerprint(t, m)
+
+			db, err := sql.Open(DriverName, tc.dsn(m.DBPath()))
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			_, err = db.Exec("INSERT INTO t(v) VALUES ('replica write')")
+			assert.ErrorIs(t, err, ErrNotPrimary)
+			assert.Equal(t, before, fingerprint(t, m), "the replica's database changed")
+		})
+	}
+}
+
+// A URI that SQLite does open in memory needs no role check.
+func TestURIInMemoryWrites(t *testing.T) {
+	t.Parallel()
+	db, err := sql.Open(DriverName, "file:/nonexistent-dir/app.db?mode=memory")
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	_, err = db.Exec("CREATE TABLE t(v)")
+	assert.NoError(t, err)
+}
