@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -26,6 +27,12 @@ type Conn struct {
 	probe *prober  // nil: no mount, always primary
 	pos   *posFile // <db>-pos, where LiteFS shows the TXID; shared by the Connector
 	info  dsnInfo
+	log   *slog.Logger
+
+	// attached holds a prober for each attached database file outside the
+	// main database's directory (attach.go); refreshed after every run of
+	// a string that names ATTACH or DETACH.
+	attached []*attachedDB
 
 	classes   map[string]class
 	cacheSize int
@@ -62,6 +69,7 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	c := &Conn{
 		sc:        sc,
 		info:      ctr.info,
+		log:       ctr.cfg.log,
 		queryOnly: qoOff,
 		cacheSize: ctr.cfg.classCacheSize,
 		halt:      connHalt{forward: ctr.cfg.forwardWrites || ctr.info.forwardWrites, cfg: &ctr.cfg},
@@ -100,7 +108,13 @@ func (c *Conn) SQLite() *sqlite3.SQLiteConn { return c.sc }
 
 // CheckPrimary returns nil when this node may write, else the refusal a write
 // would get. It touches the mount.
-func (c *Conn) CheckPrimary() error { return c.probe.check() }
+// A database attached from another directory is checked too.
+func (c *Conn) CheckPrimary() error {
+	if err := c.probe.check(); err != nil {
+		return err
+	}
+	return c.checkAttached()
+}
 
 // classify returns the verdict on query, from its text or, on a cache miss,
 // from SQLite. A statement that SQLite cannot prepare and that would write
@@ -350,6 +364,7 @@ func (c *Conn) Ping(ctx context.Context) error { return c.sc.Ping(ctx) }
 func (c *Conn) Close() error {
 	c.haltEnd() // never keep a HALT lock past the connection
 	c.probe.close()
+	c.closeAttached()
 	return c.sc.Close()
 }
 

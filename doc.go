@@ -126,6 +126,14 @@
 //     ConnectHook or an extension registered), ATTACH and DETACH may write
 //     through the connection: they are treated like the strings below, so
 //     each run reads the role, as a write does.
+//   - A database attached from another directory (the mount, attached to an
+//     in-memory or local main database; another mount) brings that
+//     directory's role: once it is attached, every write on the connection,
+//     to any of its databases, reads the roles of the main database's
+//     directory and of each such directory, and is refused if any is a
+//     replica's. On a replica, ATTACH of anything but an in-memory database
+//     or a file that exists already (a parameter, an expression, a new file)
+//     is a write: query_only does not stop ATTACH creating the file.
 //   - VACUUM INTO a file outside the mount writes nothing LiteFS
 //     replicates: it is allowed on a replica, the usual way to take a
 //     backup there. A target inside the mount, a file: URI, a parameter or

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mattn/go-sqlite3"
@@ -489,4 +490,73 @@ func TestURIInMemoryWrites(t *testing.T) {
 	t.Cleanup(func() { db.Close() })
 	_, err = db.Exec("CREATE TABLE t(v)")
 	assert.NoError(t, err)
+}
+
+// A write to a database attached from a LiteFS mount reads that mount's
+// role, whatever the main database is.
+func TestWriteToAttachedMountDatabaseIsRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		dsn  func(t *testing.T) string
+	}{
+		{name: "memory main", dsn: func(*testing.T) string { return ":memory:" }},
+		{name: "local main", dsn: func(t *testing.T) string { return filepath.Join(t.TempDir(), "local.db") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			openDB(t, m, "").Close()
+			db, err := sql.Open(DriverName, tc.dsn(t))
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			db.SetMaxOpenConns(1)
+			_, err = db.Exec("ATTACH '" + m.DBPath() + "' AS lfs")
+			require.NoError(t, err)
+			_, err = db.Exec("INSERT INTO lfs.t(v) VALUES ('on the primary')")
+			require.NoError(t, err, "the attached mount is the primary")
+
+			m.SetReplica("node-a")
+			before := fingerprint(t, m)
+			_, err = db.Exec("INSERT INTO lfs.t(v) VALUES ('via attach')")
+			assert.ErrorIs(t, err, ErrNotPrimary)
+			_, err = db.Exec("CREATE TABLE IF NOT EXISTS lfs.u(x); INSERT INTO lfs.t(v) VALUES ('multi')")
+			assert.ErrorIs(t, err, ErrNotPrimary)
+			assert.Equal(t, before, fingerprint(t, m), "a replica's LiteFS database was written through ATTACH")
+
+			_, err = db.Exec("DETACH lfs")
+			require.NoError(t, err)
+			_, err = db.Exec("CREATE TABLE main_t(x)")
+			assert.NoError(t, err, "once detached, the mount's role no longer applies")
+		})
+	}
+}
+
+// ATTACH of a file that does not exist yet creates it, which query_only
+// does not stop: on a replica it is a write.
+func TestAttachCreatingAFileOnAReplicaIsRefused(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db)
+	m.SetReplica("node-a")
+	tests := []struct {
+		name   string
+		sql    string
+		target string
+	}{
+		{name: "path", sql: "ATTACH '{mount}/new.db' AS n", target: "new.db"},
+		{name: "uri", sql: "ATTACH 'file:{mount}/uri.db?mode=rwc' AS n", target: "uri.db"},
+		{name: "in a string", sql: "SELECT 1; ATTACH '{mount}/multi.db' AS n", target: "multi.db"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := conn.ExecContext(t.Context(), strings.ReplaceAll(tc.sql, "{mount}", m.Dir()))
+			assert.ErrorIs(t, err, ErrNotPrimary)
+			assert.NoFileExists(t, filepath.Join(m.Dir(), tc.target), "a replica created a database in the mount")
+		})
+	}
+	_, err := conn.ExecContext(t.Context(), "ATTACH '"+m.DBPath()+"' AS existing")
+	assert.NoError(t, err, "attaching a file that exists creates nothing")
 }

@@ -56,6 +56,13 @@ func (c *Conn) admit(ctx context.Context, cl class, cause error) (admission, err
 		return admission{}, ErrReadOnlyTx
 	}
 	verdict := c.probe.check()
+	if verdict == nil {
+		// A database attached from another mount has a role of its own;
+		// its refusal is no HALT hold of this database's.
+		if verdict = c.checkAttached(); verdict != nil {
+			return c.admitReplica(ctx, cl, verdict, cause)
+		}
+	}
 	switch {
 	case verdict == nil:
 		return admission{guard: cl == classMaybe}, nil
@@ -80,6 +87,19 @@ func (c *Conn) admit(ctx context.Context, cl class, cause error) (admission, err
 	return admission{}, refusal(ctx, verdict, cause)
 }
 
+// admitReplica is admit's verdict on a statement of class cl, not a read,
+// when verdict refuses writes and no HALT hold applies.
+func (c *Conn) admitReplica(ctx context.Context, cl class, verdict, cause error) (admission, error) {
+	switch {
+	case cl == classBackup && cause == nil:
+		return admission{verdict: verdict, guard: true, backup: true}, nil
+	case cl == classMaybe:
+		return admission{verdict: verdict, queryOnly: true, guard: true}, nil
+	}
+	c.setQueryOnly(true)
+	return admission{}, refusal(ctx, verdict, cause)
+}
+
 // run is one statement's passage through the connection, from begin to end.
 // Its zero value (a read) costs nothing.
 type run struct {
@@ -89,6 +109,7 @@ type run struct {
 	query   string   // the SQL text, to guess whether a statement that failed would write
 	adm     admission
 	wasAuto bool      // the connection was outside a transaction at begin
+	attach  bool      // the string names ATTACH or DETACH: re-read the attached databases at end
 	g       *guard    // the guard authorizer's record, while it is installed
 	snap    *snapshot // settings a string may change before it is refused, or nil
 }
@@ -103,7 +124,7 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 	if err != nil {
 		return r, err
 	}
-	r.adm, r.wasAuto = adm, c.sc.AutoCommit()
+	r.adm, r.wasAuto, r.attach = adm, c.sc.AutoCommit(), mentionsAttach(query)
 	if err := c.setQueryOnly(adm.queryOnly); err != nil {
 		return r, err
 	}
@@ -120,7 +141,7 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		r.snap = c.takeSnapshot(ctx, query)
 	}
 	if adm.guard {
-		r.g = c.installGuard(adm.verdict != nil || c.roTx)
+		r.g = c.installGuard(adm.verdict != nil || c.roTx, adm.backup)
 	}
 	return r, nil
 }
@@ -148,6 +169,9 @@ func (r *run) end(err error) error {
 		t.reportCommit(c.pos)
 	}
 	if err == nil {
+		if r.attach {
+			c.refreshAttached(context.Background())
+		}
 		return nil
 	}
 	err, refused := r.failure(err)
@@ -158,6 +182,9 @@ func (r *run) end(err error) error {
 	}
 	if refused && r.snap != nil {
 		c.restore(context.Background(), r.snap)
+	}
+	if r.attach {
+		c.refreshAttached(context.Background())
 	}
 	return err
 }
@@ -218,14 +245,21 @@ type guard struct{ denied class }
 // installGuard installs, for one run, an authorizer that denies PRAGMA
 // query_only = x everywhere and, on a replica (or in a read-only
 // transaction), every pragma that writes, including what query_only lets
-// through: a change of journal mode, a checkpoint. SQLite asks it while the
+// through: a change of journal mode, a checkpoint, and an ATTACH that may
+// create a file (but for VACUUM INTO's own attach of a backup target outside
+// the mount, which admit has vetted). SQLite asks it while the
 // statements of a string compile and when a table-valued pragma function
 // runs its pragma. Installing an authorizer expires the connection's
 // prepared statements, which SQLite then prepares again, so cached
 // statements are checked too.
-func (c *Conn) installGuard(replica bool) *guard {
+func (c *Conn) installGuard(replica, backup bool) *guard {
 	g := &guard{}
 	c.sc.RegisterAuthorizer(func(op int, name, arg, _ string) int {
+		if op == sqlite3.SQLITE_ATTACH && replica && !backup && attachCreates(name) {
+			// query_only does not stop ATTACH creating a file.
+			g.denied = classWrite
+			return sqlite3.SQLITE_DENY
+		}
 		if op != sqlite3.SQLITE_PRAGMA {
 			return sqlite3.SQLITE_OK
 		}
