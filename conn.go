@@ -43,6 +43,9 @@ type Conn struct {
 	roTx      bool     // inside a transaction begun with TxOptions.ReadOnly
 	committed bool     // set by the commit hook, cleared once a run reports it
 	halt      connHalt // write forwarding under LiteFS's HALT lock (halt_conn.go)
+
+	epoch     *roleEpoch // the Connector's; nil without a mount
+	seenEpoch uint64     // epoch's generation when query_only last followed it
 }
 
 // qoState is what the driver knows of PRAGMA query_only on a connection.
@@ -84,6 +87,11 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	case file != "":
 		c.probe = newProber(filepath.Dir(file), ctr.cfg.log, &ctr.sawLiteFS)
 	}
+	if c.probe != nil {
+		c.probe.epoch = &ctr.epoch
+		c.epoch = &ctr.epoch
+	}
+	c.seenEpoch = c.epoch.current()
 	ctr.attach(c, file)
 	// SQLite calls the hook on this goroutine, inside the statement that
 	// commits, and only for transactions that wrote.

@@ -354,7 +354,13 @@
 //   - A verdict is kept per SQL string and connection: a view that the
 //     primary redefines later (to call pragma_optimize, say) keeps the verdict
 //     its old definition had on a connection that has seen the string. A
-//     connection under query_only still cannot write through it.
+//     connection under query_only still cannot write through it, and every
+//     connection of a handle puts itself under query_only at its next
+//     statement, reads included, once the handle has seen the node turn into
+//     a replica: through LiteFS's event stream, or any write's role check.
+//     Until then (no event stream, no write since the demotion) a connection
+//     opened on the primary may run such a read with query_only off; reads
+//     never look at the mount.
 //   - A statement that calls a function registered by a ConnectHook reads the
 //     role on every run; on a replica, a write that function makes through
 //     the connection fails with SQLite's error, not a refusal.

@@ -170,6 +170,7 @@ type Connector struct {
 	info      dsnInfo
 	cfg       config
 	sawLiteFS atomic.Bool // a connection found the database on a LiteFS mount
+	epoch     roleEpoch   // demotions seen by its connections and its source
 	src       source      // the role and position source its connections share
 }
 

@@ -189,7 +189,9 @@ func stateOf(ev event) *roleState {
 func (w *watcher) apply(ev event) {
 	switch ev.kind {
 	case eventPrimaryChange:
-		w.role.Store(stateOf(ev))
+		st := stateOf(ev)
+		w.role.Store(st)
+		w.probe.epoch.saw(st == nil || !st.primary)
 	case eventTx:
 		if ev.db != w.db || w.db == "" {
 			return

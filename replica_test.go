@@ -560,3 +560,32 @@ func TestAttachCreatingAFileOnAReplicaIsRefused(t *testing.T) {
 	_, err := conn.ExecContext(t.Context(), "ATTACH '"+m.DBPath()+"' AS existing")
 	assert.NoError(t, err, "attaching a file that exists creates nothing")
 }
+
+// A verdict cached as a read (a view the primary has since redefined to call
+// pragma_optimize) cannot write on a connection opened on the primary once
+// the driver has seen the node demoted: that connection runs its next
+// statement, a read included, under query_only.
+func TestCachedReadAfterADemotionRunsUnderQueryOnly(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db)
+	ctx := t.Context()
+	_, err := db.Exec("CREATE TABLE v(a)")
+	require.NoError(t, err)
+	require.NoError(t, runOn(ctx, conn, "SELECT 1 FROM v", true), "cached as a read")
+	for range 50 {
+		_, err = db.Exec("INSERT INTO t(v) VALUES ('z')")
+		require.NoError(t, err)
+	}
+	_, err = db.Exec("DROP TABLE v; CREATE VIEW v AS SELECT * FROM pragma_optimize(0x10002)")
+	require.NoError(t, err)
+	m.SetReplica("node-a")
+	_, err = db.Exec("INSERT INTO t(v) VALUES ('refused')") // another connection sees the demotion
+	require.ErrorIs(t, err, ErrNotPrimary)
+	before := fingerprint(t, m)
+
+	err = runOn(ctx, conn, "SELECT 1 FROM v", true)
+	assert.ErrorIs(t, err, ErrNotPrimary)
+	assert.Equal(t, before, fingerprint(t, m), "a replica wrote (ANALYZE through a cached read)")
+}

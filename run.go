@@ -117,6 +117,12 @@ type run struct {
 // begin admits a statement of class cl and sets the connection up for it.
 func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 	r := run{c: c, ctx: ctx, query: query}
+	if g := c.epoch.current(); g != c.seenEpoch {
+		// The node has been seen turning into a replica since this
+		// connection last looked: reads too run under query_only now.
+		c.seenEpoch = g
+		c.setQueryOnly(true)
+	}
 	if cl == classRead {
 		return r, nil
 	}

@@ -416,6 +416,7 @@ func (c *Connector) watcher() *watcher {
 		}
 		api, explicit := c.api()
 		w := newWatcher(dir, path, api, &c.cfg, &c.sawLiteFS)
+		w.probe.epoch = &c.epoch
 		if !explicit && !w.probe.liteFS {
 			w.api = "" // the default address only serves a LiteFS mount
 		}
