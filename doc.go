@@ -366,7 +366,14 @@
 //     the connection fails with SQLite's error, not a refusal.
 //   - go-sqlite3 runs the DSN's own pragmas (_journal_mode, ...) when it
 //     opens a connection, before the driver sees it; choose them to match the
-//     cluster's database.
+//     cluster's database. A change of journal mode writes the database (on
+//     a replica: rewritten under a temporary mount, an open that fails on
+//     LiteFS), so [NewConnector] refuses a _journal_mode (or _journal) other
+//     than WAL for a database in a mount: a FUSE mount, a directory with
+//     .primary or .lag, or the one [WithMountDir] names. A mount that shows
+//     neither file when the Connector is made (a single primary's plain
+//     directory) is not caught. Other set-up pragmas (_auto_vacuum,
+//     _locking_mode) are not checked: leave them unset on a mount.
 //   - PRAGMA query_only belongs to the driver; a DSN with _query_only=1 is
 //     left alone and stays read-only.
 //   - TxOptions.Isolation is ignored, as go-sqlite3 does: SQLite

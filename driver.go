@@ -188,7 +188,11 @@ func NewConnector(dsn string, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{dsn: dsn, info: info, cfg: cfg}, nil
+	c := &Connector{dsn: dsn, info: info, cfg: cfg}
+	if err := c.checkJournalMode(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Connect opens a connection. go-sqlite3 cannot be interrupted while it

@@ -1024,3 +1024,47 @@ func TestLagStampedByAnotherClock(t *testing.T) {
 		})
 	}
 }
+
+// A DSN that would change a mount's journal mode at every open is refused
+// at NewConnector: go-sqlite3 runs the pragma before the driver can refuse
+// it, and on a replica it rewrites the database.
+func TestJournalModeInTheDSNOfAMount(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		suffix  string
+		replica bool
+		mountOK bool // allowed on a mount
+	}{
+		{name: "delete on a replica", suffix: "?_journal_mode=DELETE", replica: true},
+		{name: "short name on a replica", suffix: "?_journal=truncate", replica: true},
+		{name: "delete on the primary's mount", suffix: "?_journal_mode=DELETE&_txlock=immediate"},
+		{name: "wal", suffix: "?_journal_mode=wal", replica: true, mountOK: true},
+		{name: "none", suffix: "", replica: true, mountOK: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			openDB(t, m, "").Close()
+			if tc.replica {
+				m.SetReplica("node-a")
+			}
+			before := fingerprint(t, m)
+			var opts []Option
+			if !tc.replica {
+				opts = append(opts, WithMountDir(m.Dir())) // no .primary to show the mount
+			}
+			_, err := NewConnector(m.DBPath()+tc.suffix, opts...)
+			if tc.mountOK {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, errJournalMode)
+			}
+			assert.Equal(t, before, fingerprint(t, m))
+
+			_, err = NewConnector(filepath.Join(t.TempDir(), "local.db") + tc.suffix)
+			assert.NoError(t, err, "a plain directory is no mount")
+		})
+	}
+}

@@ -1,8 +1,12 @@
 package litefs
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -15,7 +19,8 @@ type dsnInfo struct {
 	queryOnly     bool   // _query_only is set: the driver leaves the pragma alone
 	api           string // _litefs_api: LiteFS's HTTP API address ("" or "off": none)
 	apiSet        bool
-	forwardWrites bool // _forward_writes (see WithForwardWrites)
+	forwardWrites bool   // _forward_writes (see WithForwardWrites)
+	journalMode   string // _journal_mode or _journal as go-sqlite3 reads it, upper case; "" when unset
 }
 
 // parseDSN reads a DSN the way go-sqlite3 does: parameters follow the first
@@ -37,6 +42,12 @@ func parseDSN(dsn string) (dsnInfo, error) {
 		path = rest
 	}
 	info.path = path
+	// go-sqlite3 reads _journal over _journal_mode when both are there.
+	for _, key := range []string{"_journal_mode", "_journal"} {
+		if params.Has(key) {
+			info.journalMode = strings.ToUpper(params.Get(key))
+		}
+	}
 	// mode=memory is not read: go-sqlite3 ignores it on a plain path, and
 	// SQLite takes the last of several in a URI. A connection asks SQLite
 	// what it opened (newConn); here a guess errs toward a file.
@@ -84,4 +95,36 @@ func parseBool(s string) (value, ok bool) {
 		return false, true
 	}
 	return false, false
+}
+
+// errJournalMode refuses a DSN that would change a LiteFS database's journal
+// mode at every open.
+var errJournalMode = errors.New("litefs: invalid DSN: a database in a LiteFS mount needs _journal_mode=WAL or none " +
+	"(go-sqlite3 sets the journal mode at every open, before the driver can refuse it: " +
+	"on a replica another mode rewrites the database, or fails the open)")
+
+// checkJournalMode refuses a journal mode other than WAL in the DSN of a
+// database in a mount: a LiteFS mount (FUSE), a directory with LiteFS's
+// .primary or .lag, or the one WithMountDir names. go-sqlite3 runs PRAGMA
+// journal_mode at open, before the driver sees the connection, and a
+// change of mode writes the database. Setting WAL on a database already in
+// WAL mode writes nothing.
+func (c *Connector) checkJournalMode() error {
+	if c.info.journalMode == "" || c.info.journalMode == "WAL" {
+		return nil
+	}
+	dir := c.mountDir()
+	if dir == "" {
+		return nil
+	}
+	mount := c.cfg.mountDirSet || isFUSE(dir)
+	for _, name := range []string{primaryFile, lagFile} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			mount = true // present, or unknown: fail closed
+		}
+	}
+	if mount {
+		return fmt.Errorf("%w: _journal_mode=%s", errJournalMode, c.info.journalMode)
+	}
+	return nil
 }
