@@ -155,7 +155,12 @@
 // no transaction that the refused string began (BEGIN; ...; COMMIT or
 // SAVEPOINT s; ... in one string is rolled back), and the connection
 // settings and attached databases its earlier statements changed put back
-// (PRAGMA foreign_keys = OFF; ALTER TABLE ... in a migration). A transaction
+// (PRAGMA foreign_keys = OFF; ALTER TABLE ... in a migration), in the schema
+// each names (PRAGMA aux.synchronous = 0); case_sensitive_like, which SQLite
+// cannot read back, goes back to the DSN's _case_sensitive_like (default
+// off). On a replica a string of several statements that may write and
+// that DETACHes a database is refused before it runs: the database could
+// only be attached again by file name, without its URI parameters. A transaction
 // begun through database/sql is left to its owner, savepoints of the string
 // included: roll it back.
 //

@@ -21,6 +21,11 @@ type dsnInfo struct {
 	apiSet        bool
 	forwardWrites bool   // _forward_writes (see WithForwardWrites)
 	journalMode   string // _journal_mode or _journal as go-sqlite3 reads it, upper case; "" when unset
+
+	// caseSensitiveLike is PRAGMA case_sensitive_like as a connection opens
+	// ("0" or "1"): SQLite cannot read it back, so a refused string that set
+	// it is undone to this.
+	caseSensitiveLike string
 }
 
 // parseDSN reads a DSN the way go-sqlite3 does: parameters follow the first
@@ -42,7 +47,16 @@ func parseDSN(dsn string) (dsnInfo, error) {
 		path = rest
 	}
 	info.path = path
-	// go-sqlite3 reads _journal over _journal_mode when both are there.
+	// go-sqlite3 reads _cslike over _case_sensitive_like, _journal over
+	// _journal_mode, when both are there.
+	info.caseSensitiveLike = "0"
+	for _, key := range []string{"_case_sensitive_like", "_cslike"} {
+		if on, ok := parseBool(params.Get(key)); ok && on {
+			info.caseSensitiveLike = "1"
+		} else if ok {
+			info.caseSensitiveLike = "0"
+		}
+	}
 	for _, key := range []string{"_journal_mode", "_journal"} {
 		if params.Has(key) {
 			info.journalMode = strings.ToUpper(params.Get(key))

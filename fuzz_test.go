@@ -213,7 +213,7 @@ func FuzzStatementScans(f *testing.F) {
 		mayWrite(q)
 		names, _ := statePragmas(q)
 		for _, n := range names {
-			require.True(t, pragmaSettings[n], "statePragmas returned %q, not a setting", n)
+			require.True(t, pragmaSettings[n.name], "statePragmas returned %q, not a setting", n)
 		}
 		sc := scanner{s: q}
 		if strings.EqualFold(sc.word(), "VACUUM") {

@@ -589,3 +589,73 @@ func TestCachedReadAfterADemotionRunsUnderQueryOnly(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNotPrimary)
 	assert.Equal(t, before, fingerprint(t, m), "a replica wrote (ANALYZE through a cached read)")
 }
+
+// A refused string leaves case_sensitive_like (which SQLite cannot read
+// back) as the DSN set it, and a setting of an attached schema as it was.
+func TestRefusedStringRestoresUnreadableAndSchemaSettings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		suffix   string
+		wantLike bool // 'a' LIKE 'A' as the connection opens
+	}{
+		{name: "default", wantLike: true},
+		{name: "dsn sets it", suffix: "&_cslike=1", wantLike: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			db := openDB(t, m, tc.suffix)
+			conn, _ := pinConn(t, db)
+			ctx := t.Context()
+			_, err := conn.ExecContext(ctx, "ATTACH '"+filepath.Join(t.TempDir(), "aux.db")+"' AS aux")
+			require.NoError(t, err)
+			m.SetReplica("node-a")
+			like := func() (b bool) {
+				require.NoError(t, conn.QueryRowContext(ctx, "SELECT 'a' LIKE 'A'").Scan(&b))
+				return b
+			}
+			auxSync := func() (v int) {
+				require.NoError(t, conn.QueryRowContext(ctx, "PRAGMA aux.synchronous").Scan(&v))
+				return v
+			}
+			require.Equal(t, tc.wantLike, like())
+			syncBefore := auxSync()
+
+			set := "PRAGMA case_sensitive_like = 1"
+			if !tc.wantLike {
+				set = "PRAGMA case_sensitive_like = 0"
+			}
+			_, err = conn.ExecContext(ctx, set+"; PRAGMA aux.synchronous = 0; INSERT INTO t(v) VALUES ('x')")
+			require.ErrorIs(t, err, ErrNotPrimary)
+			assert.Equal(t, tc.wantLike, like(), "case_sensitive_like was left changed")
+			assert.Equal(t, syncBefore, auxSync(), "aux.synchronous was left changed")
+		})
+	}
+}
+
+// On a replica a string that detaches a database and may write is refused
+// before it runs: restoring the database afterwards would lose the URI
+// parameters it was attached with (mode=ro).
+func TestRefusedStringWithDetachRunsNothing(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db)
+	ctx := t.Context()
+	aux := filepath.Join(t.TempDir(), "aux.db")
+	_, err := conn.ExecContext(ctx, "ATTACH '"+aux+"' AS w; CREATE TABLE w.x(a); DETACH w")
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, "ATTACH 'file:"+aux+"?mode=ro' AS aux")
+	require.NoError(t, err)
+	m.SetReplica("node-a")
+
+	_, err = conn.ExecContext(ctx, "DETACH aux; INSERT INTO t(v) VALUES ('x')")
+	require.ErrorIs(t, err, ErrNotPrimary)
+	m.SetPrimary()
+	_, err = conn.ExecContext(ctx, "INSERT INTO aux.x(a) VALUES (1)")
+	assert.Error(t, err, "aux was attached read-only")
+	_, err = conn.ExecContext(ctx, "DETACH aux")
+	assert.NoError(t, err, "aux is still attached")
+}

@@ -143,6 +143,12 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 			return r, err
 		}
 	}
+	if adm.verdict != nil && cl == classMaybe && isMulti(query) && detaches(query) {
+		// A database detached by a string refused later could only be
+		// attached again by file name, without the URI parameters
+		// (mode=ro) it had: refuse such a string before it runs.
+		return r, refusal(ctx, adm.verdict, nil)
+	}
 	if cl == classMaybe {
 		r.snap = c.takeSnapshot(ctx, query)
 	}
