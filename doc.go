@@ -160,9 +160,11 @@
 // cannot read back, goes back to the DSN's _case_sensitive_like (default
 // off). On a replica a string of several statements that may write and
 // that DETACHes a database is refused before it runs: the database could
-// only be attached again by file name, without its URI parameters. A transaction
-// begun through database/sql is left to its owner, savepoints of the string
-// included: roll it back.
+// only be attached again by file name, without its URI parameters. A
+// transaction begun through database/sql is left to its owner, but the
+// savepoints a refused string opened in it are rolled back and released; a
+// string that also ends or begins a transaction or a savepoint there
+// (RELEASE, ROLLBACK, COMMIT, BEGIN) is refused on a replica before it runs.
 //
 // A write SQLite cannot prepare on a replica, because the replica's schema
 // trails the primary's after a migration ("no such table", "has no column

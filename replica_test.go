@@ -205,6 +205,34 @@ func TestRefusedStringLeavesNoTransaction(t *testing.T) {
 		wantNotPrimary(t, err, "node-a")
 		var n int
 		assert.NoError(t, tx.QueryRow("SELECT count(*) FROM t").Scan(&n), "the transaction is still usable")
+		_, err = tx.Exec("RELEASE s")
+		assert.Error(t, err, "the refused string's savepoint is still open")
+		assert.NoError(t, tx.Rollback())
+	})
+	t.Run("a user's savepoint outlives a refused string", func(t *testing.T) {
+		t.Parallel()
+		m := litefstest.NewMount(t)
+		db := openDB(t, m, "")
+		tx, err := db.Begin()
+		require.NoError(t, err)
+		_, err = tx.Exec("SAVEPOINT s")
+		require.NoError(t, err)
+		m.SetReplica("node-a")
+		for _, q := range []string{
+			"SAVEPOINT s; SAVEPOINT u; SAVEPOINT s; INSERT INTO t(v) VALUES ('s')",
+			"SAVEPOINT v; RELEASE v; INSERT INTO t(v) VALUES ('s')", // refused before it runs
+		} {
+			_, err = tx.Exec(q)
+			wantNotPrimary(t, err, "node-a")
+		}
+		for _, q := range []string{"RELEASE u", "RELEASE v"} {
+			_, err = tx.Exec(q)
+			assert.Error(t, err, "%s: a savepoint of a refused string is still open", q)
+		}
+		_, err = tx.Exec("RELEASE s")
+		assert.NoError(t, err, "the user's own savepoint is gone")
+		_, err = tx.Exec("RELEASE s")
+		assert.Error(t, err, "a savepoint of a refused string is still open")
 		assert.NoError(t, tx.Rollback())
 	})
 }

@@ -152,3 +152,43 @@ func detaches(query string) bool {
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// stringSavepoints returns the savepoints query's statements open, in order,
+// and whether the driver can undo them after a refusal by rolling back to
+// and releasing each, newest first: false when a statement ends or begins a
+// transaction or a savepoint (RELEASE, ROLLBACK, COMMIT, END, BEGIN), after
+// which the driver cannot tell which savepoints are the string's.
+func stringSavepoints(query string) (names []string, exact bool) {
+	sc := scanner{s: query}
+	start := true
+	for {
+		k := sc.next()
+		switch {
+		case k == tokEOF:
+			return names, true
+		case k == tokSemi:
+			start = true
+			continue
+		case k == tokWord && start && strings.EqualFold(sc.tok, "SAVEPOINT"):
+			name := sc.name()
+			if name == "" {
+				return nil, false
+			}
+			names = append(names, name)
+		case k == tokWord && start && endsTransaction[strings.ToLower(sc.tok)]:
+			return nil, false
+		}
+		start = false
+	}
+}
+
+var endsTransaction = set("release", "rollback", "commit", "end", "begin")
+
+// undoSavepoints rolls back to and releases names, newest first: the
+// savepoints a refused string opened inside the caller's transaction.
+func (c *Conn) undoSavepoints(ctx context.Context, names []string) {
+	for i := len(names) - 1; i >= 0; i-- {
+		c.sc.ExecContext(ctx, "ROLLBACK TO "+quoteIdent(names[i]), nil)
+		c.sc.ExecContext(ctx, "RELEASE "+quoteIdent(names[i]), nil)
+	}
+}

@@ -103,15 +103,16 @@ func (c *Conn) admitReplica(ctx context.Context, cl class, verdict, cause error)
 // run is one statement's passage through the connection, from begin to end.
 // Its zero value (a read) costs nothing.
 type run struct {
-	c       *Conn
-	ctx     context.Context
-	tracker *Tracker // reports the commit instead of ctx's, when set
-	query   string   // the SQL text, to guess whether a statement that failed would write
-	adm     admission
-	wasAuto bool      // the connection was outside a transaction at begin
-	attach  bool      // the string names ATTACH or DETACH: re-read the attached databases at end
-	g       *guard    // the guard authorizer's record, while it is installed
-	snap    *snapshot // settings a string may change before it is refused, or nil
+	c          *Conn
+	ctx        context.Context
+	tracker    *Tracker // reports the commit instead of ctx's, when set
+	query      string   // the SQL text, to guess whether a statement that failed would write
+	adm        admission
+	wasAuto    bool      // the connection was outside a transaction at begin
+	attach     bool      // the string names ATTACH or DETACH: re-read the attached databases at end
+	g          *guard    // the guard authorizer's record, while it is installed
+	snap       *snapshot // settings a string may change before it is refused, or nil
+	savepoints []string  // opened by the string inside the caller's transaction: undone on a refusal
 }
 
 // begin admits a statement of class cl and sets the connection up for it.
@@ -148,6 +149,16 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		// attached again by file name, without the URI parameters
 		// (mode=ro) it had: refuse such a string before it runs.
 		return r, refusal(ctx, adm.verdict, nil)
+	}
+	if adm.verdict != nil && cl == classMaybe && !r.wasAuto {
+		// Inside the caller's transaction: undo the savepoints the string
+		// opens if it is refused, or refuse it now when that cannot be
+		// done exactly.
+		saves, exact := stringSavepoints(query)
+		if !exact {
+			return r, refusal(ctx, adm.verdict, nil)
+		}
+		r.savepoints = saves
 	}
 	if cl == classMaybe {
 		r.snap = c.takeSnapshot(ctx, query)
@@ -191,6 +202,9 @@ func (r *run) end(err error) error {
 		// A string that began a transaction (BEGIN; ...; SAVEPOINT ...)
 		// was stopped in it: database/sql does not know of it.
 		c.sc.ExecContext(context.Background(), "ROLLBACK", nil)
+	}
+	if refused && !r.wasAuto && len(r.savepoints) > 0 {
+		c.undoSavepoints(context.Background(), r.savepoints)
 	}
 	if refused && r.snap != nil {
 		c.restore(context.Background(), r.snap)
