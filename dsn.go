@@ -47,26 +47,7 @@ func parseDSN(dsn string) (dsnInfo, error) {
 		path = rest
 	}
 	info.path = path
-	// go-sqlite3 reads _cslike over _case_sensitive_like, _journal over
-	// _journal_mode, when both are there.
-	info.caseSensitiveLike = "0"
-	for _, key := range []string{"_case_sensitive_like", "_cslike"} {
-		if on, ok := parseBool(params.Get(key)); ok && on {
-			info.caseSensitiveLike = "1"
-		} else if ok {
-			info.caseSensitiveLike = "0"
-		}
-	}
-	for _, key := range []string{"_journal_mode", "_journal"} {
-		if params.Has(key) {
-			info.journalMode = strings.ToUpper(params.Get(key))
-		}
-	}
-	// mode=memory is not read: go-sqlite3 ignores it on a plain path, and
-	// SQLite takes the last of several in a URI. A connection asks SQLite
-	// what it opened (newConn); here a guess errs toward a file.
-	info.memory = path == "" || strings.HasPrefix(path, ":memory:")
-
+	info.caseSensitiveLike, info.journalMode = setupPragmas(params)
 	switch v := strings.ToLower(params.Get("_txlock")); v {
 	case "", "deferred":
 	case "immediate", "exclusive":
@@ -98,6 +79,27 @@ func parseDSN(dsn string) (dsnInfo, error) {
 		info.forwardWrites = on
 	}
 	return info, nil
+}
+
+// setupPragmas returns what the DSN sets PRAGMA case_sensitive_like to ("0"
+// or "1", SQLite's default "0" when unset) and the journal mode (upper case,
+// "" when unset). go-sqlite3 reads _cslike over _case_sensitive_like, and
+// _journal over _journal_mode, when both are there.
+func setupPragmas(params url.Values) (caseSensitiveLike, journalMode string) {
+	caseSensitiveLike = "0"
+	for _, key := range []string{"_case_sensitive_like", "_cslike"} {
+		if on, ok := parseBool(params.Get(key)); ok && on {
+			caseSensitiveLike = "1"
+		} else if ok {
+			caseSensitiveLike = "0"
+		}
+	}
+	for _, key := range []string{"_journal_mode", "_journal"} {
+		if params.Has(key) {
+			journalMode = strings.ToUpper(params.Get(key))
+		}
+	}
+	return caseSensitiveLike, journalMode
 }
 
 // parseBool accepts go-sqlite3's spellings of a boolean parameter.
