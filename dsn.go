@@ -48,6 +48,11 @@ func parseDSN(dsn string) (dsnInfo, error) {
 	}
 	info.path = path
 	info.caseSensitiveLike, info.journalMode = setupPragmas(params)
+	// mode=memory is not read: go-sqlite3 ignores it on a plain path, and
+	// SQLite takes the last of several in a URI. A connection asks SQLite
+	// what it opened (newConn); here a guess errs toward a file.
+	info.memory = path == "" || strings.HasPrefix(path, ":memory:")
+
 	switch v := strings.ToLower(params.Get("_txlock")); v {
 	case "", "deferred":
 	case "immediate", "exclusive":
