@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -26,6 +27,12 @@ type Conn struct {
 	probe *prober  // nil: no mount, always primary
 	pos   *posFile // <db>-pos, where LiteFS shows the TXID; shared by the Connector
 	info  dsnInfo
+	log   *slog.Logger
+
+	// attached holds a prober for each attached database file outside the
+	// main database's directory (attach.go); refreshed after every run of
+	// a string that names ATTACH or DETACH.
+	attached []*attachedDB
 
 	classes   map[string]class
 	cacheSize int
@@ -36,6 +43,9 @@ type Conn struct {
 	roTx      bool     // inside a transaction begun with TxOptions.ReadOnly
 	committed bool     // set by the commit hook, cleared once a run reports it
 	halt      connHalt // write forwarding under LiteFS's HALT lock (halt_conn.go)
+
+	epoch     *roleEpoch // the Connector's; nil without a mount
+	seenEpoch uint64     // epoch's generation when query_only last followed it
 }
 
 // qoState is what the driver knows of PRAGMA query_only on a connection.
@@ -62,17 +72,26 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	c := &Conn{
 		sc:        sc,
 		info:      ctr.info,
+		log:       ctr.cfg.log,
 		queryOnly: qoOff,
 		cacheSize: ctr.cfg.classCacheSize,
 		halt:      connHalt{forward: ctr.cfg.forwardWrites || ctr.info.forwardWrites, cfg: &ctr.cfg},
 	}
+	// What SQLite opened decides, not the DSN's text: go-sqlite3 ignores
+	// mode=memory on a plain path, and SQLite reads a URI's last mode.
+	// No file name means an in-memory or temporary database.
 	file := sc.GetFilename("main")
 	switch {
 	case ctr.cfg.mountDirSet:
 		c.probe = newProber(ctr.cfg.mountDir, ctr.cfg.log, &ctr.sawLiteFS)
-	case file != "" && !ctr.info.memory:
+	case file != "":
 		c.probe = newProber(filepath.Dir(file), ctr.cfg.log, &ctr.sawLiteFS)
 	}
+	if c.probe != nil {
+		c.probe.epoch = &ctr.epoch
+		c.epoch = &ctr.epoch
+	}
+	c.seenEpoch = c.epoch.current()
 	ctr.attach(c, file)
 	// SQLite calls the hook on this goroutine, inside the statement that
 	// commits, and only for transactions that wrote.
@@ -97,7 +116,13 @@ func (c *Conn) SQLite() *sqlite3.SQLiteConn { return c.sc }
 
 // CheckPrimary returns nil when this node may write, else the refusal a write
 // would get. It touches the mount.
-func (c *Conn) CheckPrimary() error { return c.probe.check() }
+// A database attached from another directory is checked too.
+func (c *Conn) CheckPrimary() error {
+	if err := c.probe.check(); err != nil {
+		return err
+	}
+	return c.checkAttached()
+}
 
 // classify returns the verdict on query, from its text or, on a cache miss,
 // from SQLite. A statement that SQLite cannot prepare and that would write
@@ -347,6 +372,7 @@ func (c *Conn) Ping(ctx context.Context) error { return c.sc.Ping(ctx) }
 func (c *Conn) Close() error {
 	c.haltEnd() // never keep a HALT lock past the connection
 	c.probe.close()
+	c.closeAttached()
 	return c.sc.Close()
 }
 

@@ -22,9 +22,11 @@
 // the package registers the bind type, so sqlx.BindType("litefs") is
 // sqlx.QUESTION, as for "sqlite3".
 //
-// An in-memory or temporary database (":memory:", "file::memory:",
-// mode=memory, "") is not replicated: it is always writable unless
-// [WithMountDir] names a mount to take the role from.
+// An in-memory or temporary database (":memory:", "file::memory:", "", or a
+// URI that SQLite opens in memory) is not replicated: it is always writable
+// unless [WithMountDir] names a mount to take the role from. What SQLite
+// opened decides, not the DSN's text: go-sqlite3 ignores mode=memory on a
+// plain path, and SQLite reads the last of several modes in a URI.
 //
 // The go-sqlite3 connection beneath is reachable through (*sql.Conn).Raw and
 // [Conn.SQLite]; statements run on it directly bypass the driver's checks.
@@ -124,6 +126,14 @@
 //     ConnectHook or an extension registered), ATTACH and DETACH may write
 //     through the connection: they are treated like the strings below, so
 //     each run reads the role, as a write does.
+//   - A database attached from another directory (the mount, attached to an
+//     in-memory or local main database; another mount) brings that
+//     directory's role: once it is attached, every write on the connection,
+//     to any of its databases, reads the roles of the main database's
+//     directory and of each such directory, and is refused if any is a
+//     replica's. On a replica, ATTACH of anything but an in-memory database
+//     or a file that exists already (a parameter, an expression, a new file)
+//     is a write: query_only does not stop ATTACH creating the file.
 //   - VACUUM INTO a file outside the mount writes nothing LiteFS
 //     replicates: it is allowed on a replica, the usual way to take a
 //     backup there. A target inside the mount, a file: URI, a parameter or
@@ -145,9 +155,16 @@
 // no transaction that the refused string began (BEGIN; ...; COMMIT or
 // SAVEPOINT s; ... in one string is rolled back), and the connection
 // settings and attached databases its earlier statements changed put back
-// (PRAGMA foreign_keys = OFF; ALTER TABLE ... in a migration). A transaction
-// begun through database/sql is left to its owner, savepoints of the string
-// included: roll it back.
+// (PRAGMA foreign_keys = OFF; ALTER TABLE ... in a migration), in the schema
+// each names (PRAGMA aux.synchronous = 0); case_sensitive_like, which SQLite
+// cannot read back, goes back to the DSN's _case_sensitive_like (default
+// off). On a replica a string of several statements that may write and
+// that DETACHes a database is refused before it runs: the database could
+// only be attached again by file name, without its URI parameters. A
+// transaction begun through database/sql is left to its owner, but the
+// savepoints a refused string opened in it are rolled back and released; a
+// string that also ends or begins a transaction or a savepoint there
+// (RELEASE, ROLLBACK, COMMIT, BEGIN) is refused on a replica before it runs.
 //
 // A write SQLite cannot prepare on a replica, because the replica's schema
 // trails the primary's after a migration ("no such table", "has no column
@@ -344,13 +361,26 @@
 //   - A verdict is kept per SQL string and connection: a view that the
 //     primary redefines later (to call pragma_optimize, say) keeps the verdict
 //     its old definition had on a connection that has seen the string. A
-//     connection under query_only still cannot write through it.
+//     connection under query_only still cannot write through it, and every
+//     connection of a handle puts itself under query_only at its next
+//     statement, reads included, once the handle has seen the node turn into
+//     a replica: through LiteFS's event stream, or any write's role check.
+//     Until then (no event stream, no write since the demotion) a connection
+//     opened on the primary may run such a read with query_only off; reads
+//     never look at the mount.
 //   - A statement that calls a function registered by a ConnectHook reads the
 //     role on every run; on a replica, a write that function makes through
 //     the connection fails with SQLite's error, not a refusal.
 //   - go-sqlite3 runs the DSN's own pragmas (_journal_mode, ...) when it
 //     opens a connection, before the driver sees it; choose them to match the
-//     cluster's database.
+//     cluster's database. A change of journal mode writes the database (on
+//     a replica: rewritten under a temporary mount, an open that fails on
+//     LiteFS), so [NewConnector] refuses a _journal_mode (or _journal) other
+//     than WAL for a database in a mount: a FUSE mount, a directory with
+//     .primary or .lag, or the one [WithMountDir] names. A mount that shows
+//     neither file when the Connector is made (a single primary's plain
+//     directory) is not caught. Other set-up pragmas (_auto_vacuum,
+//     _locking_mode) are not checked: leave them unset on a mount.
 //   - PRAGMA query_only belongs to the driver; a DSN with _query_only=1 is
 //     left alone and stays read-only.
 //   - TxOptions.Isolation is ignored, as go-sqlite3 does: SQLite

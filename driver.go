@@ -170,6 +170,7 @@ type Connector struct {
 	info      dsnInfo
 	cfg       config
 	sawLiteFS atomic.Bool // a connection found the database on a LiteFS mount
+	epoch     roleEpoch   // demotions seen by its connections and its source
 	src       source      // the role and position source its connections share
 }
 
@@ -187,7 +188,11 @@ func NewConnector(dsn string, opts ...Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{dsn: dsn, info: info, cfg: cfg}, nil
+	c := &Connector{dsn: dsn, info: info, cfg: cfg}
+	if err := c.checkJournalMode(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Connect opens a connection. go-sqlite3 cannot be interrupted while it

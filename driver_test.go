@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -474,6 +475,14 @@ func TestOddMountEntriesFailClosed(t *testing.T) {
 		}},
 		{name: "symlink loop as .primary", setup: func(t *testing.T, m *litefstest.Mount) {
 			require.NoError(t, os.Symlink(primaryFile, m.Dir()+"/"+primaryFile))
+		}},
+		{name: "dangling symlink as .primary", setup: func(t *testing.T, m *litefstest.Mount) {
+			require.NoError(t, os.Symlink("/nonexistent/node-a", m.Dir()+"/"+primaryFile))
+		}},
+		{name: "symlink to a regular file as .primary", setup: func(t *testing.T, m *litefstest.Mount) {
+			target := filepath.Join(t.TempDir(), "primary")
+			require.NoError(t, os.WriteFile(target, []byte("node-a"), 0o644))
+			require.NoError(t, os.Symlink(target, m.Dir()+"/"+primaryFile))
 		}},
 	}
 	for _, tc := range tests {
@@ -1012,6 +1021,50 @@ func TestLagStampedByAnotherClock(t *testing.T) {
 			defer p.close()
 			m.WriteLagFile([]byte("+000000000\n"), tc.mtime)
 			assert.ErrorIs(t, p.check(), ErrNoPrimary)
+		})
+	}
+}
+
+// A DSN that would change a mount's journal mode at every open is refused
+// at NewConnector: go-sqlite3 runs the pragma before the driver can refuse
+// it, and on a replica it rewrites the database.
+func TestJournalModeInTheDSNOfAMount(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		suffix  string
+		replica bool
+		mountOK bool // allowed on a mount
+	}{
+		{name: "delete on a replica", suffix: "?_journal_mode=DELETE", replica: true},
+		{name: "short name on a replica", suffix: "?_journal=truncate", replica: true},
+		{name: "delete on the primary's mount", suffix: "?_journal_mode=DELETE&_txlock=immediate"},
+		{name: "wal", suffix: "?_journal_mode=wal", replica: true, mountOK: true},
+		{name: "none", suffix: "", replica: true, mountOK: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			openDB(t, m, "").Close()
+			if tc.replica {
+				m.SetReplica("node-a")
+			}
+			before := fingerprint(t, m)
+			var opts []Option
+			if !tc.replica {
+				opts = append(opts, WithMountDir(m.Dir())) // no .primary to show the mount
+			}
+			_, err := NewConnector(m.DBPath()+tc.suffix, opts...)
+			if tc.mountOK {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, errJournalMode)
+			}
+			assert.Equal(t, before, fingerprint(t, m))
+
+			_, err = NewConnector(filepath.Join(t.TempDir(), "local.db") + tc.suffix)
+			assert.NoError(t, err, "a plain directory is no mount")
 		})
 	}
 }

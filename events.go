@@ -189,7 +189,9 @@ func stateOf(ev event) *roleState {
 func (w *watcher) apply(ev event) {
 	switch ev.kind {
 	case eventPrimaryChange:
-		w.role.Store(stateOf(ev))
+		st := stateOf(ev)
+		w.role.Store(st)
+		w.probe.epoch.saw(st == nil || !st.primary)
 	case eventTx:
 		if ev.db != w.db || w.db == "" {
 			return
@@ -197,8 +199,26 @@ func (w *watcher) apply(ev event) {
 		if uint64(ev.txid) > w.streamTX.Load() {
 			w.streamTX.Store(uint64(ev.txid))
 		}
-		w.advance(ev.txid)
+		w.publish(ev.txid)
 	}
+}
+
+// publish raises the known position towards id, a tx event's TXID, but
+// never past what <db>-pos shows: the stream is checked against the mount
+// only at init and every roleEvery, and another node's stream (a wrong API
+// address) must not release a waiter early, nor leave a position this node
+// has not applied once it is dropped. It reads <db>-pos, on the stream's
+// goroutine, only while someone waits and the event would raise the
+// position; a WaitTXID that starts later has the poller read it once.
+func (w *watcher) publish(id TXID) {
+	if w.nwait.Load() == 0 || uint64(id) <= w.txid.Load() {
+		return
+	}
+	pos, err := w.pos.read()
+	if err != nil {
+		return
+	}
+	w.advance(min(id, pos))
 }
 
 // agrees reports, as an error, how the mount files disagree with st.

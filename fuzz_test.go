@@ -211,9 +211,13 @@ func FuzzStatementScans(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, q string) {
 		mayWrite(q)
+		detaches(q)
+		if saves, exact := stringSavepoints(q); !exact {
+			require.Empty(t, saves)
+		}
 		names, _ := statePragmas(q)
 		for _, n := range names {
-			require.True(t, pragmaSettings[n], "statePragmas returned %q, not a setting", n)
+			require.True(t, pragmaSettings[n.name], "statePragmas returned %q, not a setting", n)
 		}
 		sc := scanner{s: q}
 		if strings.EqualFold(sc.word(), "VACUUM") {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mattn/go-sqlite3"
@@ -202,6 +205,34 @@ func TestRefusedStringLeavesNoTransaction(t *testing.T) {
 		wantNotPrimary(t, err, "node-a")
 		var n int
 		assert.NoError(t, tx.QueryRow("SELECT count(*) FROM t").Scan(&n), "the transaction is still usable")
+		_, err = tx.Exec("RELEASE s")
+		assert.Error(t, err, "the refused string's savepoint is still open")
+		assert.NoError(t, tx.Rollback())
+	})
+	t.Run("a user's savepoint outlives a refused string", func(t *testing.T) {
+		t.Parallel()
+		m := litefstest.NewMount(t)
+		db := openDB(t, m, "")
+		tx, err := db.Begin()
+		require.NoError(t, err)
+		_, err = tx.Exec("SAVEPOINT s")
+		require.NoError(t, err)
+		m.SetReplica("node-a")
+		for _, q := range []string{
+			"SAVEPOINT s; SAVEPOINT u; SAVEPOINT s; INSERT INTO t(v) VALUES ('s')",
+			"SAVEPOINT v; RELEASE v; INSERT INTO t(v) VALUES ('s')", // refused before it runs
+		} {
+			_, err = tx.Exec(q)
+			wantNotPrimary(t, err, "node-a")
+		}
+		for _, q := range []string{"RELEASE u", "RELEASE v"} {
+			_, err = tx.Exec(q)
+			assert.Error(t, err, "%s: a savepoint of a refused string is still open", q)
+		}
+		_, err = tx.Exec("RELEASE s")
+		assert.NoError(t, err, "the user's own savepoint is gone")
+		_, err = tx.Exec("RELEASE s")
+		assert.Error(t, err, "a savepoint of a refused string is still open")
 		assert.NoError(t, tx.Rollback())
 	})
 }
@@ -430,4 +461,229 @@ func TestStatementsPreparedBeforeADemotion(t *testing.T) {
 	_, err := stmts[len(stmts)-1].ExecContext(t.Context())
 	assert.NoError(t, err, "the first statement of a string, a read")
 	assertRefusedCleanly(t, m, conn, before)
+}
+
+// VACUUM INTO "link/../x.db", where link points into the mount, is inside
+// the mount: the kernel follows the link before "..".
+func TestVacuumIntoThroughSymlinkDotDotIsRefused(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	sub := filepath.Join(m.Dir(), "sub")
+	require.NoError(t, os.Mkdir(sub, 0o755))
+	link := filepath.Join(t.TempDir(), "link")
+	require.NoError(t, os.Symlink(sub, link))
+	m.SetReplica("node-a")
+
+	_, err := db.Exec("VACUUM INTO '" + link + "/../escaped.db'")
+	assert.ErrorIs(t, err, ErrNotPrimary)
+	assert.NoFileExists(t, filepath.Join(m.Dir(), "escaped.db"), "VACUUM INTO wrote inside the mount on a replica")
+}
+
+// Whether a connection has a role check follows what SQLite opened, not
+// mode=memory in the DSN's text: go-sqlite3 ignores it on a plain path, and
+// SQLite reads the last mode of a URI.
+func TestModeMemoryInTheDSNStillChecksTheRole(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		dsn  func(path string) string
+	}{
+		{name: "plain path", dsn: func(p string) string { return p + "?mode=memory" }},
+		{name: "uri with a later mode", dsn: func(p string) string { return "file:" + p + "?mode=memory&mode=rw" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			openDB(t, m, "").Close()
+			m.SetReplica("node-a")
+			before := fingerprint(t, m)
+
+			db, err := sql.Open(DriverName, tc.dsn(m.DBPath()))
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			_, err = db.Exec("INSERT INTO t(v) VALUES ('replica write')")
+			assert.ErrorIs(t, err, ErrNotPrimary)
+			assert.Equal(t, before, fingerprint(t, m), "the replica's database changed")
+		})
+	}
+}
+
+// A URI that SQLite does open in memory needs no role check.
+func TestURIInMemoryWrites(t *testing.T) {
+	t.Parallel()
+	db, err := sql.Open(DriverName, "file:/nonexistent-dir/app.db?mode=memory")
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	_, err = db.Exec("CREATE TABLE t(v)")
+	assert.NoError(t, err)
+}
+
+// A write to a database attached from a LiteFS mount reads that mount's
+// role, whatever the main database is.
+func TestWriteToAttachedMountDatabaseIsRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		dsn  func(t *testing.T) string
+	}{
+		{name: "memory main", dsn: func(*testing.T) string { return ":memory:" }},
+		{name: "local main", dsn: func(t *testing.T) string { return filepath.Join(t.TempDir(), "local.db") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			openDB(t, m, "").Close()
+			db, err := sql.Open(DriverName, tc.dsn(t))
+			require.NoError(t, err)
+			t.Cleanup(func() { db.Close() })
+			db.SetMaxOpenConns(1)
+			_, err = db.Exec("ATTACH '" + m.DBPath() + "' AS lfs")
+			require.NoError(t, err)
+			_, err = db.Exec("INSERT INTO lfs.t(v) VALUES ('on the primary')")
+			require.NoError(t, err, "the attached mount is the primary")
+
+			m.SetReplica("node-a")
+			before := fingerprint(t, m)
+			_, err = db.Exec("INSERT INTO lfs.t(v) VALUES ('via attach')")
+			assert.ErrorIs(t, err, ErrNotPrimary)
+			_, err = db.Exec("CREATE TABLE IF NOT EXISTS lfs.u(x); INSERT INTO lfs.t(v) VALUES ('multi')")
+			assert.ErrorIs(t, err, ErrNotPrimary)
+			assert.Equal(t, before, fingerprint(t, m), "a replica's LiteFS database was written through ATTACH")
+
+			_, err = db.Exec("DETACH lfs")
+			require.NoError(t, err)
+			_, err = db.Exec("CREATE TABLE main_t(x)")
+			assert.NoError(t, err, "once detached, the mount's role no longer applies")
+		})
+	}
+}
+
+// ATTACH of a file that does not exist yet creates it, which query_only
+// does not stop: on a replica it is a write.
+func TestAttachCreatingAFileOnAReplicaIsRefused(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db)
+	m.SetReplica("node-a")
+	tests := []struct {
+		name   string
+		sql    string
+		target string
+	}{
+		{name: "path", sql: "ATTACH '{mount}/new.db' AS n", target: "new.db"},
+		{name: "uri", sql: "ATTACH 'file:{mount}/uri.db?mode=rwc' AS n", target: "uri.db"},
+		{name: "in a string", sql: "SELECT 1; ATTACH '{mount}/multi.db' AS n", target: "multi.db"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := conn.ExecContext(t.Context(), strings.ReplaceAll(tc.sql, "{mount}", m.Dir()))
+			assert.ErrorIs(t, err, ErrNotPrimary)
+			assert.NoFileExists(t, filepath.Join(m.Dir(), tc.target), "a replica created a database in the mount")
+		})
+	}
+	_, err := conn.ExecContext(t.Context(), "ATTACH '"+m.DBPath()+"' AS existing")
+	assert.NoError(t, err, "attaching a file that exists creates nothing")
+}
+
+// A verdict cached as a read (a view the primary has since redefined to call
+// pragma_optimize) cannot write on a connection opened on the primary once
+// the driver has seen the node demoted: that connection runs its next
+// statement, a read included, under query_only.
+func TestCachedReadAfterADemotionRunsUnderQueryOnly(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db)
+	ctx := t.Context()
+	_, err := db.Exec("CREATE TABLE v(a)")
+	require.NoError(t, err)
+	require.NoError(t, runOn(ctx, conn, "SELECT 1 FROM v", true), "cached as a read")
+	for range 50 {
+		_, err = db.Exec("INSERT INTO t(v) VALUES ('z')")
+		require.NoError(t, err)
+	}
+	_, err = db.Exec("DROP TABLE v; CREATE VIEW v AS SELECT * FROM pragma_optimize(0x10002)")
+	require.NoError(t, err)
+	m.SetReplica("node-a")
+	_, err = db.Exec("INSERT INTO t(v) VALUES ('refused')") // another connection sees the demotion
+	require.ErrorIs(t, err, ErrNotPrimary)
+	before := fingerprint(t, m)
+
+	err = runOn(ctx, conn, "SELECT 1 FROM v", true)
+	assert.ErrorIs(t, err, ErrNotPrimary)
+	assert.Equal(t, before, fingerprint(t, m), "a replica wrote (ANALYZE through a cached read)")
+}
+
+// A refused string leaves case_sensitive_like (which SQLite cannot read
+// back) as the DSN set it, and a setting of an attached schema as it was.
+func TestRefusedStringRestoresUnreadableAndSchemaSettings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		suffix   string
+		wantLike bool // 'a' LIKE 'A' as the connection opens
+	}{
+		{name: "default", wantLike: true},
+		{name: "dsn sets it", suffix: "&_cslike=1", wantLike: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			db := openDB(t, m, tc.suffix)
+			conn, _ := pinConn(t, db)
+			ctx := t.Context()
+			_, err := conn.ExecContext(ctx, "ATTACH '"+filepath.Join(t.TempDir(), "aux.db")+"' AS aux")
+			require.NoError(t, err)
+			m.SetReplica("node-a")
+			like := func() (b bool) {
+				require.NoError(t, conn.QueryRowContext(ctx, "SELECT 'a' LIKE 'A'").Scan(&b))
+				return b
+			}
+			auxSync := func() (v int) {
+				require.NoError(t, conn.QueryRowContext(ctx, "PRAGMA aux.synchronous").Scan(&v))
+				return v
+			}
+			require.Equal(t, tc.wantLike, like())
+			syncBefore := auxSync()
+
+			set := "PRAGMA case_sensitive_like = 1"
+			if !tc.wantLike {
+				set = "PRAGMA case_sensitive_like = 0"
+			}
+			_, err = conn.ExecContext(ctx, set+"; PRAGMA aux.synchronous = 0; INSERT INTO t(v) VALUES ('x')")
+			require.ErrorIs(t, err, ErrNotPrimary)
+			assert.Equal(t, tc.wantLike, like(), "case_sensitive_like was left changed")
+			assert.Equal(t, syncBefore, auxSync(), "aux.synchronous was left changed")
+		})
+	}
+}
+
+// On a replica a string that detaches a database and may write is refused
+// before it runs: restoring the database afterwards would lose the URI
+// parameters it was attached with (mode=ro).
+func TestRefusedStringWithDetachRunsNothing(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db)
+	ctx := t.Context()
+	aux := filepath.Join(t.TempDir(), "aux.db")
+	_, err := conn.ExecContext(ctx, "ATTACH '"+aux+"' AS w; CREATE TABLE w.x(a); DETACH w")
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, "ATTACH 'file:"+aux+"?mode=ro' AS aux")
+	require.NoError(t, err)
+	m.SetReplica("node-a")
+
+	_, err = conn.ExecContext(ctx, "DETACH aux; INSERT INTO t(v) VALUES ('x')")
+	require.ErrorIs(t, err, ErrNotPrimary)
+	m.SetPrimary()
+	_, err = conn.ExecContext(ctx, "INSERT INTO aux.x(a) VALUES (1)")
+	assert.Error(t, err, "aux was attached read-only")
+	_, err = conn.ExecContext(ctx, "DETACH aux")
+	assert.NoError(t, err, "aux is still attached")
 }

@@ -13,21 +13,25 @@ import (
 // databases it attaches or detaches. end puts them back after a refusal.
 // It is taken only for strings that name them.
 type snapshot struct {
-	settings map[string]string // pragma name -> value as "PRAGMA name" read it
+	settings map[string]string // pragma reference ([schema.]name) -> value as "PRAGMA ref" read it
 	attached map[string]string // schema name -> file ("" for in-memory); nil when not taken
 }
 
 // takeSnapshot returns the state query may change, or nil when it names
-// nothing to restore.
+// nothing to restore. A setting that cannot be read back
+// (case_sensitive_like) is recorded as the DSN set it, or SQLite's default.
 func (c *Conn) takeSnapshot(ctx context.Context, query string) *snapshot {
-	names, attach := statePragmas(query)
-	if len(names) == 0 && !attach {
+	refs, attach := statePragmas(query)
+	if len(refs) == 0 && !attach {
 		return nil
 	}
 	s := &snapshot{settings: map[string]string{}}
-	for _, name := range names {
-		if rows := c.readRows(ctx, "PRAGMA "+name, 0); len(rows) == 1 {
-			s.settings[name] = rows[0]
+	for _, ref := range refs {
+		switch rows := c.readRows(ctx, "PRAGMA "+ref.sql(), 0); {
+		case len(rows) == 1:
+			s.settings[ref.sql()] = rows[0]
+		case ref.name == "case_sensitive_like":
+			s.settings[ref.sql()] = c.info.caseSensitiveLike
 		}
 	}
 	if attach {
@@ -44,8 +48,8 @@ func (c *Conn) takeSnapshot(ctx context.Context, query string) *snapshot {
 // restore puts back what s recorded, best effort: the connection is already
 // refusing the statement that failed, and nothing here can write.
 func (c *Conn) restore(ctx context.Context, s *snapshot) {
-	for name, v := range s.settings {
-		c.sc.ExecContext(ctx, fmt.Sprintf("PRAGMA %s = %s", name, quoteLiteral(v)), nil)
+	for ref, v := range s.settings {
+		c.sc.ExecContext(ctx, fmt.Sprintf("PRAGMA %s = %s", ref, quoteLiteral(v)), nil)
 	}
 	if s.attached == nil {
 		return
@@ -86,30 +90,60 @@ func (c *Conn) readRows(ctx context.Context, query string, col int) []string {
 	return out
 }
 
+// pragmaRef names a setting in one schema, or in the default one.
+type pragmaRef struct{ schema, name string }
+
+// sql is ref as it follows PRAGMA.
+func (ref pragmaRef) sql() string {
+	if ref.schema == "" {
+		return ref.name
+	}
+	return quoteIdent(ref.schema) + "." + ref.name
+}
+
 // statePragmas returns the connection settings query's PRAGMA statements set
-// (see pragmaSettings), and whether it attaches or detaches a database.
-func statePragmas(query string) (names []string, attach bool) {
+// (see pragmaSettings), each in the schema it names, and whether it attaches
+// or detaches a database.
+func statePragmas(query string) (refs []pragmaRef, attach bool) {
 	sc := scanner{s: query}
 	start := true
 	for {
 		k := sc.next()
 		switch {
 		case k == tokEOF:
-			return names, attach
+			return refs, attach
 		case k == tokSemi:
 			start = true
 			continue
 		case k == tokWord && start && (strings.EqualFold(sc.tok, "ATTACH") || strings.EqualFold(sc.tok, "DETACH")):
 			attach = true
 		case k == tokWord && start && strings.EqualFold(sc.tok, "PRAGMA"):
-			name := sc.name()
+			ref := pragmaRef{name: sc.name()}
 			if sc.punct('.') {
-				name = sc.name()
+				ref = pragmaRef{schema: ref.name, name: sc.name()}
 			}
-			name = strings.ToLower(name)
-			if pragmaSettings[name] && (sc.punct('=') || sc.punct('(')) {
-				names = append(names, name)
+			ref.name = strings.ToLower(ref.name)
+			if pragmaSettings[ref.name] && (sc.punct('=') || sc.punct('(')) {
+				refs = append(refs, ref)
 			}
+		}
+		start = false
+	}
+}
+
+// detaches reports whether some statement of query starts with DETACH.
+func detaches(query string) bool {
+	sc := scanner{s: query}
+	start := true
+	for {
+		switch k := sc.next(); {
+		case k == tokEOF:
+			return false
+		case k == tokSemi:
+			start = true
+			continue
+		case k == tokWord && start && strings.EqualFold(sc.tok, "DETACH"):
+			return true
 		}
 		start = false
 	}
@@ -118,3 +152,43 @@ func statePragmas(query string) (names []string, attach bool) {
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// stringSavepoints returns the savepoints query's statements open, in order,
+// and whether the driver can undo them after a refusal by rolling back to
+// and releasing each, newest first: false when a statement ends or begins a
+// transaction or a savepoint (RELEASE, ROLLBACK, COMMIT, END, BEGIN), after
+// which the driver cannot tell which savepoints are the string's.
+func stringSavepoints(query string) (names []string, exact bool) {
+	sc := scanner{s: query}
+	start := true
+	for {
+		k := sc.next()
+		switch {
+		case k == tokEOF:
+			return names, true
+		case k == tokSemi:
+			start = true
+			continue
+		case k == tokWord && start && strings.EqualFold(sc.tok, "SAVEPOINT"):
+			name := sc.name()
+			if name == "" {
+				return nil, false
+			}
+			names = append(names, name)
+		case k == tokWord && start && endsTransaction[strings.ToLower(sc.tok)]:
+			return nil, false
+		}
+		start = false
+	}
+}
+
+var endsTransaction = set("release", "rollback", "commit", "end", "begin")
+
+// undoSavepoints rolls back to and releases names, newest first: the
+// savepoints a refused string opened inside the caller's transaction.
+func (c *Conn) undoSavepoints(ctx context.Context, names []string) {
+	for i := len(names) - 1; i >= 0; i-- {
+		c.sc.ExecContext(ctx, "ROLLBACK TO "+quoteIdent(names[i]), nil)
+		c.sc.ExecContext(ctx, "RELEASE "+quoteIdent(names[i]), nil)
+	}
+}

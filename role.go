@@ -58,6 +58,10 @@ type prober struct {
 	// a prober of its own (a status look, a watcher's checks).
 	watch *watcher
 
+	// epoch is the Connector's record of demotions, which this prober's
+	// checks feed; nil for a prober of its own.
+	epoch *roleEpoch
+
 	checks  atomic.Uint64 // role checks, for tests of the read path
 	lookups atomic.Uint64 // checks that looked at .primary and .lag
 }
@@ -103,11 +107,47 @@ func (p *prober) check() error {
 	if p == nil {
 		return nil
 	}
+	var err error
 	if st := p.watch.trusted(); st != nil && (p.liteFS || !p.sawLiteFS.Load()) {
 		p.checks.Add(1)
-		return st.verdict()
+		err = st.verdict()
+	} else {
+		err = p.checkMount()
 	}
-	return p.checkMount()
+	p.epoch.saw(err != nil)
+	return err
+}
+
+// roleEpoch tells the connections of a Connector that the node has been
+// seen to turn into a replica, so that each puts itself under query_only at
+// its next statement, reads included, with no look at the mount: a verdict
+// cached as a read (a view the primary has since redefined) then cannot
+// write either. Its zero value works; a nil roleEpoch records nothing.
+//
+// Invariant: gen grows by one each time a check finds this node refusing
+// writes after the last check found it writable (or at the first check).
+type roleEpoch struct {
+	replica atomic.Bool
+	gen     atomic.Uint64
+}
+
+// saw records the outcome of a role check: replica when writes are refused.
+func (e *roleEpoch) saw(replica bool) {
+	switch {
+	case e == nil:
+	case !replica:
+		e.replica.Store(false)
+	case e.replica.CompareAndSwap(false, true):
+		e.gen.Add(1)
+	}
+}
+
+// current returns the generation, 0 for a nil roleEpoch.
+func (e *roleEpoch) current() uint64 {
+	if e == nil {
+		return 0
+	}
+	return e.gen.Load()
 }
 
 // recheck is check from the mount files alone, for a write that failed
@@ -124,6 +164,7 @@ func (p *prober) recheck(failure error) error {
 	if err == nil && p.liteFS && liteFSDenied(failure) {
 		err = p.noPrimary("LiteFS refused the write: this node no longer takes writes", nil)
 	}
+	p.epoch.saw(err != nil)
 	if st := p.watch.trusted(); st != nil && (st.verdict() == nil) != (err == nil) {
 		p.watch.distrust(fmt.Sprintf("a write failed as on a replica; the mount says %s", mountSays(err)))
 	}

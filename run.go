@@ -56,6 +56,13 @@ func (c *Conn) admit(ctx context.Context, cl class, cause error) (admission, err
 		return admission{}, ErrReadOnlyTx
 	}
 	verdict := c.probe.check()
+	if verdict == nil {
+		// A database attached from another mount has a role of its own;
+		// its refusal is no HALT hold of this database's.
+		if verdict = c.checkAttached(); verdict != nil {
+			return c.admitReplica(ctx, cl, verdict, cause)
+		}
+	}
 	switch {
 	case verdict == nil:
 		return admission{guard: cl == classMaybe}, nil
@@ -80,22 +87,43 @@ func (c *Conn) admit(ctx context.Context, cl class, cause error) (admission, err
 	return admission{}, refusal(ctx, verdict, cause)
 }
 
+// admitReplica is admit's verdict on a statement of class cl, not a read,
+// when verdict refuses writes and no HALT hold applies.
+func (c *Conn) admitReplica(ctx context.Context, cl class, verdict, cause error) (admission, error) {
+	switch {
+	case cl == classBackup && cause == nil:
+		return admission{verdict: verdict, guard: true, backup: true}, nil
+	case cl == classMaybe:
+		return admission{verdict: verdict, queryOnly: true, guard: true}, nil
+	}
+	c.setQueryOnly(true)
+	return admission{}, refusal(ctx, verdict, cause)
+}
+
 // run is one statement's passage through the connection, from begin to end.
 // Its zero value (a read) costs nothing.
 type run struct {
-	c       *Conn
-	ctx     context.Context
-	tracker *Tracker // reports the commit instead of ctx's, when set
-	query   string   // the SQL text, to guess whether a statement that failed would write
-	adm     admission
-	wasAuto bool      // the connection was outside a transaction at begin
-	g       *guard    // the guard authorizer's record, while it is installed
-	snap    *snapshot // settings a string may change before it is refused, or nil
+	c          *Conn
+	ctx        context.Context
+	tracker    *Tracker // reports the commit instead of ctx's, when set
+	query      string   // the SQL text, to guess whether a statement that failed would write
+	adm        admission
+	wasAuto    bool      // the connection was outside a transaction at begin
+	attach     bool      // the string names ATTACH or DETACH: re-read the attached databases at end
+	g          *guard    // the guard authorizer's record, while it is installed
+	snap       *snapshot // settings a string may change before it is refused, or nil
+	savepoints []string  // opened by the string inside the caller's transaction: undone on a refusal
 }
 
 // begin admits a statement of class cl and sets the connection up for it.
 func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 	r := run{c: c, ctx: ctx, query: query}
+	if g := c.epoch.current(); g != c.seenEpoch {
+		// The node has been seen turning into a replica since this
+		// connection last looked: reads too run under query_only now.
+		c.seenEpoch = g
+		c.setQueryOnly(true)
+	}
 	if cl == classRead {
 		return r, nil
 	}
@@ -103,7 +131,7 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 	if err != nil {
 		return r, err
 	}
-	r.adm, r.wasAuto = adm, c.sc.AutoCommit()
+	r.adm, r.wasAuto, r.attach = adm, c.sc.AutoCommit(), mentionsAttach(query)
 	if err := c.setQueryOnly(adm.queryOnly); err != nil {
 		return r, err
 	}
@@ -116,11 +144,27 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 			return r, err
 		}
 	}
+	if adm.verdict != nil && cl == classMaybe && isMulti(query) && detaches(query) {
+		// A database detached by a string refused later could only be
+		// attached again by file name, without the URI parameters
+		// (mode=ro) it had: refuse such a string before it runs.
+		return r, refusal(ctx, adm.verdict, nil)
+	}
+	if adm.verdict != nil && cl == classMaybe && !r.wasAuto {
+		// Inside the caller's transaction: undo the savepoints the string
+		// opens if it is refused, or refuse it now when that cannot be
+		// done exactly.
+		saves, exact := stringSavepoints(query)
+		if !exact {
+			return r, refusal(ctx, adm.verdict, nil)
+		}
+		r.savepoints = saves
+	}
 	if cl == classMaybe {
 		r.snap = c.takeSnapshot(ctx, query)
 	}
 	if adm.guard {
-		r.g = c.installGuard(adm.verdict != nil || c.roTx)
+		r.g = c.installGuard(adm.verdict != nil || c.roTx, adm.backup)
 	}
 	return r, nil
 }
@@ -148,6 +192,9 @@ func (r *run) end(err error) error {
 		t.reportCommit(c.pos)
 	}
 	if err == nil {
+		if r.attach {
+			c.refreshAttached(context.Background())
+		}
 		return nil
 	}
 	err, refused := r.failure(err)
@@ -156,8 +203,14 @@ func (r *run) end(err error) error {
 		// was stopped in it: database/sql does not know of it.
 		c.sc.ExecContext(context.Background(), "ROLLBACK", nil)
 	}
+	if refused && !r.wasAuto && len(r.savepoints) > 0 {
+		c.undoSavepoints(context.Background(), r.savepoints)
+	}
 	if refused && r.snap != nil {
 		c.restore(context.Background(), r.snap)
+	}
+	if r.attach {
+		c.refreshAttached(context.Background())
 	}
 	return err
 }
@@ -218,14 +271,21 @@ type guard struct{ denied class }
 // installGuard installs, for one run, an authorizer that denies PRAGMA
 // query_only = x everywhere and, on a replica (or in a read-only
 // transaction), every pragma that writes, including what query_only lets
-// through: a change of journal mode, a checkpoint. SQLite asks it while the
+// through: a change of journal mode, a checkpoint, and an ATTACH that may
+// create a file (but for VACUUM INTO's own attach of a backup target outside
+// the mount, which admit has vetted). SQLite asks it while the
 // statements of a string compile and when a table-valued pragma function
 // runs its pragma. Installing an authorizer expires the connection's
 // prepared statements, which SQLite then prepares again, so cached
 // statements are checked too.
-func (c *Conn) installGuard(replica bool) *guard {
+func (c *Conn) installGuard(replica, backup bool) *guard {
 	g := &guard{}
 	c.sc.RegisterAuthorizer(func(op int, name, arg, _ string) int {
+		if op == sqlite3.SQLITE_ATTACH && replica && !backup && attachCreates(name) {
+			// query_only does not stop ATTACH creating a file.
+			g.denied = classWrite
+			return sqlite3.SQLITE_DENY
+		}
 		if op != sqlite3.SQLITE_PRAGMA {
 			return sqlite3.SQLITE_OK
 		}

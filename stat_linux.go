@@ -24,11 +24,12 @@ func statMtime(path string) (exists bool, mtime time.Time, err error) {
 }
 
 // readSmall reads up to len(buf) bytes of the regular file at path. It
-// opens without blocking, so a FIFO planted there cannot hang a write.
+// opens without blocking, so a FIFO planted there cannot hang a write, and
+// without following a symbolic link: a dangling one is an entry, not absence.
 func readSmall(path string, buf []byte) (n int, exists bool, err error) {
 	var fd int
 	err = retry(func() (err error) {
-		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
 		return err
 	})
 	if err == syscall.ENOENT {
@@ -117,7 +118,7 @@ func closeFD(fd int) { syscall.Close(fd) }
 // exists.
 func openKept(path string) (fd int, exists bool) {
 	err := retry(func() (err error) {
-		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
 		return err
 	})
 	if err != nil {

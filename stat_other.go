@@ -25,7 +25,7 @@ func statMtime(path string) (exists bool, mtime time.Time, err error) {
 
 // readSmall reads up to len(buf) bytes of the regular file at path.
 func readSmall(path string, buf []byte) (n int, exists bool, err error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	}

@@ -42,10 +42,12 @@ func vacuumInto(sc *scanner) (string, bool) {
 // outsideMount reports whether a new file at target (relative to the working
 // directory, as SQLite opens it) lies outside mountDir once symbolic links
 // are resolved. Anything it cannot tell is inside: a URI (file:...), a
-// directory that does not exist, a target that exists already.
+// directory that does not exist, a target that exists already, and a path
+// with a ".." element: the kernel resolves "link/.." through the link, where
+// filepath.Abs would drop both lexically.
 func outsideMount(target, mountDir string) bool {
 	if target == "" || mountDir == "" || strings.IndexByte(target, 0) >= 0 ||
-		len(target) >= 5 && strings.EqualFold(target[:5], "file:") {
+		len(target) >= 5 && strings.EqualFold(target[:5], "file:") || hasDotDot(target) {
 		return false
 	}
 	abs, err := filepath.Abs(target)
@@ -65,4 +67,14 @@ func outsideMount(target, mountDir string) bool {
 	}
 	rel, err := filepath.Rel(mount, dir)
 	return err == nil && (rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)))
+}
+
+// hasDotDot reports whether some element of path is "..".
+func hasDotDot(path string) bool {
+	for _, e := range strings.Split(filepath.ToSlash(path), "/") {
+		if e == ".." {
+			return true
+		}
+	}
+	return false
 }

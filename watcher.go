@@ -46,8 +46,8 @@ var errClosed = errors.New("litefs: the database is closed")
 // Invariants: role is non-nil only while a stream is connected whose
 // init/primaryChange events agreed with the mount files at the last check
 // (at most roleEvery ago); txid never exceeds the position this node has
-// applied (it is the largest of positions read from <db>-pos and tx events
-// of a trusted stream, which LiteFS sends after applying them).
+// applied (it is the largest of positions read from <db>-pos; a tx event
+// raises it only as far as <db>-pos then shows, see publish).
 type watcher struct {
 	db        string // the database's name in the mount, as tx events give it
 	api       string // the base URL of LiteFS's HTTP API; "" for none
@@ -305,7 +305,7 @@ func (w *watcher) wait(ctx context.Context, want TXID) (TXID, error) {
 	// The position may have moved between the first look and registering.
 	w.advance(TXID(w.txid.Load()))
 	w.run()
-	if first {
+	if first || w.txLive.Load() {
 		w.poke() // the poller reads at once, then every posPollInterval
 	}
 	select {
@@ -342,7 +342,9 @@ func (w *watcher) pollLoop() {
 		case <-w.kick:
 		case <-tick:
 		}
-		if w.nwait.Load() == 0 || w.txLive.Load() {
+		// A live stream brings the position, but for what it sent before
+		// anyone waited (see publish).
+		if w.nwait.Load() == 0 || w.txLive.Load() && w.streamTX.Load() <= w.txid.Load() {
 			continue
 		}
 		id, err := w.pos.read()
@@ -416,6 +418,7 @@ func (c *Connector) watcher() *watcher {
 		}
 		api, explicit := c.api()
 		w := newWatcher(dir, path, api, &c.cfg, &c.sawLiteFS)
+		w.probe.epoch = &c.epoch
 		if !explicit && !w.probe.liteFS {
 			w.api = "" // the default address only serves a LiteFS mount
 		}

@@ -464,3 +464,43 @@ func FuzzParseEvent(f *testing.F) {
 		assert.NoError(t, json.Unmarshal(b, &v), "accepted a line that is not JSON")
 	})
 }
+
+// A stream that agreed with the mount at init and then sends another node's
+// TXIDs publishes no position beyond <db>-pos: a waiter is not released
+// early, and nothing is left behind once the stream is dropped as ahead.
+func TestStreamTXIDAheadOfThisNodeIsNotPublished(t *testing.T) {
+	m := litefstest.NewMount(t)
+	m.SetTXID(5)
+	f := newFakeLiteFS(t, initPrimary)
+	db, c := openFollowing(t, m, f)
+	eventually(t, trustedAs(c, "primary"), "trusted as primary")
+
+	type result struct {
+		got TXID
+		err error
+	}
+	waited := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		got, err := WaitTXID(ctx, db, 50)
+		waited <- result{got, err}
+	}()
+	eventually(t, func() bool { return c.watcher().nwait.Load() == 1 }, "waiting")
+	f.tx(100) // another node's position
+	eventually(t, trustedAs(c, ""), "the stream is dropped as ahead of this node")
+	select {
+	case r := <-waited:
+		t.Fatalf("WaitTXID(50) returned %v, %v while this node is at TXID 5", r.got, r.err)
+	default:
+	}
+	m.SetTXID(50)
+	r := <-waited
+	require.NoError(t, r.err)
+	assert.Equal(t, TXID(50), r.got, "released by this node's own position")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := WaitTXID(ctx, db, 60)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "a position the dropped stream sent was kept")
+}
