@@ -111,20 +111,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 		cfg.InstanceID = host
 	}
-	if s := getenv("SCHEMA_WAIT"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf("SCHEMA_WAIT=%q: want a duration such as 90s", s))
-		}
-		cfg.SchemaWait = d
-	}
-	if s := getenv("CHECKIN_EVERY"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf("CHECKIN_EVERY=%q: want a duration such as 1m, or 0 for none", s))
-		}
-		cfg.CheckinEvery = d
-	}
+	errs = append(errs, envDuration(getenv, "SCHEMA_WAIT", "90s", &cfg.SchemaWait),
+		envDuration(getenv, "CHECKIN_EVERY", "1m, or 0 for none", &cfg.CheckinEvery))
 	if s := getenv("LOG_LEVEL"); s != "" {
 		if err := cfg.LogLevel.UnmarshalText([]byte(s)); err != nil {
 			errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", s))
@@ -167,6 +155,21 @@ func allowedHosts(value, addr string) []string {
 		}
 	}
 	return hosts
+}
+
+// envDuration sets *d from the variable name when it is set, to a
+// duration of at least 0; example shows a good value in the error.
+func envDuration(getenv func(string) string, name, example string, d *time.Duration) error {
+	s := getenv(name)
+	if s == "" {
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("%s=%q: want a duration such as %s", name, s, example)
+	}
+	*d = v
+	return nil
 }
 
 // normalHost is the host name of a Host header value or an allow-list

@@ -65,12 +65,7 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer) erro
 		return err
 	}
 
-	if cfg.CheckinEvery > 0 {
-		jobs, stopJobs := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); runCheckins(jobs, db, cfg.InstanceID, cfg.CheckinEvery, log) }()
-		defer func() { stopJobs(); <-done }() // before db.Close
-	}
+	defer startJobs(ctx, cfg, db, log)() // stops them before db.Close
 
 	handler, err := newServer(cfg, db, log)
 	if err != nil {
@@ -101,6 +96,21 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer) erro
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startJobs starts the app's background jobs, and returns a function that
+// stops them and waits until they have.
+func startJobs(ctx context.Context, cfg config, db *sqlx.DB, log *slog.Logger) (stop func()) {
+	if cfg.CheckinEvery <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runCheckins(ctx, db, cfg.InstanceID, cfg.CheckinEvery, log)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // newHTTPServer returns the server for handler, with timeouts that bound
