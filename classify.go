@@ -169,17 +169,13 @@ func hasIfExists(sc *scanner) bool {
 func isMulti(query string) bool {
 	sc := scanner{s: query}
 	sawSemi := false
-	for {
-		k := sc.next()
-		switch {
-		case k == tokEOF:
-			return false
-		case k == tokSemi:
-			sawSemi = true
-		case sawSemi:
+	for k := sc.next(); k != tokEOF; k = sc.next() {
+		if sawSemi && k != tokSemi {
 			return true
 		}
+		sawSemi = sawSemi || k == tokSemi
 	}
+	return false
 }
 
 type tokKind uint8

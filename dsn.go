@@ -60,12 +60,8 @@ func parseDSN(dsn string) (dsnInfo, error) {
 	default:
 		return info, fmt.Errorf("litefs: invalid DSN: _txlock=%q (want deferred, immediate or exclusive)", v)
 	}
-	if v := params.Get("_query_only"); v != "" {
-		on, ok := parseBool(v)
-		if !ok {
-			return info, fmt.Errorf("litefs: invalid DSN: _query_only=%q (want a boolean)", v)
-		}
-		info.queryOnly = on
+	if err := boolParam(params, "_query_only", &info.queryOnly); err != nil {
+		return info, err
 	}
 	if params.Has("_litefs_api") {
 		info.api, info.apiSet = params.Get("_litefs_api"), true
@@ -76,14 +72,24 @@ func parseDSN(dsn string) (dsnInfo, error) {
 			return info, fmt.Errorf("litefs: invalid DSN: _litefs_api: %w", err)
 		}
 	}
-	if v := params.Get("_forward_writes"); v != "" {
-		on, ok := parseBool(v)
-		if !ok {
-			return info, fmt.Errorf("litefs: invalid DSN: _forward_writes=%q (want a boolean)", v)
-		}
-		info.forwardWrites = on
+	if err := boolParam(params, "_forward_writes", &info.forwardWrites); err != nil {
+		return info, err
 	}
 	return info, nil
+}
+
+// boolParam sets *dst to the boolean DSN parameter key when the DSN sets it.
+func boolParam(params url.Values, key string, dst *bool) error {
+	v := params.Get(key)
+	if v == "" {
+		return nil
+	}
+	on, ok := parseBool(v)
+	if !ok {
+		return fmt.Errorf("litefs: invalid DSN: %s=%q (want a boolean)", key, v)
+	}
+	*dst = on
+	return nil
 }
 
 // setupPragmas returns what the DSN sets PRAGMA case_sensitive_like to ("0"

@@ -105,19 +105,11 @@ func (ref pragmaRef) sql() string {
 // (see pragmaSettings), each in the schema it names, and whether it attaches
 // or detaches a database.
 func statePragmas(query string) (refs []pragmaRef, attach bool) {
-	sc := scanner{s: query}
-	start := true
-	for {
-		k := sc.next()
+	eachStatement(query, func(sc *scanner) bool {
 		switch {
-		case k == tokEOF:
-			return refs, attach
-		case k == tokSemi:
-			start = true
-			continue
-		case k == tokWord && start && (strings.EqualFold(sc.tok, "ATTACH") || strings.EqualFold(sc.tok, "DETACH")):
+		case strings.EqualFold(sc.tok, "ATTACH") || strings.EqualFold(sc.tok, "DETACH"):
 			attach = true
-		case k == tokWord && start && strings.EqualFold(sc.tok, "PRAGMA"):
+		case strings.EqualFold(sc.tok, "PRAGMA"):
 			ref := pragmaRef{name: sc.name()}
 			if sc.punct('.') {
 				ref = pragmaRef{schema: ref.name, name: sc.name()}
@@ -127,22 +119,32 @@ func statePragmas(query string) (refs []pragmaRef, attach bool) {
 				refs = append(refs, ref)
 			}
 		}
-		start = false
-	}
+		return true
+	})
+	return refs, attach
 }
 
 // detaches reports whether some statement of query starts with DETACH.
 func detaches(query string) bool {
+	return eachStatement(query, func(sc *scanner) bool {
+		return !strings.EqualFold(sc.tok, "DETACH")
+	})
+}
+
+// eachStatement calls f with sc's token the first word of each statement of
+// query (f may scan on), until f returns false; it reports whether f did.
+func eachStatement(query string, f func(sc *scanner) bool) (stopped bool) {
 	sc := scanner{s: query}
 	start := true
 	for {
-		switch k := sc.next(); {
+		k := sc.next()
+		switch {
 		case k == tokEOF:
 			return false
 		case k == tokSemi:
 			start = true
 			continue
-		case k == tokWord && start && strings.EqualFold(sc.tok, "DETACH"):
+		case k == tokWord && start && !f(&sc):
 			return true
 		}
 		start = false
@@ -159,27 +161,18 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // transaction or a savepoint (RELEASE, ROLLBACK, COMMIT, END, BEGIN), after
 // which the driver cannot tell which savepoints are the string's.
 func stringSavepoints(query string) (names []string, exact bool) {
-	sc := scanner{s: query}
-	start := true
-	for {
-		k := sc.next()
-		switch {
-		case k == tokEOF:
-			return names, true
-		case k == tokSemi:
-			start = true
-			continue
-		case k == tokWord && start && strings.EqualFold(sc.tok, "SAVEPOINT"):
+	stopped := eachStatement(query, func(sc *scanner) bool {
+		if strings.EqualFold(sc.tok, "SAVEPOINT") {
 			name := sc.name()
-			if name == "" {
-				return nil, false
-			}
 			names = append(names, name)
-		case k == tokWord && start && endsTransaction[strings.ToLower(sc.tok)]:
-			return nil, false
+			return name != ""
 		}
-		start = false
+		return !endsTransaction[strings.ToLower(sc.tok)]
+	})
+	if stopped {
+		return nil, false
 	}
+	return names, true
 }
 
 var endsTransaction = set("release", "rollback", "commit", "end", "begin")

@@ -146,22 +146,8 @@ func (c *postsCluster) stop(t *testing.T, cmd *exec.Cmd, done chan error) {
 	}
 	for _, node := range []string{"node-a", "node-b"} {
 		mnt := filepath.Join(c.dir, node, "mnt")
-		assert.False(t, mounted(mnt), "%s is still mounted", mnt)
+		ok, err := litefstest.Mounted(mnt)
+		assert.NoError(t, err)
+		assert.False(t, ok, "%s is still mounted", mnt)
 	}
-}
-
-// mounted reports whether dir is a mount point, from /proc/self/mountinfo.
-func mounted(dir string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for line := range strings.Lines(string(b)) {
-		// "36 35 98:0 /root /mount/point opts ...": field 5 is the mount
-		// point, with spaces escaped as \040.
-		if f := strings.Fields(line); len(f) > 4 && strings.ReplaceAll(f[4], `\040`, " ") == dir {
-			return true
-		}
-	}
-	return false
 }

@@ -154,23 +154,9 @@ func TestClusterLeavesNothing(t *testing.T) {
 // isMounted reports whether dir is a mount point in /proc/self/mountinfo.
 func isMounted(t *testing.T, dir string) bool {
 	t.Helper()
-	ok, err := mounted(dir)
+	ok, err := litefstest.Mounted(dir)
 	require.NoError(t, err)
 	return ok
-}
-
-// mounted reports whether dir is a mount point in /proc/self/mountinfo.
-func mounted(dir string) (bool, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	for line := range strings.Lines(string(b)) {
-		if f := strings.Fields(line); len(f) >= 5 && strings.ReplaceAll(f[4], `\040`, " ") == dir {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // appConfig writes a litefs.yml like an example app's: its paths, port and

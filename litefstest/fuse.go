@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -71,6 +72,12 @@ func mountPoints() ([]string, error) {
 		}
 	}
 	return points, sc.Err()
+}
+
+// Mounted reports whether dir is a mount point, from /proc/self/mountinfo.
+func Mounted(dir string) (bool, error) {
+	points, err := mountPoints()
+	return slices.Contains(points, filepath.Clean(dir)), err
 }
 
 // mountedUnder returns the mount points at dir or below it.

@@ -125,7 +125,7 @@ func runOrphanChild(t *testing.T, bin string, sig syscall.Signal, group bool) (m
 func leftBehind(mounts []string, pids []int) error {
 	var errs []error
 	for _, m := range mounts {
-		if ok, err := mounted(m); ok || err != nil {
+		if ok, err := litefstest.Mounted(m); ok || err != nil {
 			errs = append(errs, fmt.Errorf("%s is still mounted (%v)", m, err))
 		}
 	}
@@ -145,7 +145,7 @@ func cleanUpOrphans(t *testing.T, mounts []string, pids []int) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	for _, m := range mounts {
-		if ok, _ := mounted(m); ok {
+		if ok, _ := litefstest.Mounted(m); ok {
 			out, err := exec.Command("fusermount3", "-u", "-z", m).CombinedOutput()
 			assert.NoError(t, err, "fusermount3 -u -z %s: %s", m, out)
 		}
