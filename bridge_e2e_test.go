@@ -25,26 +25,7 @@ import (
 func TestBridgeThroughFlyProxy(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	primary, replica := cluster.Primary(), cluster.Replicas()[0]
-
-	instances := map[string]string{}
-	dbs := map[string]*sql.DB{}
-	for _, n := range cluster.Nodes() {
-		db, err := sql.Open("litefs", n.DSN())
-		require.NoError(t, err)
-		t.Cleanup(func() { db.Close() })
-		dbs[n.Hostname()] = db
-		b, err := httpbridge.New(httpbridge.Config{InstanceID: n.Hostname(), DB: db})
-		require.NoError(t, err)
-		srv := httptest.NewServer(b.Handler(app(db, n.Hostname())))
-		t.Cleanup(srv.Close)
-		instances[n.Hostname()] = srv.URL
-	}
-	_, err := dbs[primary.Hostname()].Exec("CREATE TABLE items(v TEXT, node TEXT)")
-	require.NoError(t, err)
-	cluster.WaitReplicated(t)
-
-	proxy, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{Instances: instances, Target: replica.Hostname()})
-	require.NoError(t, err)
+	dbs, proxy := bridgeNodes(t, cluster, nil)
 	base := proxy.Start(t)
 
 	tests := []struct {
@@ -261,4 +242,35 @@ func TestReadYourWritesWaitsForAStalledReplica(t *testing.T) {
 	a := <-got
 	require.NoError(t, a.err, "after waiting")
 	assert.Equal(t, "1 on "+replica.Hostname()+"\n", a.body, "after waiting, the replica's answer")
+}
+
+// bridgeNodes opens a pool on each node of cluster and serves app there
+// behind httpbridge, wrapped by wrap unless it is nil; it creates table items
+// on the primary, waits for it to replicate, and returns the pools by
+// hostname and a FlyProxy that sends requests to the replica first.
+func bridgeNodes(t *testing.T, cluster *litefstest.Cluster, wrap func(host string, h http.Handler) http.Handler) (map[string]*sql.DB, *litefstest.FlyProxy) {
+	t.Helper()
+	dbs := map[string]*sql.DB{}
+	instances := map[string]string{}
+	for _, n := range cluster.Nodes() {
+		db, err := sql.Open("litefs", n.DSN())
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		dbs[n.Hostname()] = db
+		b, err := httpbridge.New(httpbridge.Config{InstanceID: n.Hostname(), DB: db})
+		require.NoError(t, err)
+		h := b.Handler(app(db, n.Hostname()))
+		if wrap != nil {
+			h = wrap(n.Hostname(), h)
+		}
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		instances[n.Hostname()] = srv.URL
+	}
+	_, err := dbs[cluster.Primary().Hostname()].Exec("CREATE TABLE items(v TEXT, node TEXT)")
+	require.NoError(t, err)
+	cluster.WaitReplicated(t)
+	proxy, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{Instances: instances, Target: cluster.Replicas()[0].Hostname()})
+	require.NoError(t, err)
+	return dbs, proxy
 }

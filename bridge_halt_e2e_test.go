@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/litefs-sql/litefs"
-	"github.com/litefs-sql/litefs/httpbridge"
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
@@ -92,30 +90,13 @@ type bridged struct {
 func bridgedCluster(t *testing.T) (*litefstest.Cluster, map[string]*sql.DB, bridged, chan string) {
 	t.Helper()
 	cluster := litefstest.StartCluster(t, 2)
-	primary, replica := cluster.Primary(), cluster.Replicas()[0]
-	dbs := map[string]*sql.DB{}
-	instances := map[string]string{}
 	reached := make(chan string, 4) // the nodes a request reached, in order
-	for _, n := range cluster.Nodes() {
-		db, err := sql.Open("litefs", n.DSN())
-		require.NoError(t, err)
-		t.Cleanup(func() { db.Close() })
-		dbs[n.Hostname()] = db
-		b, err := httpbridge.New(httpbridge.Config{InstanceID: n.Hostname(), DB: db})
-		require.NoError(t, err)
-		inner := b.Handler(app(db, n.Hostname()))
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			reached <- n.Hostname()
-			inner.ServeHTTP(w, r)
-		}))
-		t.Cleanup(srv.Close)
-		instances[n.Hostname()] = srv.URL
-	}
-	_, err := dbs[primary.Hostname()].Exec("CREATE TABLE items(v TEXT, node TEXT)")
-	require.NoError(t, err)
-	cluster.WaitReplicated(t)
-	proxy, err := litefstest.NewFlyProxy(litefstest.FlyProxyConfig{Instances: instances, Target: replica.Hostname()})
-	require.NoError(t, err)
+	dbs, proxy := bridgeNodes(t, cluster, func(host string, h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reached <- host
+			h.ServeHTTP(w, r)
+		})
+	})
 	return cluster, dbs, bridged{proxy: proxy, url: proxy.Start(t)}, reached
 }
 

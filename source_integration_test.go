@@ -100,25 +100,37 @@ func TestLiteFSEventSource(t *testing.T) {
 		}
 	})
 	t.Run("NodeStatus", func(t *testing.T) {
-		for _, tc := range []struct {
-			db      *sql.DB
-			role    Role
-			primary string
-		}{
-			{db: pdb, role: RolePrimary},
-			{db: rdb, role: RoleReplica, primary: p.Hostname()},
-		} {
-			st, err := NodeStatus(t.Context(), tc.db)
-			require.NoError(t, err)
-			assert.Equal(t, SourceEvents, st.Source)
-			assert.Equal(t, tc.role, st.Role)
-			assert.Equal(t, tc.primary, st.PrimaryID)
-			assert.True(t, st.TXIDKnown)
+		for _, st := range assertPairStatus(t, SourceEvents, pdb, rdb, p.Hostname()) {
 			assert.Positive(t, st.TXID)
-			assert.True(t, st.LagKnown)
 			assert.Less(t, st.Lag, 10*time.Second)
 		}
 	})
+}
+
+// assertPairStatus checks NodeStatus on a primary's pool and a replica's
+// (whose primary is primaryHost): the source, the role, the primary named,
+// and that TXID and lag are known. It returns the two statuses.
+func assertPairStatus(t *testing.T, source string, pdb, rdb *sql.DB, primaryHost string) []Status {
+	t.Helper()
+	var out []Status
+	for _, tc := range []struct {
+		db      *sql.DB
+		role    Role
+		primary string
+	}{
+		{db: pdb, role: RolePrimary},
+		{db: rdb, role: RoleReplica, primary: primaryHost},
+	} {
+		st, err := NodeStatus(t.Context(), tc.db)
+		require.NoError(t, err)
+		assert.Equal(t, source, st.Source)
+		assert.Equal(t, tc.role, st.Role)
+		assert.Equal(t, tc.primary, st.PrimaryID)
+		assert.True(t, st.TXIDKnown)
+		assert.True(t, st.LagKnown)
+		out = append(out, st)
+	}
+	return out
 }
 
 // Two nodes on one machine: a node given the other's API address must
@@ -142,20 +154,5 @@ func TestLiteFSEventSourceOfAnotherNode(t *testing.T) {
 		_, err = rdb.Exec("INSERT INTO t VALUES (1)")
 		require.ErrorIs(t, err, ErrNotPrimary)
 	}
-	for _, tc := range []struct {
-		db      *sql.DB
-		role    Role
-		primary string
-	}{
-		{db: pdb, role: RolePrimary},
-		{db: rdb, role: RoleReplica, primary: p.Hostname()},
-	} {
-		st, err := NodeStatus(t.Context(), tc.db)
-		require.NoError(t, err)
-		assert.Equal(t, SourceMount, st.Source)
-		assert.Equal(t, tc.role, st.Role)
-		assert.Equal(t, tc.primary, st.PrimaryID)
-		assert.True(t, st.TXIDKnown)
-		assert.True(t, st.LagKnown)
-	}
+	assertPairStatus(t, SourceMount, pdb, rdb, p.Hostname())
 }
