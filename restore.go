@@ -136,19 +136,13 @@ func detaches(query string) bool {
 func eachStatement(query string, f func(sc *scanner) bool) (stopped bool) {
 	sc := scanner{s: query}
 	start := true
-	for {
-		k := sc.next()
-		switch {
-		case k == tokEOF:
-			return false
-		case k == tokSemi:
-			start = true
-			continue
-		case k == tokWord && start && !f(&sc):
+	for k := sc.next(); k != tokEOF; k = sc.next() {
+		if k == tokWord && start && !f(&sc) {
 			return true
 		}
-		start = false
+		start = k == tokSemi
 	}
+	return false
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
