@@ -106,14 +106,21 @@ var replicaRefusedKinds = []string{
 	"ANALYZE",
 }
 
-func TestLiteFSReplicaKeepsApplyingAfterRefusals(t *testing.T) {
+// startPair starts a two-node cluster, runs schema on the primary, waits
+// for it to replicate, and opens a pool on the primary and on the replica.
+func startPair(t *testing.T, schema string) (*litefstest.Cluster, *sql.DB, *sql.DB) {
+	t.Helper()
 	cluster := litefstest.StartCluster(t, 2)
-	primary, replica := cluster.Primary(), cluster.Replicas()[0]
-	pdb := openNode(t, primary)
-	_, err := pdb.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v); INSERT INTO t(v) VALUES ('a')")
+	pdb := openNode(t, cluster.Primary())
+	_, err := pdb.Exec(schema)
 	require.NoError(t, err)
 	cluster.WaitReplicated(t)
-	rdb := openNode(t, replica)
+	return cluster, pdb, openNode(t, cluster.Replicas()[0])
+}
+
+func TestLiteFSReplicaKeepsApplyingAfterRefusals(t *testing.T) {
+	cluster, pdb, rdb := startPair(t, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v); INSERT INTO t(v) VALUES ('a')")
+	primary, replica := cluster.Primary(), cluster.Replicas()[0]
 	rdb.SetMaxOpenConns(1) // one connection: whatever a refusal leaves, the next statement meets
 	kinds := append(replicaRefusedKinds, "VACUUM INTO '"+replica.MountDir()+"/copy.db'")
 	for _, q := range kinds {
@@ -135,7 +142,7 @@ func TestLiteFSReplicaKeepsApplyingAfterRefusals(t *testing.T) {
 	}
 	// The databases close before LiteFS stops, and both nodes unmount cleanly.
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	_, err = rdb.Exec("VACUUM INTO '" + backup + "'")
+	_, err := rdb.Exec("VACUUM INTO '" + backup + "'")
 	assert.NoError(t, err, "a backup outside the mount, on a replica")
 	_, err = os.Stat(backup)
 	assert.NoError(t, err, "the backup file")
@@ -147,13 +154,8 @@ func TestLiteFSReplicaKeepsApplyingAfterRefusals(t *testing.T) {
 // and every refused write leaves replication going. (A static lease cannot
 // move the primary, so the role does not flip here; temp mounts flip it.)
 func TestLiteFSWritersOnBothNodes(t *testing.T) {
-	cluster := litefstest.StartCluster(t, 2)
+	cluster, pdb, rdb := startPair(t, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
 	primary, replica := cluster.Primary(), cluster.Replicas()[0]
-	pdb := openNode(t, primary)
-	_, err := pdb.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
-	require.NoError(t, err)
-	cluster.WaitReplicated(t)
-	rdb := openNode(t, replica)
 	const writers, perWriter = 3, 20
 	type outcome struct {
 		acked int
