@@ -45,28 +45,10 @@ type ffApp struct {
 	db      atomic.Pointer[sql.DB]
 	addr    string
 	release chan struct{} // lets /stream send its second event
-	log     ffLog
+	log     litefstest.SyncBuffer
 
 	mu  sync.Mutex
 	srv *http.Server
-}
-
-// ffLog collects an app's log records.
-type ffLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *ffLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *ffLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // ffListen reserves a loopback address for an app.

@@ -1,7 +1,6 @@
 package httpbridge
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -233,24 +232,6 @@ func TestTXIDCookieNotOnRefusals(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe to read while a handler may write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestTXIDCookieTooLate(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -271,7 +252,7 @@ func TestTXIDCookieTooLate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			db, _ := openAt(t, false, 3)
-			var logs syncBuffer
+			var logs litefstest.SyncBuffer
 			b := newBridge(t, Config{DB: db, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tc.handler(w, r, db) }))
 			w := serve(h, httptest.NewRequest(http.MethodPost, "/posts", nil))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,12 +8,12 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/litefs-sql/litefs"
+	"github.com/litefs-sql/litefs/litefstest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,7 +25,7 @@ const testHost = "example.com"
 type testApp struct {
 	h    http.Handler
 	db   *sqlx.DB
-	logs *syncBuffer // everything the app logged
+	logs *litefstest.SyncBuffer // everything the app logged
 }
 
 // newTestApp opens the database at path, creates the schema as a primary
@@ -40,7 +39,7 @@ func newTestApp(t testing.TB, path, instance string) *testApp {
 	db, err := sqlx.Open(litefs.DriverName, cfg.DSN())
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	logs := &syncBuffer{}
+	logs := &litefstest.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	require.NoError(t, migrate(t.Context(), db, cfg.SchemaWait, log))
 	h, err := newServer(cfg, db, log)
@@ -109,22 +108,4 @@ func cookie(resp *http.Response, name string) *http.Cookie {
 		}
 	}
 	return nil
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/litefs-sql/litefs/litefstest"
 )
 
 // Worst-case posts for the size of a page: every character of the longest
@@ -125,7 +127,7 @@ func TestRenderBound(t *testing.T) {
 	t.Parallel()
 	pages, err := parsePages()
 	require.NoError(t, err)
-	logs := &syncBuffer{}
+	logs := &litefstest.SyncBuffer{}
 	a := &app{pages: pages, log: slog.New(slog.NewTextHandler(logs, nil))}
 	tests := []struct {
 		name    string

@@ -43,7 +43,7 @@ func TestSlowReadersMemory(t *testing.T) {
 	t.Parallel()
 	bin := buildApp(t)
 	addr := freeAddr(t)
-	logs := &syncBuffer{}
+	logs := &litefstest.SyncBuffer{}
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr, "DATABASE_PATH="+filepath.Join(t.TempDir(), "posts.db"), "LOG_LEVEL=info")
 	cmd.Stderr = logs

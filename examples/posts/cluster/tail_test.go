@@ -3,11 +3,9 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,24 +13,6 @@ import (
 
 	"github.com/litefs-sql/litefs/litefstest"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestTail appends to a log file while a tail copies it: lines written
 // while it runs show up, prefixed, and stop copies the last ones.
@@ -42,7 +22,7 @@ func TestTail(t *testing.T) {
 	f, err := os.Create(path)
 	require.NoError(t, err)
 	defer f.Close()
-	var out syncBuffer
+	var out litefstest.SyncBuffer
 	tl := startTail(path, &prefixWriter{prefix: "node-a │ ", w: &out})
 	_, err = f.WriteString("first\n")
 	require.NoError(t, err)
