@@ -277,14 +277,6 @@ func offFlyWaitHealthy(t *testing.T, p *litefstest.Process, base string) {
 			require.FailNowf(t, "LiteFS exited before the app answered", "%v:\n%s", p.ExitErr(), p.Log())
 		default:
 		}
-		res, err := http.Get(base + "/healthz")
-		if err != nil {
-			return err
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s/healthz: %s", base, res.Status)
-		}
-		return nil
+		return healthy(base)
 	})
 }

@@ -402,15 +402,7 @@ func TestRun(t *testing.T) {
 			require.FailNow(t, "run returned early", "%v", err)
 		default:
 		}
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("healthz: %s", resp.Status)
-		}
-		return nil
+		return healthy("http://" + addr)
 	})
 	cancel()
 	select {
@@ -462,6 +454,19 @@ func (ww *watchWriter) Write(b []byte) (int, error) {
 		ww.once.Do(func() { close(ww.seen) })
 	}
 	return ww.w.Write(b)
+}
+
+// healthy returns nil once the app at base answers GET /healthz with 200.
+func healthy(base string) error {
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s/healthz: %s", base, resp.Status)
+	}
+	return nil
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.

@@ -56,17 +56,7 @@ func TestSlowReadersMemory(t *testing.T) {
 		}
 	})
 	base := "http://" + addr
-	litefstest.WaitFor(t, func() error {
-		resp, err := http.Get(base + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("healthz: %s", resp.Status)
-		}
-		return nil
-	})
+	litefstest.WaitFor(t, func() error { return healthy(base) })
 	seedWorstPosts(t, base, 100)
 	startRSS := vmKB(t, cmd.Process.Pid, "VmRSS")
 
