@@ -92,17 +92,25 @@ func testToolReplica(t *testing.T, tl tool) {
 			"the tool was known to leave a transaction open after a refusal; if it no longer does, clear leaksTx")
 	} else {
 		assertNoTx(t, db)
-		if tl.write != nil {
-			err := tl.write(ctx, db)
-			require.Error(t, err, "a write through the tool on a replica")
-			tl.refusal(t, err)
-			assertNoTx(t, db)
-		}
+		requireWriteRefused(t, tl, db, "a replica")
 		var n int
 		assert.NoError(t, db.QueryRowContext(ctx, "SELECT count(*) FROM posts").Scan(&n), "a read after the refusal")
 	}
 	require.NoError(t, db.Close())
 	assert.Equal(t, before, fileSum(t, m.DBPath()), "the database changed on the replica")
+}
+
+// requireWriteRefused runs tl's write, if it has one, on db, a replica's
+// pool (where, in messages): it must be refused and leave no transaction open.
+func requireWriteRefused(t *testing.T, tl tool, db *sql.DB, where string) {
+	t.Helper()
+	if tl.write == nil {
+		return
+	}
+	err := tl.write(t.Context(), db)
+	require.Error(t, err, "a write through the tool on "+where)
+	tl.refusal(t, err)
+	assertNoTx(t, db)
 }
 
 // testToolCluster migrates on the primary of a real cluster, checks that
@@ -132,12 +140,7 @@ func testToolCluster(t *testing.T, tl tool) {
 		require.Error(t, err, "the second migration on the replica")
 		tl.refusal(t, err)
 		assertNoTx(t, rdb)
-		if tl.write != nil {
-			err := tl.write(ctx, rdb)
-			require.Error(t, err, "a write through the tool on the replica")
-			tl.refusal(t, err)
-			assertNoTx(t, rdb)
-		}
+		requireWriteRefused(t, tl, rdb, "the replica")
 	}
 
 	require.NoError(t, tl.up(ctx, pdb, 2))
