@@ -183,24 +183,10 @@ func BenchmarkTempFile(b *testing.B) {
 // Tracker.TXID (what the bridge does for its cookie). "mount-files" turns
 // the event stream off, to show what reading the mount for each write costs.
 func BenchmarkLiteFSCluster(b *testing.B) {
-	cluster := litefstest.StartCluster(b, 2)
-	p, r := cluster.Primary(), cluster.Replicas()[0]
-	setup, err := sql.Open("sqlite3", p.DSN())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := setup.Exec(benchSchema); err != nil {
-		b.Fatal(err)
-	}
 	// Warm up: the first hundreds of writes on a fresh LiteFS database are
 	// several times slower than the rest.
-	for i := range 300 {
-		if _, err := setup.Exec(benchUpdate, "warm", i%benchRows+1); err != nil {
-			b.Fatal(err)
-		}
-	}
-	setup.Close()
-	cluster.WaitReplicated(b)
+	cluster := benchCluster(b, 300)
+	p, r := cluster.Primary(), cluster.Replicas()[0]
 	for _, mode := range []struct {
 		name string
 		api  func(n *litefstest.Node) string
@@ -254,12 +240,12 @@ func updateTXID(b *testing.B, db *sql.DB) func(i int) {
 	}
 }
 
-// BenchmarkLiteFSMountFiles measures each look at a real LiteFS mount that
-// the driver could make (skipped without FUSE): ns/op is one look.
-func BenchmarkLiteFSMountFiles(b *testing.B) {
+// benchCluster starts a two-node cluster with benchSchema and warm updates
+// run on the primary, replicated.
+func benchCluster(b *testing.B, warm int) *litefstest.Cluster {
+	b.Helper()
 	cluster := litefstest.StartCluster(b, 2)
-	p, r := cluster.Primary(), cluster.Replicas()[0]
-	setup, err := sql.Open("sqlite3", p.DSN())
+	setup, err := sql.Open("sqlite3", cluster.Primary().DSN())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -267,7 +253,20 @@ func BenchmarkLiteFSMountFiles(b *testing.B) {
 	if _, err := setup.Exec(benchSchema); err != nil {
 		b.Fatal(err)
 	}
+	for i := range warm {
+		if _, err := setup.Exec(benchUpdate, "warm", i%benchRows+1); err != nil {
+			b.Fatal(err)
+		}
+	}
 	cluster.WaitReplicated(b)
+	return cluster
+}
+
+// BenchmarkLiteFSMountFiles measures each look at a real LiteFS mount that
+// the driver could make (skipped without FUSE): ns/op is one look.
+func BenchmarkLiteFSMountFiles(b *testing.B) {
+	cluster := benchCluster(b, 0)
+	p, r := cluster.Primary(), cluster.Replicas()[0]
 	var buf [posSize + 1]byte
 	for _, n := range []*litefstest.Node{p, r} {
 		role := map[bool]string{true: "primary", false: "replica"}[n.IsPrimary()]
