@@ -20,10 +20,7 @@ import (
 // openWithAPI opens n's database following the LiteFS API at api.
 func openWithAPI(t *testing.T, n *litefstest.Node, api string) (*sql.DB, *Connector) {
 	t.Helper()
-	c, err := NewConnector(n.DSN(), WithLogger(discard), WithLiteFSAPI(api))
-	require.NoError(t, err)
-	db := sql.OpenDB(c)
-	t.Cleanup(func() { db.Close() })
+	db, c := openWatched(t, n, api)
 	require.NoError(t, db.Ping())
 	return db, c
 }
