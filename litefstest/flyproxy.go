@@ -317,11 +317,10 @@ func (p *FlyProxy) begin(r *http.Request) (*exchange, hop, *failure) {
 // asked for a fallback, back to the replay's sender.
 func (p *FlyProxy) reach(x *exchange, h hop) (answer, *failure) {
 	a, err := p.deliver(x, h)
+	if f, done := settled(x, err); done {
+		return a, f
+	}
 	switch {
-	case err == nil:
-		return a, nil
-	case x.r.Context().Err() != nil:
-		return a, fail(http.StatusBadGateway, "the client is gone")
 	case h.replay == nil:
 		return a, fail(http.StatusBadGateway, "instance %s: %v", a.at.to, err)
 	case h.replay.Fallback == "" || !notConnected(err):
@@ -331,13 +330,23 @@ func (p *FlyProxy) reach(x *exchange, h hop) (answer, *failure) {
 	}
 	back, reason := p.fallbackHop(a.at, err)
 	b, err := p.deliver(x, back)
-	switch {
-	case err == nil:
-		return b, nil
-	case x.r.Context().Err() != nil:
-		return b, fail(http.StatusBadGateway, "the client is gone")
+	if f, done := settled(x, err); done {
+		return b, f
 	}
 	return b, fail(http.StatusBadGateway, "replay to instance %s failed (%s), and so did its fallback: %v", a.at.to, reason, err)
+}
+
+// settled reports whether a delivery that returned err ends the exchange
+// whatever hop could come next: it succeeded, or the client is gone (then
+// with the failure to answer).
+func settled(x *exchange, err error) (*failure, bool) {
+	switch {
+	case err == nil:
+		return nil, true
+	case x.r.Context().Err() != nil:
+		return fail(http.StatusBadGateway, "the client is gone"), true
+	}
+	return nil, false
 }
 
 // deliver sends x to h.to, and on to h's alternates while instances refuse
