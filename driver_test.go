@@ -91,6 +91,15 @@ func pinConn(tb testing.TB, db *sql.DB) (*sql.Conn, *Conn) {
 	return conn, c
 }
 
+// pinnedMount returns a temp mount and a connection pinned by pinConn on its
+// database, opened by openDB.
+func pinnedMount(tb testing.TB) (*litefstest.Mount, *sql.Conn) {
+	tb.Helper()
+	m := litefstest.NewMount(tb)
+	conn, _ := pinConn(tb, openDB(tb, m, ""))
+	return m, conn
+}
+
 // failed returns what a statement that failed with err gets on c, outside
 // any admission: SQLite's error, or the refusal it reveals.
 func failed(c *Conn, ctx context.Context, err error) error {
@@ -501,9 +510,7 @@ func TestOddMountEntriesFailClosed(t *testing.T) {
 
 func TestLiteFSRefusalBackstop(t *testing.T) {
 	t.Parallel()
-	m := litefstest.NewMount(t)
-	db := openDB(t, m, "")
-	conn, _ := pinConn(t, db)
+	m, conn := pinnedMount(t)
 	liteFSErrors := []struct {
 		name string
 		err  error

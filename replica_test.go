@@ -79,12 +79,17 @@ type connStep struct {
 	do   func(ctx context.Context, conn *sql.Conn) error
 }
 
+// execStep is the connStep named name that runs query with ExecContext.
+func execStep(name, query string) connStep {
+	return connStep{name: name, do: func(ctx context.Context, conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, query)
+		return err
+	}}
+}
+
 // lifters try to lift query_only on a replica, each in its own way.
 var lifters = []connStep{
-	{name: "exec", do: func(ctx context.Context, conn *sql.Conn) error {
-		_, err := conn.ExecContext(ctx, "PRAGMA query_only = 0")
-		return err
-	}},
+	execStep("exec", "PRAGMA query_only = 0"),
 	{name: "prepare", do: func(ctx context.Context, conn *sql.Conn) error {
 		s, err := conn.PrepareContext(ctx, "PRAGMA query_only = 0")
 		if err == nil {
@@ -98,26 +103,14 @@ var lifters = []connStep{
 	{name: "explain query plan", do: func(ctx context.Context, conn *sql.Conn) error {
 		return runOn(ctx, conn, "EXPLAIN QUERY PLAN PRAGMA main.query_only = false", true)
 	}},
-	{name: "multi", do: func(ctx context.Context, conn *sql.Conn) error {
-		_, err := conn.ExecContext(ctx, "SELECT 1; PRAGMA query_only = 0")
-		return err
-	}},
-	{name: "comments and quotes", do: func(ctx context.Context, conn *sql.Conn) error {
-		_, err := conn.ExecContext(ctx, `PRAGMA/**/"main"./**/[query_only]/**/=/**/0`)
-		return err
-	}},
+	execStep("multi", "SELECT 1; PRAGMA query_only = 0"),
+	execStep("comments and quotes", `PRAGMA/**/"main"./**/[query_only]/**/=/**/0`),
 }
 
 // liftedWrites are writes that query_only alone stops on a replica.
 var liftedWrites = []connStep{
-	{name: "multi", do: func(ctx context.Context, conn *sql.Conn) error {
-		_, err := conn.ExecContext(ctx, "SELECT 1; INSERT INTO t(v) VALUES ('lifted')")
-		return err
-	}},
-	{name: "create if not exists", do: func(ctx context.Context, conn *sql.Conn) error {
-		_, err := conn.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS lifted(x)")
-		return err
-	}},
+	execStep("multi", "SELECT 1; INSERT INTO t(v) VALUES ('lifted')"),
+	execStep("create if not exists", "CREATE TABLE IF NOT EXISTS lifted(x)"),
 	{name: "delete in a read-only tx", do: func(ctx context.Context, conn *sql.Conn) error {
 		tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
@@ -135,9 +128,7 @@ func TestQueryOnlyCannotBeLifted(t *testing.T) {
 		for _, wc := range liftedWrites {
 			t.Run(lc.name+"/"+wc.name, func(t *testing.T) {
 				t.Parallel()
-				m := litefstest.NewMount(t)
-				db := openDB(t, m, "")
-				conn, _ := pinConn(t, db)
+				m, conn := pinnedMount(t)
 				m.SetReplica("node-a")
 				require.ErrorIs(t, runOn(t.Context(), conn, "INSERT INTO t(v) VALUES ('x')", false), ErrNotPrimary)
 				before := fingerprint(t, m)
@@ -160,9 +151,7 @@ func TestManagedPragmaLeavesThePrimaryWritable(t *testing.T) {
 	} {
 		t.Run(q, func(t *testing.T) {
 			t.Parallel()
-			m := litefstest.NewMount(t)
-			db := openDB(t, m, "")
-			conn, _ := pinConn(t, db)
+			_, conn := pinnedMount(t)
 			assert.ErrorIs(t, runOn(t.Context(), conn, q, false), errManagedPragma)
 			s, err := conn.PrepareContext(t.Context(), q)
 			if err == nil {
@@ -185,9 +174,7 @@ func TestRefusedStringLeavesNoTransaction(t *testing.T) {
 	} {
 		t.Run(q, func(t *testing.T) {
 			t.Parallel()
-			m := litefstest.NewMount(t)
-			db := openDB(t, m, "")
-			conn, _ := pinConn(t, db)
+			m, conn := pinnedMount(t)
 			m.SetReplica("node-a")
 			before := fingerprint(t, m)
 			wantNotPrimary(t, runOn(t.Context(), conn, q, false), "node-a")
@@ -262,9 +249,7 @@ func TestSchemaLagIsARefusal(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			m := litefstest.NewMount(t)
-			db := openDB(t, m, "")
-			conn, _ := pinConn(t, db)
+			m, conn := pinnedMount(t)
 			var se sqlite3.Error
 			err := runOn(t.Context(), conn, tc.sql, false)
 			assert.ErrorAs(t, err, &se, "on the primary")
@@ -349,9 +334,7 @@ func TestFunctionsThatWriteOnAReplica(t *testing.T) {
 
 func TestGuardRefusalOutlivesARoleFlip(t *testing.T) {
 	t.Parallel()
-	m := litefstest.NewMount(t)
-	db := openDB(t, m, "")
-	conn, _ := pinConn(t, db)
+	m, conn := pinnedMount(t)
 	m.SetReplica("node-a")
 	const q = "SELECT 1; INSERT INTO t(v) VALUES ('flip')"
 	require.NoError(t, conn.Raw(func(dc any) error {
@@ -405,9 +388,7 @@ func bumpDriver() *sqlite3.SQLiteDriver {
 
 func TestRefusedStringRestoresConnectionSettings(t *testing.T) {
 	t.Parallel()
-	m := litefstest.NewMount(t)
-	db := openDB(t, m, "")
-	conn, _ := pinConn(t, db)
+	m, conn := pinnedMount(t)
 	ctx := t.Context()
 	for _, q := range []string{"PRAGMA foreign_keys = ON", "PRAGMA cache_size = -3000", "PRAGMA recursive_triggers = 0"} {
 		require.NoError(t, runOn(ctx, conn, q, false), q)
@@ -432,9 +413,7 @@ func TestRefusedStringRestoresConnectionSettings(t *testing.T) {
 
 func TestStatementsPreparedBeforeADemotion(t *testing.T) {
 	t.Parallel()
-	m := litefstest.NewMount(t)
-	db := openDB(t, m, "")
-	conn, _ := pinConn(t, db)
+	m, conn := pinnedMount(t)
 	var stmts []*sql.Stmt
 	for _, q := range []string{
 		"SELECT * FROM pragma_optimize(65538)", "PRAGMA user_version = 3", "CREATE TABLE IF NOT EXISTS u(x)",
@@ -565,9 +544,7 @@ func TestWriteToAttachedMountDatabaseIsRefused(t *testing.T) {
 // does not stop: on a replica it is a write.
 func TestAttachCreatingAFileOnAReplicaIsRefused(t *testing.T) {
 	t.Parallel()
-	m := litefstest.NewMount(t)
-	db := openDB(t, m, "")
-	conn, _ := pinConn(t, db)
+	m, conn := pinnedMount(t)
 	m.SetReplica("node-a")
 	tests := []struct {
 		name   string
@@ -668,9 +645,7 @@ func TestRefusedStringRestoresUnreadableAndSchemaSettings(t *testing.T) {
 // parameters it was attached with (mode=ro).
 func TestRefusedStringWithDetachRunsNothing(t *testing.T) {
 	t.Parallel()
-	m := litefstest.NewMount(t)
-	db := openDB(t, m, "")
-	conn, _ := pinConn(t, db)
+	m, conn := pinnedMount(t)
 	ctx := t.Context()
 	aux := filepath.Join(t.TempDir(), "aux.db")
 	_, err := conn.ExecContext(ctx, "ATTACH '"+aux+"' AS w; CREATE TABLE w.x(a); DETACH w")
