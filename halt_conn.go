@@ -28,6 +28,7 @@ type connHalt struct {
 	// rows, run under; the hold lists the connection until haltEnd. mu
 	// serializes the connection's statements and transaction ends with
 	// haltAbandon, which WithHalt's release runs from another goroutine.
+	key     string // <db>-pos with symlinks resolved (Connector.holdKey); "" outside a mount
 	engaged *haltHold
 	txw     *Tx
 	rows    *Rows
@@ -202,11 +203,7 @@ func (c *Conn) haltFailed(err error) error {
 	return &HaltError{Reason: HaltForwardFailed, Refusal: refusal, Err: err}
 }
 
-// posPath returns <db>-pos, which names the database's HALT lock and state
-// in this process; "" for a database outside a mount.
-func (c *Conn) posPath() string {
-	if c.pos == nil {
-		return ""
-	}
-	return c.pos.path
-}
+// posPath returns <db>-pos, with its directory's symlinks resolved, which
+// names the database's HALT lock and state in this process; "" for a
+// database outside a mount.
+func (c *Conn) posPath() string { return c.halt.key }
