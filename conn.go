@@ -307,6 +307,8 @@ func (c *Conn) Prepare(query string) (driver.Stmt, error) {
 // (immediate, exclusive), a replica refuses at Begin; with the default
 // deferred BEGIN it refuses at the first write.
 func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	c.halt.mu.Lock()
+	defer c.halt.mu.Unlock()
 	if opts.ReadOnly {
 		return c.beginReadOnly(ctx)
 	}
@@ -329,7 +331,11 @@ func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		c.haltEnd()
 		return nil, err
 	}
-	return &Tx{c: c, parent: dtx, tracker: TrackerFrom(ctx)}, nil
+	tx := &Tx{c: c, parent: dtx, tracker: TrackerFrom(ctx)}
+	if c.halt.engaged != nil {
+		c.halt.txw = tx // rolled back by the hold's release if left open
+	}
+	return tx, nil
 }
 
 // beginReadOnly begins a transaction that runs under query_only until
@@ -370,6 +376,8 @@ func (c *Conn) Ping(ctx context.Context) error { return c.sc.Ping(ctx) }
 
 // Close closes the connection.
 func (c *Conn) Close() error {
+	c.halt.mu.Lock()
+	defer c.halt.mu.Unlock()
 	c.haltEnd() // never keep a HALT lock past the connection
 	c.probe.close()
 	c.closeAttached()

@@ -346,6 +346,23 @@
 // database in the process; a nested WithHalt with the context of an
 // enclosing one reuses its lock.
 //
+// Releasing the lock: LiteFS releases it only once every transaction open
+// on this replica has ended, read transactions and open Rows of any
+// handle included. Until then the primary stays halted (up to LiteFS's
+// halt expiry, about 30 s), its writes wait and may fail with SQLite's
+// "locking protocol" error; so keep reads on the node short while it
+// forwards. When fn returns, WithHalt ends what fn left open with its
+// context first: it rolls back a transaction (the *sql.Tx's Commit then
+// fails with a [*HaltError], HaltReleased, and its Rollback returns nil)
+// and closes write Rows (INSERT ... RETURNING; SQLite commits the
+// statement, under the lock still). Read Rows and read-only transactions
+// are not closed for the caller. WithHalt waits for LiteFS's release at
+// most 1 s, then returns fn's result and logs a warning naming the cause
+// (a transaction still open on this node); the release goes on in the
+// background, and the next WithHalt on the database waits for it under
+// its own context. The end of a WithForwardWrites statement or
+// transaction waits the same way.
+//
 // A write that could not be forwarded fails with a [*HaltError] that names
 // why (no primary known, the lock not granted in time, LiteFS refused it,
 // the hold expired or was released, LiteFS could not send the commit) and

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -172,6 +173,25 @@ type Connector struct {
 	sawLiteFS atomic.Bool // a connection found the database on a LiteFS mount
 	epoch     roleEpoch   // demotions seen by its connections and its source
 	src       source      // the role and position source its connections share
+
+	holdKeyOnce sync.Once
+	holdKeyPath string // see holdKey
+}
+
+// holdKey returns the identity of the database whose position file is pos
+// for HALT holds: pos with its directory's symlinks resolved, once per
+// Connector, so that handles naming one database through different paths
+// share one hold and one semaphore (a nested WithHalt through a symlinked
+// mount would otherwise ask LiteFS for the lock it already holds).
+func (c *Connector) holdKey(pos string) string {
+	c.holdKeyOnce.Do(func() {
+		dir := filepath.Dir(pos)
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = real
+		}
+		c.holdKeyPath = filepath.Join(dir, filepath.Base(pos))
+	})
+	return c.holdKeyPath
 }
 
 var _ driver.Connector = (*Connector)(nil)

@@ -148,6 +148,53 @@ type haltHold struct {
 	parent  *haltHold // a hold on another database, from an enclosing WithHalt
 
 	released atomic.Bool
+
+	// conns are the connections with a transaction or write rows open
+	// under this hold, begun with WithHalt's context (halt_conn.go): what
+	// fn leaves open is ended before the lock is released, since LiteFS
+	// releases it only once every transaction on the node has ended.
+	mu    sync.Mutex
+	conns map[*Conn]struct{}
+}
+
+// haltUnlockWait bounds how long WithHalt, or the end of a transaction or
+// statement that took its own hold, waits for LiteFS to release the lock.
+// LiteFS releases it only once every transaction open on this node has
+// ended, a reader's included; past the bound the release goes on in the
+// background, keeping the database's semaphore until LiteFS answers.
+const haltUnlockWait = time.Second
+
+// engage records that c has a transaction or rows open under h.
+func (h *haltHold) engage(c *Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns == nil {
+		h.conns = make(map[*Conn]struct{})
+	}
+	h.conns[c] = struct{}{}
+}
+
+// disengage records that c's transaction or rows under h have ended.
+func (h *haltHold) disengage(c *Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns, c)
+}
+
+// endLeaked ends what fn left open under h: it rolls back a transaction,
+// and closes write rows, which commits their statement.
+func (h *haltHold) endLeaked() {
+	h.mu.Lock()
+	conns := make([]*Conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		if left := c.haltAbandon(h); left != "" {
+			h.log.Warn("litefs: WithHalt's fn returned with work open under the HALT lock; ended it", "left", left)
+		}
+	}
 }
 
 type haltKey struct{}
@@ -190,25 +237,47 @@ func (h *haltHold) check(refusal error) error {
 }
 
 // release gives the lock back to LiteFS and the semaphore to the next
-// holder; it is safe to call more than once.
+// holder; it is safe to call more than once. It first ends what was left
+// open under the hold, then asks LiteFS to release the lock, which LiteFS
+// does only once every transaction and open rows on this node have ended.
+// It waits for that at most haltUnlockWait, even when the caller's context
+// has ended (LiteFS usually answers within milliseconds, and a caller
+// should find the lock released when it can be); the release then goes on
+// in the background, and the next hold on this database waits for it.
 func (h *haltHold) release() {
 	if !h.released.CompareAndSwap(false, true) {
 		return
 	}
-	// Still halted: this replica is exactly at the primary's position.
-	if exists, at, err := statMtime(h.posPath); err == nil && exists {
-		h.db.releasedPos.Store(at.UnixNano())
-	}
-	if err := h.lf.unlock(); err != nil {
-		// Closing the file releases it all the same.
-		h.log.Warn("litefs: releasing the HALT lock", "err", err)
-	}
-	h.lf.close()
 	if held := time.Since(h.start); held > h.limit {
 		h.log.Warn("litefs: HALT lock held longer than LiteFS allows; writes after the limit were refused",
 			"held", held, "limit", h.limit)
 	}
-	<-h.db.sem
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.endLeaked()
+		// Still halted: this replica is exactly at the primary's position.
+		if exists, at, err := statMtime(h.posPath); err == nil && exists {
+			h.db.releasedPos.Store(at.UnixNano())
+		}
+		if err := h.lf.unlock(); err != nil {
+			// Closing the file releases it all the same.
+			h.log.Warn("litefs: releasing the HALT lock", "err", err)
+		}
+		h.lf.close()
+		<-h.db.sem
+	}()
+	t := time.NewTimer(haltUnlockWait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	h.log.Warn("litefs: releasing the HALT lock waits for a transaction still open on this node; "+
+		"the primary stays halted and the next hold on this database waits until it ends",
+		"waited", time.Since(start))
 }
 
 // lockPathOf returns <db>-lock for the position file <db>-pos.

@@ -3,6 +3,7 @@ package litefs
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -21,6 +22,17 @@ type connHalt struct {
 	stmt     *haltHold // taken for one autocommit write
 	admitted bool
 	cfg      *config
+
+	// engaged is the WithHalt hold (from a context, not taken by this
+	// connection) that the open transaction, txw, or the open write rows,
+	// rows, run under; the hold lists the connection until haltEnd. mu
+	// serializes the connection's statements and transaction ends with
+	// haltAbandon, which WithHalt's release runs from another goroutine.
+	key     string // <db>-pos with symlinks resolved (Connector.holdKey); "" outside a mount
+	engaged *haltHold
+	txw     *Tx
+	rows    *Rows
+	mu      sync.Mutex
 }
 
 // admitHalted is admit's decision on a write that the role check refused
@@ -35,8 +47,10 @@ func (c *Conn) admitHalted(ctx context.Context, refusal error) (admitted bool, e
 	if h == nil {
 		h = c.halt.stmt
 	}
+	fromCtx := false
 	if h == nil {
 		h = holdFrom(ctx, c.posPath())
+		fromCtx = h != nil
 	}
 	if h == nil && c.halt.forward {
 		if h, err = c.takeOwnHold(ctx, refusal); err != nil || h == nil {
@@ -52,7 +66,44 @@ func (c *Conn) admitHalted(ctx context.Context, refusal error) (admitted bool, e
 		return false, err
 	}
 	c.halt.admitted = true
+	if fromCtx {
+		c.engage(h)
+	}
 	return true, nil
+}
+
+// engage lists c in h, a WithHalt hold it runs a transaction or statement
+// under, so that h's release can end what is left open.
+func (c *Conn) engage(h *haltHold) {
+	if c.halt.engaged == h {
+		return
+	}
+	c.halt.engaged = h
+	h.engage(c)
+}
+
+// haltAbandon ends what c has open under h, which is being released: it
+// closes write rows (SQLite commits their statement, under the hold still)
+// or rolls back the transaction, and returns what it ended ("" for
+// nothing). The user's *sql.Tx then fails to Commit with a [*HaltError]
+// (HaltReleased), and its Rollback returns nil: database/sql's objects stay
+// the user's, and the driver only keeps them from touching SQLite.
+func (c *Conn) haltAbandon(h *haltHold) string {
+	c.halt.mu.Lock()
+	defer c.halt.mu.Unlock()
+	if c.halt.engaged != h {
+		return ""
+	}
+	switch {
+	case c.halt.rows != nil:
+		c.halt.rows.closeLocked()
+		return "rows"
+	case c.halt.txw != nil:
+		c.halt.txw.abandon()
+		return "transaction"
+	}
+	c.haltEnd()
+	return ""
 }
 
 // takeOwnHold takes the lock for a handle that forwards its writes, bounded
@@ -84,6 +135,7 @@ func (c *Conn) haltStatementDone() {
 func (c *Conn) haltBegin(ctx context.Context) error {
 	if h := holdFrom(ctx, c.posPath()); h != nil {
 		c.halt.tx = h
+		c.engage(h)
 		return nil
 	}
 	if !c.halt.forward {
@@ -117,6 +169,10 @@ func (c *Conn) haltCommit() error {
 func (c *Conn) haltEnd() {
 	tx, owned, stmt := c.halt.tx, c.halt.txOwned, c.halt.stmt
 	c.halt.tx, c.halt.txOwned, c.halt.stmt = nil, false, nil
+	if e := c.halt.engaged; e != nil {
+		c.halt.engaged, c.halt.txw, c.halt.rows = nil, nil, nil
+		e.disengage(c)
+	}
 	if c.halt.admitted {
 		c.halt.admitted = false
 		if err := c.setQueryOnly(true); err != nil {
@@ -147,11 +203,7 @@ func (c *Conn) haltFailed(err error) error {
 	return &HaltError{Reason: HaltForwardFailed, Refusal: refusal, Err: err}
 }
 
-// posPath returns <db>-pos, which names the database's HALT lock and state
-// in this process; "" for a database outside a mount.
-func (c *Conn) posPath() string {
-	if c.pos == nil {
-		return ""
-	}
-	return c.pos.path
-}
+// posPath returns <db>-pos, with its directory's symlinks resolved, which
+// names the database's HALT lock and state in this process; "" for a
+// database outside a mount.
+func (c *Conn) posPath() string { return c.halt.key }

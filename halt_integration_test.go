@@ -317,3 +317,96 @@ func TestLiteFSHaltRightAfterPrimaryWrites(t *testing.T) {
 		assert.Equal(t, rounds, r, n.Hostname())
 	}
 }
+
+// returnsWithin runs call and reports whether it returned within d; if it
+// did not, it runs unstick, then waits for call, so the test ends cleanly.
+func returnsWithin(t *testing.T, d time.Duration, unstick func(), call func() error) (error, bool) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	select {
+	case err := <-done:
+		return err, true
+	case <-time.After(d):
+	}
+	unstick()
+	return <-done, false
+}
+
+// TestLiteFSHaltEndsWhatFnLeftOpen: LiteFS releases the lock only once every
+// transaction on the node has ended, so a transaction or write rows that fn
+// left open would keep the primary halted and WithHalt waiting forever.
+func TestLiteFSHaltEndsWhatFnLeftOpen(t *testing.T) {
+	cluster, pdb := haltCluster(t, 2)
+	rdb := openNode(t, cluster.Replicas()[0])
+
+	t.Run("transaction", func(t *testing.T) {
+		var tx *sql.Tx
+		err, returned := returnsWithin(t, 20*time.Second, func() { tx.Rollback() }, func() error {
+			return WithHalt(t.Context(), rdb, func(ctx context.Context) (err error) {
+				if tx, err = rdb.BeginTx(ctx, nil); err != nil {
+					return err
+				}
+				_, err = tx.ExecContext(ctx, "INSERT INTO t(v) VALUES ('left open')")
+				return err
+			})
+		})
+		require.True(t, returned, "WithHalt waited for the transaction fn left open")
+		require.NoError(t, err)
+		assertPrimaryWrites(t, cluster, pdb) // before the user touches tx again
+		var he *HaltError
+		if assert.ErrorAs(t, tx.Commit(), &he) {
+			assert.Equal(t, HaltReleased, he.Reason)
+		}
+		assert.Equal(t, 0, count(t, pdb, "left open"))
+	})
+
+	t.Run("write rows", func(t *testing.T) {
+		var rows *sql.Rows
+		err, returned := returnsWithin(t, 20*time.Second, func() { rows.Close() }, func() error {
+			return WithHalt(t.Context(), rdb, func(ctx context.Context) (err error) {
+				rows, err = rdb.QueryContext(ctx, "INSERT INTO t(v) VALUES ('ret'), ('ret') RETURNING id")
+				if err != nil {
+					return err
+				}
+				require.True(t, rows.Next())
+				return nil
+			})
+		})
+		require.True(t, returned, "WithHalt waited for the rows fn left open")
+		require.NoError(t, err)
+		assertPrimaryWrites(t, cluster, pdb)
+		for rows.Next() {
+		}
+		assert.NoError(t, rows.Err())
+		assert.NoError(t, rows.Close())
+		// Closing the rows committed their statement, under the lock.
+		assert.Equal(t, 2, count(t, pdb, "ret"))
+	})
+}
+
+// TestLiteFSHaltReleaseDoesNotWaitForAReader: a reader of the same replica
+// with its own context delays LiteFS's release of the lock; WithHalt returns
+// all the same, and the next WithHalt waits for the release.
+func TestLiteFSHaltReleaseDoesNotWaitForAReader(t *testing.T) {
+	cluster, pdb := haltCluster(t, 2)
+	rdb := openNode(t, cluster.Replicas()[0])
+	reader, err := rdb.BeginTx(t.Context(), &sql.TxOptions{ReadOnly: true})
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, reader.QueryRow("SELECT count(*) FROM t").Scan(&n))
+	err, returned := returnsWithin(t, 20*time.Second, func() { reader.Rollback() }, func() error {
+		return WithHalt(t.Context(), rdb, func(ctx context.Context) error { return insert(ctx, rdb, "with a reader") })
+	})
+	require.True(t, returned, "WithHalt waited for an unrelated reader")
+	require.NoError(t, err)
+	next := make(chan error, 1)
+	go func() {
+		next <- WithHalt(t.Context(), rdb, func(ctx context.Context) error { return insert(ctx, rdb, "next") })
+	}()
+	require.NoError(t, reader.Rollback())
+	assert.NoError(t, <-next)
+	assertPrimaryWrites(t, cluster, pdb)
+	assert.Equal(t, 1, count(t, pdb, "with a reader"))
+	assert.Equal(t, 1, count(t, pdb, "next"))
+}

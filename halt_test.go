@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -496,4 +497,25 @@ func TestForwardWritesAdmissionsThatRunNothing(t *testing.T) {
 	var v int
 	require.NoError(t, conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v))
 	assert.Equal(t, 7, v)
+}
+
+// TestWithHaltNestedThroughASymlink: a nested WithHalt on the same database
+// reached through a symlinked directory reuses the hold; taking the lock
+// again would wait on this process's own lock.
+func TestWithHaltNestedThroughASymlink(t *testing.T) {
+	t.Parallel()
+	m, db := haltMount(t, "")
+	link := filepath.Join(t.TempDir(), "mnt")
+	require.NoError(t, os.Symlink(m.Dir(), link))
+	c, err := NewConnector(litefstest.DSN(filepath.Join(link, litefstest.DefaultDBName)), WithLogger(discard))
+	require.NoError(t, err)
+	linked := sql.OpenDB(c)
+	t.Cleanup(func() { linked.Close() })
+	err = WithHalt(t.Context(), db, func(ctx context.Context) error {
+		nctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return WithHalt(nctx, linked, func(ctx context.Context) error { return insert(ctx, linked, "linked") })
+	})
+	assert.NoError(t, err)
+	assert.Equal(t, 1, count(t, db, "linked"))
 }

@@ -19,6 +19,8 @@ type Rows struct {
 
 // Next reads the next row.
 func (r *Rows) Next(dest []driver.Value) error {
+	r.r.c.halt.mu.Lock()
+	defer r.r.c.halt.mu.Unlock()
 	err := r.SQLiteRows.Next(dest)
 	switch {
 	case err == io.EOF:
@@ -31,6 +33,13 @@ func (r *Rows) Next(dest []driver.Value) error {
 
 // Close closes the rows.
 func (r *Rows) Close() error {
+	r.r.c.halt.mu.Lock()
+	defer r.r.c.halt.mu.Unlock()
+	return r.closeLocked()
+}
+
+// closeLocked is Close for a caller holding the connection's halt.mu.
+func (r *Rows) closeLocked() error {
 	return r.end(r.SQLiteRows.Close())
 }
 

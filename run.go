@@ -303,6 +303,8 @@ func (c *Conn) installGuard(replica, backup bool) *guard {
 // and this node may not, its SQLite errors turned into refusals where they
 // are, and a commit it made reported.
 func runClass[T any](c *Conn, ctx context.Context, cl class, query string, do func() (T, error)) (T, error) {
+	c.halt.mu.Lock()
+	defer c.halt.mu.Unlock()
 	var v T
 	r, err := c.begin(ctx, cl, query)
 	if err == nil {
@@ -323,6 +325,8 @@ func runClass[T any](c *Conn, ctx context.Context, cl class, query string, do fu
 // exhausted or closed, after QueryContext has returned, and a failure then
 // is judged by the same admission as one now.
 func queryClass(c *Conn, ctx context.Context, cl class, query string, do func() (driver.Rows, error)) (driver.Rows, error) {
+	c.halt.mu.Lock()
+	defer c.halt.mu.Unlock()
 	r, err := c.begin(ctx, cl, query)
 	if err != nil {
 		c.haltStatementDone()
@@ -340,7 +344,11 @@ func queryClass(c *Conn, ctx context.Context, cl class, query string, do func() 
 		// The guard and a lifted query_only end with the call; a HALT
 		// hold ends with the rows, which may still commit.
 		r.g, r.adm.backup = nil, false
-		return &Rows{SQLiteRows: sr, r: r}, nil
+		rows := &Rows{SQLiteRows: sr, r: r}
+		if c.halt.engaged != nil && c.halt.tx == nil {
+			c.halt.rows = rows // ended by the hold's release if left open
+		}
+		return rows, nil
 	}
 	c.haltStatementDone()
 	return dr, nil

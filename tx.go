@@ -12,6 +12,9 @@ type Tx struct {
 	parent   driver.Tx // nil for a read-only transaction, which the driver began itself
 	readOnly bool
 	tracker  *Tracker
+	// abandoned: rolled back by the release of the WithHalt hold it was
+	// begun under, after WithHalt returned (halt_conn.go).
+	abandoned bool
 }
 
 var _ driver.Tx = (*Tx)(nil)
@@ -19,6 +22,13 @@ var _ driver.Tx = (*Tx)(nil)
 // Commit commits the transaction. One written under a HALT lock that has
 // expired or been released rolls back instead (halt_conn.go).
 func (tx *Tx) Commit() error {
+	tx.c.halt.mu.Lock()
+	defer tx.c.halt.mu.Unlock()
+	if tx.abandoned {
+		err := &HaltError{Reason: HaltReleased, Refusal: tx.c.probe.check()}
+		tx.tracker.ReportRefusal(err)
+		return err
+	}
 	if tx.readOnly {
 		return tx.c.endReadOnly("COMMIT")
 	}
@@ -39,11 +49,27 @@ func (tx *Tx) Commit() error {
 	return r.end(tx.parent.Commit())
 }
 
-// Rollback aborts the transaction.
+// Rollback aborts the transaction; it returns nil for one already rolled
+// back when its WithHalt hold was released.
 func (tx *Tx) Rollback() error {
+	tx.c.halt.mu.Lock()
+	defer tx.c.halt.mu.Unlock()
+	if tx.abandoned {
+		return nil
+	}
 	if tx.readOnly {
 		return tx.c.endReadOnly("ROLLBACK")
 	}
 	defer tx.c.haltEnd()
 	return tx.parent.Rollback()
+}
+
+// abandon rolls back a transaction left open under a WithHalt hold being
+// released; the caller holds the connection's halt.mu.
+func (tx *Tx) abandon() {
+	if err := tx.parent.Rollback(); err != nil {
+		tx.c.log.Warn("litefs: rolling back a transaction left open under the HALT lock", "err", err)
+	}
+	tx.abandoned = true
+	tx.c.haltEnd()
 }

@@ -458,6 +458,9 @@ func (c *Connector) attach(conn *Conn, file string) {
 	case file != "" && conn.probe != nil:
 		conn.pos = newPosFile(filepath.Join(conn.probe.dir, filepath.Base(file)+"-pos"), false)
 	}
+	if conn.pos != nil {
+		conn.halt.key = c.holdKey(conn.pos.path)
+	}
 	w.run()
 }
 

@@ -54,10 +54,19 @@
 //
 // LiteFS writes its output, and its app's, to a file ([Process.LogPath]),
 // printed when the test fails. A file, not a pipe: if the test process dies
-// (Ctrl-C on go test, a closed terminal, kill -9), the kernel sends its
-// nodes SIGINT, and LiteFS must still be able to log while it stops its app
-// and unmounts; with a pipe whose reader is gone it would die of SIGPIPE at
-// its next line and leave its mount behind.
+// (Ctrl-C on go test, a closed terminal, kill -9, SIGTERM, go test
+// -timeout's panic), the kernel sends its nodes SIGINT, and LiteFS must
+// still be able to log while it stops its app and unmounts; with a pipe
+// whose reader is gone it would die of SIGPIPE at its next line.
+//
+// What holds when the test process dies: its nodes get SIGINT, and a node
+// whose mount no process uses unmounts it. But when the test had databases
+// open in a mount, LiteFS's unmount can fail with EBUSY (the dying
+// process's files and mappings are not all released yet) and the mount is
+// left behind; none of the test's cleanups run, so nothing detaches it.
+// The mount is a directory named mnt under the test's temporary directory
+// (its line in /proc/mounts starts with litefs); detach it with
+// fusermount3 -u -z <dir>. The kit never unmounts a mount it did not start.
 //
 // # Fly.io's replay
 //

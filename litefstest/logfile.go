@@ -13,7 +13,7 @@ const maxLog = 8 << 20
 // logFile is the file a LiteFS process writes its output (and its app's)
 // to. It is a file, not a pipe, so that LiteFS outlives the test process:
 // with a pipe, a LiteFS whose test process died would be killed by SIGPIPE
-// at its next log line, before it unmounts. The kit reads it back from the
+// at its next log line, before it tries to unmount. The kit reads it back from the
 // path, so it has every line, even those written after a crash.
 type logFile struct {
 	path string
