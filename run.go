@@ -108,7 +108,7 @@ type run struct {
 	tracker    *Tracker // reports the commit instead of ctx's, when set
 	query      string   // the SQL text, to guess whether a statement that failed would write
 	adm        admission
-	wasAuto    bool      // the connection was outside a transaction at begin
+	wasAuto    bool      // a string of several statements began outside a transaction
 	attach     bool      // the string names ATTACH or DETACH: re-read the attached databases at end
 	g          *guard    // the guard authorizer's record, while it is installed
 	snap       *snapshot // settings a string may change before it is refused, or nil
@@ -131,7 +131,12 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 	if err != nil {
 		return r, err
 	}
-	r.adm, r.wasAuto, r.attach = adm, c.sc.AutoCommit(), mentionsAttach(query)
+	r.adm, r.attach = adm, mentionsAttach(query)
+	if cl == classMaybe {
+		// Only a string of several statements can be stopped inside a
+		// transaction it began; asking SQLite is a cgo call per write.
+		r.wasAuto = c.sc.AutoCommit()
+	}
 	if err := c.setQueryOnly(adm.queryOnly); err != nil {
 		return r, err
 	}
