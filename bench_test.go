@@ -310,3 +310,32 @@ func BenchmarkLiteFSMountFiles(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRoleCheck measures one role check of a remembered plain
+// directory, as a write makes it: under an inotify watch (no system call),
+// and under the directory's mtime when inotify is unavailable (one fstat).
+func BenchmarkRoleCheck(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		inotify bool
+	}{
+		{name: "inotify", inotify: true},
+		{name: "mtime", inotify: false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			m := litefstest.NewMount(b)
+			backdateDir(b, m)
+			p := rememberingProber(b, m.Dir(), tc.inotify)
+			p.check()
+			before := p.lookups.Load()
+			for b.Loop() {
+				if err := p.check(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if p.lookups.Load() != before {
+				b.Fatal("the role was read again: not remembered")
+			}
+		})
+	}
+}
