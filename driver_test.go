@@ -501,6 +501,7 @@ func TestOddMountEntriesFailClosed(t *testing.T) {
 			m := litefstest.NewMount(t)
 			db := openDB(t, m, "")
 			tc.setup(t, m)
+			dirwatch.Sync(m.Dir()) // made by hand: wait for the watch, as the kit does
 			_, err := db.Exec("INSERT INTO t(v) VALUES ('x')")
 			require.ErrorIs(t, err, ErrNoPrimary)
 			var n int
