@@ -132,6 +132,11 @@ func (w *Watch) loop() {
 		w.drainLocked(int(fd))
 		return w.gen.Load() == Dead
 	})
+	// Nothing reads events any more, whatever ended Read (the poller
+	// refusing the fd, say): the generation must not be trusted.
+	w.mu.Lock()
+	w.gen.Store(Dead)
+	w.mu.Unlock()
 }
 
 // Sync applies every event the kernel has queued for dir's watch, if the
