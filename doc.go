@@ -62,10 +62,12 @@
 // being created, removed, renamed or rewritten (closed after writing), and
 // the role is read again after any such report. A report is read by a
 // goroutine the kernel wakes, so a change made by other means (another
-// process, os.WriteFile in a test) is seen by writes that start a few
-// microseconds after it, not by a write already under way at that
-// moment; the setters of litefstest.Mount wait for the report, so the
-// statement after m.SetReplica is refused, with no window. A directory
+// process, os.WriteFile in a test) is seen by writes that start once that
+// goroutine has run, normally a few microseconds later, even in the
+// goroutine that made the change: a test that writes .primary by hand
+// must wait for the refusal (litefstest.WaitFor). The setters of
+// litefstest.Mount wait for the report themselves, so the statement after
+// m.SetReplica is refused, with no window. A directory
 // with .lag is read at every write (its freshness is a timestamp, not an
 // entry). If the watch cannot be made (not Linux, inotify limits reached)
 // one fstat of the directory stands in for the files once the directory

@@ -5,10 +5,10 @@
 // generation grows each time an entry of those names is created, removed,
 // renamed or closed after writing.
 //
-// Changes are noticed by a goroutine woken by the kernel, so a change made
-// by another process or goroutine shows in the generation a few
-// microseconds after it is made; [Sync] makes it show at once, for the test
-// kit that changes the files itself. Where inotify is unavailable (not
+// Changes are noticed by a goroutine woken by the kernel, so a change shows
+// in the generation once that goroutine has run, normally a few
+// microseconds after it is made, even to the goroutine that made it; [Sync]
+// makes it show at once, for the test kit that changes the files itself. Where inotify is unavailable (not
 // Linux, or the user's inotify limits reached) [Acquire] fails and the
 // driver falls back to checking the directory's mtime.
 package dirwatch
