@@ -60,6 +60,7 @@ func (c *Conn) refreshAttached(ctx context.Context) {
 			continue
 		}
 		p := newProber(dir, c.log, new(atomic.Bool))
+		p.remember()
 		c.attached = append(c.attached, &attachedDB{file: file, probe: p})
 	}
 	for _, a := range old {

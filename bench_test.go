@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/litefs-sql/litefs/internal/dirwatch"
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
@@ -144,6 +145,18 @@ func assertNotRefusedInto(b *testing.B, db *sql.DB) {
 	}
 }
 
+// steadyDir puts m's directory in the state of one in service. With an
+// inotify watch (Linux), the driver remembers the role from the first
+// write, so there is nothing to do; without one, it checks the directory's
+// mtime, which it trusts only once older than dirMtimeSlack.
+func steadyDir(b *testing.B, m *litefstest.Mount) {
+	b.Helper()
+	if !dirwatch.Watching(m.Dir()) {
+		b.Log("no inotify watch of the directory: measuring the mtime fallback")
+		backdateDir(b, m)
+	}
+}
+
 // BenchmarkTempFile measures the driver on a local file, where looking at
 // the directory costs a microsecond: a single-row UPDATE by primary key, a
 // refused one on a replica against a raw one, and a point read.
@@ -151,7 +164,7 @@ func BenchmarkTempFile(b *testing.B) {
 	b.Run("write", func(b *testing.B) {
 		m := litefstest.NewMount(b)
 		raw, lite := benchPair(b, m.DSN())
-		backdateDir(b, m)
+		steadyDir(b, m)
 		report := allocs(update(b, raw), update(b, lite))
 		interleave(b, 100, update(b, raw), update(b, lite))
 		report(b)
@@ -160,7 +173,7 @@ func BenchmarkTempFile(b *testing.B) {
 		m := litefstest.NewMount(b)
 		raw, lite := benchPair(b, m.DSN())
 		m.SetReplica("node-a")
-		backdateDir(b, m)
+		steadyDir(b, m)
 		report := allocs(update(b, raw), refuse(b, lite))
 		interleave(b, 100, update(b, raw), refuse(b, lite))
 		report(b)
@@ -293,6 +306,35 @@ func BenchmarkLiteFSMountFiles(b *testing.B) {
 				if _, err := f.read(); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkRoleCheck measures one role check of a remembered plain
+// directory, as a write makes it: under an inotify watch (no system call),
+// and under the directory's mtime when inotify is unavailable (one fstat).
+func BenchmarkRoleCheck(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		inotify bool
+	}{
+		{name: "inotify", inotify: true},
+		{name: "mtime", inotify: false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			m := litefstest.NewMount(b)
+			backdateDir(b, m)
+			p := rememberingProber(b, m.Dir(), tc.inotify)
+			p.check()
+			before := p.lookups.Load()
+			for b.Loop() {
+				if err := p.check(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if p.lookups.Load() != before {
+				b.Fatal("the role was read again: not remembered")
 			}
 		})
 	}

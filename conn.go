@@ -88,6 +88,7 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 		c.probe = newProber(filepath.Dir(file), ctr.cfg.log, &ctr.sawLiteFS)
 	}
 	if c.probe != nil {
+		c.probe.remember()
 		c.probe.epoch = &ctr.epoch
 		c.epoch = &ctr.epoch
 	}

@@ -51,10 +51,29 @@
 //
 // Without the event stream below, the role is read from these files for
 // every statement that may write (an open of .primary, plus a stat of .lag
-// on a primary), so a role change is seen by the very next write; on a plain
-// directory unchanged for two seconds, one fstat of the directory stands in
-// for both, since creating, replacing or removing those files changes it.
-// Reads never touch the mount; opening a connection reads the role once.
+// on a primary), so a role change is seen by the very next write. Reads
+// never touch the mount; opening a connection reads the role once.
+//
+// On a plain directory (not a FUSE mount: a local file, a test's
+// litefstest.Mount) a connection remembers the role it read, as a single
+// primary or as a replica of a valid .primary, and a write checks it with
+// no system call, on Linux: the process keeps one inotify watch of the
+// directory, shared by all its connections, which reports .primary or .lag
+// being created, removed, renamed or rewritten (closed after writing), and
+// the role is read again after any such report. A report is read by a
+// goroutine the kernel wakes, so a change made by other means (another
+// process, os.WriteFile in a test) is seen by writes that start once that
+// goroutine has run, normally a few microseconds later, even in the
+// goroutine that made the change: a test that writes .primary by hand
+// must wait for the refusal (litefstest.WaitFor). The setters of
+// litefstest.Mount wait for the report themselves, so the statement after
+// m.SetReplica is refused, with no window. A directory
+// with .lag is read at every write (its freshness is a timestamp, not an
+// entry). If the watch cannot be made (not Linux, inotify limits reached)
+// one fstat of the directory stands in for the files once the directory
+// has been unchanged for two seconds, since creating, replacing or removing
+// an entry changes its mtime; a directory moved, removed or unmounted under
+// its watch is read at every write. A LiteFS mount never uses either.
 //
 // Once a connection of a [Connector] has found its database on a LiteFS
 // (FUSE) mount, a connection that finds a plain directory there instead

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/litefs-sql/litefs/internal/dirwatch"
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
@@ -500,6 +501,7 @@ func TestOddMountEntriesFailClosed(t *testing.T) {
 			m := litefstest.NewMount(t)
 			db := openDB(t, m, "")
 			tc.setup(t, m)
+			dirwatch.Sync(m.Dir()) // made by hand: wait for the watch, as the kit does
 			_, err := db.Exec("INSERT INTO t(v) VALUES ('x')")
 			require.ErrorIs(t, err, ErrNoPrimary)
 			var n int
@@ -891,22 +893,22 @@ func TestSQLX(t *testing.T) {
 	require.NoError(t, tx.Select(&rows, "SELECT id, v FROM t"), "Select in a read-only transaction on a replica")
 }
 
+// A connection on a plain directory remembers its role from the first
+// write and reads the files again only after the test kit changes them;
+// a directory with .lag is read at every write. Closing the last database
+// on the directory ends its watch.
 func TestPlainDirectoryCache(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
 	conn, c := pinConn(t, db)
 	p := c.probe
-	if p.dirfd.Load() < 0 {
-		t.Skip("no directory cache on this platform")
+	if p.dirw.Load() == nil {
+		t.Skip("no inotify watch on this platform")
 	}
 	write := func() error {
 		_, err := conn.ExecContext(t.Context(), "INSERT INTO t(v) VALUES ('c')")
 		return err
-	}
-	backdate := func() {
-		old := time.Now().Add(-time.Hour)
-		require.NoError(t, os.Chtimes(m.Dir(), old, old))
 	}
 	steps := []struct {
 		name        string
@@ -914,17 +916,16 @@ func TestPlainDirectoryCache(t *testing.T) {
 		wantErr     error
 		wantLookups uint64 // full lookups the write makes
 	}{
-		{name: "fresh directory", before: func() {}, wantErr: nil, wantLookups: 1},
-		{name: "fresh directory again", before: func() {}, wantErr: nil, wantLookups: 1}, // changed too recently to trust
-		{name: "unchanged for an hour", before: backdate, wantErr: nil, wantLookups: 1},
+		{name: "fresh directory", before: func() {}, wantErr: nil, wantLookups: 0}, // read when the table was made
 		{name: "cached", before: func() {}, wantErr: nil, wantLookups: 0},
-		{name: "cached again", before: func() {}, wantErr: nil, wantLookups: 0},
 		{name: "became a replica", before: func() { m.SetReplica("node-a") }, wantErr: ErrNotPrimary, wantLookups: 1},
+		{name: "cached replica", before: func() {}, wantErr: ErrNotPrimary, wantLookups: 0},
 		{name: "back to primary", before: m.SetPrimary, wantErr: nil, wantLookups: 1},
-		{name: "unchanged again", before: backdate, wantErr: nil, wantLookups: 1},
-		{name: "cached", before: func() {}, wantErr: nil, wantLookups: 0},
+		{name: "another file changed", before: func() { m.SetTXID(7) }, wantErr: nil, wantLookups: 0},
 		{name: "lost its primary", before: m.SetNoPrimary, wantErr: ErrNoPrimary, wantLookups: 1},
-		{name: "still no primary, dir unchanged", before: backdate, wantErr: ErrNoPrimary, wantLookups: 1},
+		{name: "still no primary: .lag is read every time", before: func() {}, wantErr: ErrNoPrimary, wantLookups: 1},
+		{name: "primary again", before: m.SetPrimary, wantErr: nil, wantLookups: 1},
+		{name: "cached again", before: func() {}, wantErr: nil, wantLookups: 0},
 	}
 	for _, s := range steps {
 		s.before()
@@ -937,9 +938,101 @@ func TestPlainDirectoryCache(t *testing.T) {
 		}
 		require.Equal(t, s.wantLookups, p.lookups.Load()-before, "%s: lookups of .primary and .lag", s.name)
 	}
+	require.True(t, dirwatch.Watching(m.Dir()))
 	conn.Close()
 	db.Close()
-	assert.Equal(t, int64(-1), p.dirfd.Load(), "closing the connection left the directory open")
+	assert.Nil(t, p.dirw.Load(), "closing the connection kept its watch")
+	assert.False(t, dirwatch.Watching(m.Dir()), "closing every database of the directory left its watch running")
+}
+
+// Every database on a directory shares its watch, which ends with the last
+// of them.
+func TestWatchSharedByDatabases(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db1, db2 := openDB(t, m, ""), openDB(t, m, "")
+	db1.SetMaxIdleConns(4)
+	var conns []*sql.Conn
+	for range 3 {
+		conn, err := db1.Conn(t.Context()) // several connections of one pool
+		require.NoError(t, err)
+		conns = append(conns, conn)
+	}
+	if !dirwatch.Watching(m.Dir()) {
+		t.Skip("no inotify watch on this platform")
+	}
+	for _, conn := range conns {
+		require.NoError(t, conn.Close())
+	}
+	require.NoError(t, db1.Close())
+	assert.True(t, dirwatch.Watching(m.Dir()), "the watch ended while a database remained open")
+	m.SetReplica("node-a")
+	_, err := db2.Exec("INSERT INTO t(v) VALUES ('x')")
+	wantNotPrimary(t, err, "node-a")
+	require.NoError(t, db2.Close())
+	assert.False(t, dirwatch.Watching(m.Dir()), "closing every database of the directory left its watch running")
+}
+
+// A role change made through the test kit is seen by the very next write,
+// every time: the kit drains the watch before it returns.
+func TestKitRoleChangeSeenAtOnce(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	db.SetMaxOpenConns(2)
+	write := func() error {
+		_, err := db.Exec("UPDATE t SET v = 'flip' WHERE id = 1")
+		return err
+	}
+	for i := range 200 {
+		m.SetReplica("node-a")
+		require.ErrorIs(t, write(), ErrNotPrimary, "flip %d: a write right after SetReplica", i)
+		m.SetPrimary()
+		require.NoError(t, write(), "flip %d: a write right after SetPrimary", i)
+		m.SetNoPrimary()
+		require.ErrorIs(t, write(), ErrNoPrimary, "flip %d: a write right after SetNoPrimary", i)
+		m.SetPrimary()
+		require.NoError(t, write(), "flip %d: a write right after SetPrimary", i)
+	}
+}
+
+// A change to .primary made by other means than the test kit (another
+// process, os.WriteFile) is seen once the watch's goroutine has read its
+// event, microseconds later: within a deadline, not at once.
+func TestHandMadeRoleChangeSeen(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	primary := filepath.Join(m.Dir(), ".primary")
+	writeSees := func(want error) func() error {
+		return func() error {
+			_, err := db.Exec("UPDATE t SET v = 'hand' WHERE id = 1")
+			if want == nil && err == nil || want != nil && errors.Is(err, want) {
+				return nil
+			}
+			return fmt.Errorf("a write got %v, want %v", err, want)
+		}
+	}
+	for _, step := range []struct {
+		name   string
+		change func() error
+		want   error
+	}{
+		{name: "os.WriteFile creates .primary", change: func() error { return os.WriteFile(primary, []byte("node-a\n"), 0o644) }, want: ErrNotPrimary},
+		{name: "os.Remove removes it", change: func() error { return os.Remove(primary) }},
+		{name: "a rename puts it in place", change: func() error {
+			tmp := filepath.Join(m.Dir(), "primary.tmp")
+			if err := os.WriteFile(tmp, []byte("node-b\n"), 0o644); err != nil {
+				return err
+			}
+			return os.Rename(tmp, primary)
+		}, want: ErrNotPrimary},
+		{name: "an empty rewrite in place", change: func() error { return os.WriteFile(primary, nil, 0o644) }, want: ErrNoPrimary},
+		{name: "a rename takes it away", change: func() error { return os.Rename(primary, primary+".old") }},
+	} {
+		require.NoError(t, step.change(), step.name)
+		litefstest.WaitFor(t, writeSees(step.want))
+	}
 }
 
 func TestManagedPragma(t *testing.T) {

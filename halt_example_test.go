@@ -23,24 +23,21 @@ func ExampleWithHalt() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := sql.Open("litefs", filepath.Join(dir, "app.db")+"?_journal_mode=WAL")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("CREATE TABLE jobs(name TEXT)"); err != nil {
-		log.Fatal(err)
-	}
 	for name, data := range map[string]string{".primary": "node-a\n", "app.db-lock": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
+	db, err := sql.Open("litefs", filepath.Join(dir, "app.db")+"?_journal_mode=WAL")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
 
 	ctx := context.Background()
 	err = litefs.WithHalt(ctx, db, func(ctx context.Context) error {
 		// Only writes made with this ctx are let through.
-		_, err := db.ExecContext(ctx, "INSERT INTO jobs(name) VALUES ('cleanup')")
+		_, err := db.ExecContext(ctx, "CREATE TABLE jobs(name TEXT); INSERT INTO jobs(name) VALUES ('cleanup')")
 		return err
 	})
 	fmt.Println("job:", err)

@@ -47,6 +47,8 @@ func TestLiteFSCluster(t *testing.T) {
 		require.NoError(t, conn.Raw(func(dc any) error {
 			assert.Equal(t, int64(-1), dc.(*Conn).probe.dirfd.Load(),
 				"the prober holds the LiteFS root open: FUSE mounts must be read every write")
+			assert.Nil(t, dc.(*Conn).probe.dirw.Load(),
+				"the prober watches the LiteFS root: FUSE mounts must be read every write")
 			return nil
 		}))
 	})

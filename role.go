@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/litefs-sql/litefs/internal/dirwatch"
 )
 
 // Names of the files LiteFS shows in its mount directory.
@@ -36,14 +38,21 @@ type prober struct {
 	lagPath     string
 	log         *slog.Logger
 
-	// On a directory that is not a LiteFS mount (a local file, a test),
-	// dirfd is held open so that a write costs one fstat of it while it is
-	// unchanged since its role was last read: creating, removing or
-	// replacing .primary or .lag changes the directory's mtime. known is
-	// that mtime and the role then found, or nil. LiteFS's own root keeps
-	// no such mtime.
-	dirfd atomic.Int64 // -1 when not held
+	// On a plain directory (not a LiteFS mount: a local file, a test), a
+	// prober that lives as long as a connection (remember) keeps in known
+	// the role it last read, while nothing says .primary or .lag changed:
+	// dirw's generation (an inotify watch shared by the process, see
+	// internal/dirwatch), or where inotify is unavailable, the mtime of the
+	// directory held open as dirfd (creating, removing or replacing an
+	// entry changes it). LiteFS's own root has neither: its probers read
+	// the files.
+	dirw  atomic.Pointer[dirwatch.Watch] // nil when not watched
+	dirfd atomic.Int64                   // -1 when not held
 	known atomic.Pointer[dirRole]
+
+	// afterLookup, when set by a test, runs between reading the files and
+	// caching what they said, to race a change against the read.
+	afterLookup func()
 
 	// liteFS is set when dir is a FUSE mount. sawLiteFS is shared by the
 	// connections of one Connector and set once any of them found one: a
@@ -68,9 +77,11 @@ type prober struct {
 
 // dirMtimeSlack is how long a directory must have been unchanged before its
 // mtime is trusted to change with the next entry: longer than the coarsest
-// timestamp granularity of common file systems (ext3: 1 s).
+// timestamp granularity of common file systems (ext3: 1 s). Only the
+// fallback without inotify needs it.
 const dirMtimeSlack = 2 * time.Second
 
+// newProber returns a prober of dir that reads the files at every check.
 func newProber(dir string, log *slog.Logger, sawLiteFS *atomic.Bool) *prober {
 	p := &prober{
 		dir:         dir,
@@ -83,16 +94,39 @@ func newProber(dir string, log *slog.Logger, sawLiteFS *atomic.Bool) *prober {
 	p.dirfd.Store(-1)
 	if p.liteFS {
 		sawLiteFS.Store(true)
-	} else {
-		p.dirfd.Store(int64(openDir(dir)))
 	}
 	return p
 }
 
-// close releases the directory held open, if any.
+// remember lets p, which lives as long as a connection, keep a plain
+// directory's role between writes, until close. A one-off check does
+// without: starting a watch costs more than reading the files once.
+func (p *prober) remember() { p.rememberWith(dirwatch.Acquire) }
+
+// rememberWith is remember with the watch's source, which tests replace to
+// make inotify unavailable.
+func (p *prober) rememberWith(acquire func(dir string) (*dirwatch.Watch, error)) {
+	if p == nil || p.liteFS {
+		return
+	}
+	w, err := acquire(p.dir)
+	if err == nil {
+		p.dirw.Store(w)
+		return
+	}
+	p.log.Debug("litefs: no inotify watch of the database's directory; checking its mtime instead",
+		"dir", p.dir, "err", err)
+	p.dirfd.Store(int64(openDir(p.dir)))
+}
+
+// close releases the watch or the directory held open, if any; later checks
+// read the files.
 func (p *prober) close() {
 	if p == nil {
 		return
+	}
+	if w := p.dirw.Swap(nil); w != nil {
+		w.Release()
 	}
 	if fd := p.dirfd.Swap(-1); fd >= 0 {
 		closeFD(int(fd))
@@ -172,9 +206,10 @@ func (p *prober) recheck(failure error) error {
 }
 
 // checkMount is check from the mount files. It touches the mount (an open
-// of .primary, and a stat of .lag when .primary is absent; on a plain
-// directory unchanged for a while, one fstat of it), so it runs for writes
-// only.
+// of .primary, and a stat of .lag when .primary is absent), so it runs for
+// writes only; on a plain directory whose role is remembered, it makes no
+// system call until the role files change (or one fstat of the directory,
+// without inotify).
 //
 // A missing .primary is not proof of primacy under LiteFS (a replica without
 // a primary has none either), so a LiteFS mount (.lag present) also needs
@@ -187,6 +222,43 @@ func (p *prober) checkMount() error {
 	if !p.liteFS && p.sawLiteFS.Load() {
 		return p.noPrimary("the LiteFS mount is gone from "+p.dir, nil)
 	}
+	if w := p.dirw.Load(); w != nil {
+		return p.checkWatched(w)
+	}
+	return p.checkByMtime()
+}
+
+// checkWatched is checkMount on a watched directory: the remembered role
+// while the watch's generation is the one it was read under. The
+// generation is loaded before the files are read, so a change during the
+// read raises it past the one stored, and the next write reads again. A
+// dead watch stores nothing: every write reads the files.
+func (p *prober) checkWatched(w *dirwatch.Watch) error {
+	gen := w.Gen()
+	if k := p.known.Load(); k != nil && k.gen == gen && gen != dirwatch.Dead {
+		return k.verdict()
+	}
+	plain, err := p.lookup(time.Now())
+	if p.afterLookup != nil {
+		p.afterLookup()
+	}
+	k := remembered(plain, err)
+	if k != nil {
+		if gen == dirwatch.Dead {
+			k = nil
+		} else {
+			k.gen = gen
+		}
+	}
+	p.known.Store(k)
+	return err
+}
+
+// checkByMtime is checkMount without inotify: the remembered role while the
+// directory's mtime is the one it was read under, once that mtime is older
+// than dirMtimeSlack (a change within the timestamp's granularity may not
+// move it).
+func (p *prober) checkByMtime() error {
 	var dirMtime int64
 	if fd := p.dirfd.Load(); fd >= 0 {
 		if m, ok := fdMtime(int(fd)); ok {
@@ -198,25 +270,37 @@ func (p *prober) checkMount() error {
 	}
 	start := time.Now()
 	plain, err := p.lookup(start)
-	var np *NotPrimaryError
-	switch {
-	case dirMtime == 0 || dirMtime >= start.Add(-dirMtimeSlack).UnixNano():
-		p.known.Store(nil) // changed too recently for its mtime to show the next change
-	case err == nil && plain:
-		p.known.Store(&dirRole{mtime: dirMtime})
-	case errors.As(err, &np) && np.Err == nil:
-		p.known.Store(&dirRole{mtime: dirMtime, primaryID: np.PrimaryID})
-	default:
-		// .lag's freshness is a timestamp, not a directory entry: a
-		// directory with it is read at every write.
-		p.known.Store(nil)
+	k := remembered(plain, err)
+	if dirMtime == 0 || dirMtime >= start.Add(-dirMtimeSlack).UnixNano() {
+		k = nil // changed too recently for its mtime to show the next change
 	}
+	if k != nil {
+		k.mtime = dirMtime
+	}
+	p.known.Store(k)
 	return err
 }
 
-// dirRole is the role a plain directory showed while its mtime was mtime:
-// the single primary, or a replica of primaryID.
+// remembered returns the role lookup found, if it may be remembered: the
+// single primary of a plain directory, or a replica of a valid primary ID.
+// .lag's freshness is a timestamp, not a directory entry, so a directory
+// with it is read at every write.
+func remembered(plain bool, err error) *dirRole {
+	var np *NotPrimaryError
+	switch {
+	case err == nil && plain:
+		return &dirRole{}
+	case errors.As(err, &np) && np.Err == nil:
+		return &dirRole{primaryID: np.PrimaryID}
+	}
+	return nil
+}
+
+// dirRole is the role a plain directory showed under generation gen of its
+// watch (or, without one, while its mtime was mtime): the single primary,
+// or a replica of primaryID.
 type dirRole struct {
+	gen       uint64
 	mtime     int64
 	primaryID string // "" for primary
 }

@@ -1,7 +1,10 @@
 package litefs
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -12,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/litefs-sql/litefs/internal/dirwatch"
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
@@ -51,36 +55,74 @@ func TestOverLongPrimaryFailsClosed(t *testing.T) {
 	}
 }
 
-// A plain directory unchanged for a while remembers a replica's role as it
-// does a primary's: one fstat per write, until the directory changes.
+// A remembered plain directory keeps a replica's role as it does a
+// primary's, from the first write: the files are read again only when the
+// directory's watch reports a change to .primary or .lag. Without inotify
+// the directory's mtime stands in, once it is older than dirMtimeSlack.
 func TestDirectoryRememberedAsReplica(t *testing.T) {
 	t.Parallel()
-	m := litefstest.NewMount(t)
-	m.SetReplica("node-a")
-	backdateDir(t, m)
-	p := newProber(m.Dir(), discard, new(atomic.Bool))
-	defer p.close()
-	if p.dirfd.Load() < 0 {
-		t.Skip("no directory cache on this platform")
+	for _, tc := range []struct {
+		name     string
+		inotify  bool
+		backdate bool
+	}{
+		{name: "inotify", inotify: true},
+		{name: "mtime, without inotify", backdate: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := litefstest.NewMount(t)
+			m.SetReplica("node-a")
+			p := rememberingProber(t, m.Dir(), tc.inotify)
+			for i, want := range []uint64{1, 0, 0} {
+				if i == 1 && tc.backdate {
+					backdateDir(t, m) // the first look found it changed too recently
+					p.check()
+				}
+				before := p.lookups.Load()
+				var np *NotPrimaryError
+				require.ErrorAs(t, p.check(), &np, "write %d", i)
+				assert.Equal(t, "node-a", np.PrimaryID)
+				assert.Equal(t, want, p.lookups.Load()-before, "lookups for write %d", i)
+			}
+			m.SetReplica("node-b")
+			var np *NotPrimaryError
+			require.ErrorAs(t, p.check(), &np)
+			assert.Equal(t, "node-b", np.PrimaryID, "a replaced .primary is read again")
+			m.SetPrimary()
+			assert.NoError(t, p.check(), "a removed .primary is seen")
+		})
 	}
-	for i, want := range []uint64{1, 0, 0} {
-		before := p.lookups.Load()
-		var np *NotPrimaryError
-		require.ErrorAs(t, p.check(), &np, "write %d", i)
-		assert.Equal(t, "node-a", np.PrimaryID)
-		assert.Equal(t, want, p.lookups.Load()-before, "lookups for write %d", i)
+}
+
+// rememberingProber returns a prober of dir that remembers its role, as a
+// connection's does: under an inotify watch, or with inotify made
+// unavailable, under the directory's mtime. It is closed when the test ends.
+func rememberingProber(tb testing.TB, dir string, inotify bool) *prober {
+	tb.Helper()
+	p := newProber(dir, discard, new(atomic.Bool))
+	tb.Cleanup(p.close)
+	if !inotify {
+		p.rememberWith(func(string) (*dirwatch.Watch, error) { return nil, errors.New("no inotify here") })
+		require.Nil(tb, p.dirw.Load(), "a watch without inotify")
+		if runtime.GOOS != "linux" {
+			tb.Skip("no directory cache on this platform")
+		}
+		require.GreaterOrEqual(tb, p.dirfd.Load(), int64(0), "without inotify, the directory is not held open for its mtime")
+		return p
 	}
-	m.SetReplica("node-b")
-	var np *NotPrimaryError
-	require.ErrorAs(t, p.check(), &np)
-	assert.Equal(t, "node-b", np.PrimaryID, "a replaced .primary is read again")
-	m.SetPrimary()
-	assert.NoError(t, p.check(), "a removed .primary is seen")
+	p.remember()
+	if runtime.GOOS != "linux" {
+		tb.Skip("no inotify watch on this platform")
+	}
+	require.NotNil(tb, p.dirw.Load(), "no inotify watch of the directory")
+	require.Equal(tb, int64(-1), p.dirfd.Load(), "the directory held open beside its watch")
+	return p
 }
 
 // backdateDir makes the mount directory look unchanged for an hour, as one
-// in service is, which lets the driver check a plain directory with one
-// fstat.
+// in service is, which lets the driver without inotify check a plain
+// directory with one fstat.
 func backdateDir(tb testing.TB, m *litefstest.Mount) {
 	tb.Helper()
 	old := time.Now().Add(-time.Hour)
@@ -172,4 +214,52 @@ func TestLiteFSMountWithoutLagRefuses(t *testing.T) {
 	err := p.check()
 	assert.ErrorIs(t, err, ErrNoPrimary)
 	assert.ErrorContains(t, err, "LiteFS is gone")
+}
+
+// The watch's generation is read before the files: a change that lands
+// after the files were read but before their role is remembered must not
+// be remembered as the old role.
+func TestChangeRacingAReadIsReadAgain(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	p := rememberingProber(t, m.Dir(), true)
+	p.afterLookup = func() {
+		p.afterLookup = nil
+		m.SetReplica("node-a") // the files now say replica; the read said primary
+	}
+	require.NoError(t, p.check(), "the read before the change")
+	var np *NotPrimaryError
+	require.ErrorAs(t, p.check(), &np, "the change during the read was remembered over")
+	assert.Equal(t, "node-a", np.PrimaryID)
+}
+
+// A watch that dies (its directory moved away, as here, or removed or
+// unmounted) remembers nothing: every write reads the files at the path.
+func TestDeadWatchReadsTheFiles(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "mnt")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	p := rememberingProber(t, dir, true)
+	require.NoError(t, p.check())
+	before := p.lookups.Load()
+	require.NoError(t, p.check())
+	require.Equal(t, before, p.lookups.Load(), "the role was not remembered")
+
+	require.NoError(t, os.Rename(dir, dir+".old"))
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, primaryFile), []byte("node-a\n"), 0o644))
+	w := p.dirw.Load()
+	litefstest.WaitFor(t, func() error {
+		if w.Gen() != dirwatch.Dead {
+			return errors.New("the watch has not seen its directory move")
+		}
+		return nil
+	})
+	for i := range 3 {
+		before := p.lookups.Load()
+		var np *NotPrimaryError
+		require.ErrorAs(t, p.check(), &np, "check %d", i)
+		assert.Equal(t, "node-a", np.PrimaryID)
+		assert.Equal(t, uint64(1), p.lookups.Load()-before, "check %d did not read the files", i)
+	}
 }

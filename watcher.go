@@ -110,9 +110,6 @@ func newWatcher(dir, dbPath, api string, cfg *config, sawLiteFS *atomic.Bool) *w
 		ctx:       ctx,
 		cancel:    cancel,
 	}
-	// The watcher's checks compare the stream with the files themselves,
-	// never with a cached directory time.
-	w.probe.close()
 	if dbPath != "" {
 		w.db = filepath.Base(dbPath)
 		w.pos = newPosFile(filepath.Join(dir, w.db+"-pos"), w.probe.liteFS)

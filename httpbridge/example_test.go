@@ -183,56 +183,62 @@ func ExampleRequirePrimary() {
 
 // With the database in its Config, the bridge sets a cookie after a write on
 // the primary, and a replica serves a request carrying it only once it has
-// the write. Here a temp directory stands for the LiteFS mount: LiteFS
-// shows the TXID in app.db-pos, and a replica names its primary in .primary.
+// the write. Here a temp directory stands for each node's LiteFS mount:
+// LiteFS shows the TXID in app.db-pos, and a replica names its primary in
+// .primary. The files are in place before the database is opened: on a
+// plain directory the driver sees a change made by hand microseconds later.
 func Example_readYourWrites() {
-	dir, err := os.MkdirTemp("", "litefs")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	db, err := sql.Open(litefs.DriverName, "file:"+filepath.Join(dir, "app.db")+"?_journal_mode=WAL")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-	os.WriteFile(filepath.Join(dir, "app.db-pos"), []byte("00000000000004d2/a2fc350ac7362d33\n"), 0o644)
-
-	b, err := httpbridge.New(httpbridge.Config{
-		InstanceID: "node-b",
-		DB:         db,
-		TXIDWait:   10 * time.Millisecond, // default: 1 s
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /posts", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := db.ExecContext(r.Context(), "CREATE TABLE IF NOT EXISTS posts (title TEXT)"); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
+	node := func(id, primary string) (http.Handler, func()) {
+		dir, err := os.MkdirTemp("", "litefs")
+		if err != nil {
+			log.Fatal(err)
 		}
-		w.WriteHeader(http.StatusCreated)
-	})
-	mux.HandleFunc("GET /posts", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "[]")
-	})
-	h := b.Handler(mux)
+		os.WriteFile(filepath.Join(dir, "app.db-pos"), []byte("00000000000004d2/a2fc350ac7362d33\n"), 0o644)
+		if primary != "" {
+			os.WriteFile(filepath.Join(dir, ".primary"), []byte(primary+"\n"), 0o644)
+		}
+		db, err := sql.Open(litefs.DriverName, "file:"+filepath.Join(dir, "app.db")+"?_journal_mode=WAL")
+		if err != nil {
+			log.Fatal(err)
+		}
+		b, err := httpbridge.New(httpbridge.Config{
+			InstanceID: id,
+			DB:         db,
+			TXIDWait:   10 * time.Millisecond, // default: 1 s
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /posts", func(w http.ResponseWriter, r *http.Request) {
+			if _, err := db.ExecContext(r.Context(), "CREATE TABLE IF NOT EXISTS posts (title TEXT)"); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+		})
+		mux.HandleFunc("GET /posts", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "[]")
+		})
+		return b.Handler(mux), func() { db.Close(); os.RemoveAll(dir) }
+	}
+	primary, closePrimary := node("node-a", "")
+	defer closePrimary()
+	replica, closeReplica := node("node-b", "node-a")
+	defer closeReplica()
 
 	// On the primary, a write sets the cookie.
 	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/posts", nil))
+	primary.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/posts", nil))
 	fmt.Println(w.Code, w.Header().Get("Set-Cookie"))
 
-	// This node becomes a replica that has applied transaction 0x4d2 and
-	// not the next one, which the cookie names: the request goes to the
-	// primary.
-	os.WriteFile(filepath.Join(dir, ".primary"), []byte("node-a\n"), 0o644)
+	// The replica has applied transaction 0x4d2 and not the next one, which
+	// the second cookie names: that request goes to the primary.
 	for _, cookie := range []string{"__txid=00000000000004d2", "__txid=00000000000004d3"} {
 		r := httptest.NewRequest(http.MethodGet, "/posts", nil)
 		r.Header.Set("Cookie", cookie)
 		w = httptest.NewRecorder()
-		h.ServeHTTP(w, r)
+		replica.ServeHTTP(w, r)
 		fmt.Printf("%s: %d %q %q\n", cookie, w.Code, w.Header().Get("Fly-Replay"), w.Body)
 	}
 	// Output:

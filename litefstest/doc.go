@@ -19,7 +19,11 @@
 //   - [Mount.SetTXID] and [Mount.SetPos]: the <db>-pos position file.
 //
 // Files are replaced atomically, so a reader racing a change sees the old
-// file or the new one. [Mount.DSN] opens <dir>/app.db with go-sqlite3 in WAL
+// file or the new one. The driver remembers a plain directory's role until
+// its inotify watch reports a change; the setters wait for that report, so
+// the statement after m.SetReplica(...) is refused. A role file changed by
+// other means (os.WriteFile) is seen a few microseconds later: wait for it
+// with [WaitFor]. [Mount.DSN] opens <dir>/app.db with go-sqlite3 in WAL
 // mode; [DSN] does the same for any path.
 //
 // # Real LiteFS

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/litefs-sql/litefs/internal/dirwatch"
 )
 
 // Names of the files LiteFS shows next to its databases.
@@ -128,6 +130,7 @@ func (m *Mount) write(name string, content []byte, mtime time.Time) {
 	if err := writeFileAtomic(filepath.Join(m.dir, name), content, mtime); err != nil {
 		m.tb.Fatalf("litefstest: %v", err)
 	}
+	m.sync()
 }
 
 func (m *Mount) remove(name string) {
@@ -136,7 +139,14 @@ func (m *Mount) remove(name string) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.tb.Fatalf("litefstest: %v", err)
 	}
+	m.sync()
 }
+
+// sync makes the driver's connections on this directory see the change
+// just made at their next write: they remember the role of a plain
+// directory until its inotify watch reports a change, which otherwise
+// arrives microseconds later.
+func (m *Mount) sync() { dirwatch.Sync(m.dir) }
 
 func writeFileAtomic(path string, content []byte, mtime time.Time) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
