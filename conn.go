@@ -43,7 +43,7 @@ type Conn struct {
 	roTx      bool      // inside a transaction begun with TxOptions.ReadOnly
 	committed bool      // set by the commit hook, cleared once a run reports it
 	prefetch  bool      // the running statement's Tracker wants its TXID: read it in the commit hook
-	txidRead  *txidRead // begun by the commit hook when prefetch was set; taken by the run's end
+	txidRead  *txidRead // begun by the last commit hook while prefetch was set; taken by the run's end
 	halt      connHalt  // write forwarding under LiteFS's HALT lock (halt_conn.go)
 
 	epoch     *roleEpoch // the Connector's; nil without a mount
@@ -99,7 +99,9 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	// commits, and only for transactions that wrote.
 	sc.RegisterCommitHook(func() int {
 		c.committed = true
-		if c.prefetch && c.txidRead == nil {
+		if c.prefetch {
+			// A string of several statements may commit more than once:
+			// the last commit's read is the one that covers them all.
 			c.txidRead = startTXIDRead(c.pos, c.probe.watch)
 		}
 		return 0

@@ -98,7 +98,11 @@ func TestLiteFSEventSource(t *testing.T) {
 		for i := range 50 {
 			tr := &Tracker{}
 			tr.PrefetchTXID()
-			_, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES (?)", i)
+			query := "INSERT INTO t(v) VALUES ('one')"
+			if i%2 == 1 {
+				query += "; INSERT INTO t(v) VALUES ('two')" // two commits in one call
+			}
+			_, err := pdb.ExecContext(WithTracker(t.Context(), tr), query)
 			require.NoError(t, err)
 			after, err := readPos(p.DBPath() + "-pos")
 			require.NoError(t, err)
