@@ -35,7 +35,10 @@ type Position interface {
 }
 
 // DBPosition returns the Position of db, a database opened with the litefs
-// driver: it reads LiteFS's <db>-pos and .primary files beside the database.
+// driver: it reads LiteFS's <db>-pos and .primary files beside the database,
+// or the driver's event stream when it follows one. With it the bridge also
+// takes a replica whose stream is below a cookie for behind, without a read
+// (litefs.TXIDHint).
 func DBPosition(db *sql.DB) Position { return dbPosition{db} }
 
 type dbPosition struct{ db *sql.DB }
