@@ -219,7 +219,8 @@ func BenchmarkLiteFSCluster(b *testing.B) {
 				assertNotRefusedInto(b, raw)
 			})
 			b.Run("read", func(b *testing.B) { interleave(b, 50, read(b, raw), read(b, lite)) })
-			b.Run("write+txid", func(b *testing.B) { interleave(b, 10, update(b, raw), updateTXID(b, lite)) })
+			b.Run("write+txid", func(b *testing.B) { interleave(b, 10, update(b, raw), updateTXID(b, lite, false)) })
+			b.Run("write+prefetched-txid", func(b *testing.B) { interleave(b, 10, update(b, raw), updateTXID(b, lite, true)) })
 		})
 	}
 }
@@ -241,9 +242,14 @@ func waitSource(b *testing.B, dbs ...*sql.DB) {
 	}
 }
 
-func updateTXID(b *testing.B, db *sql.DB) func(i int) {
+// updateTXID is update and Tracker.TXID after it, prefetched in the commit
+// hook (as the bridge asks) or read after the commit.
+func updateTXID(b *testing.B, db *sql.DB, prefetch bool) func(i int) {
 	return func(i int) {
 		tr := &Tracker{}
+		if prefetch {
+			tr.PrefetchTXID()
+		}
 		if _, err := db.ExecContext(WithTracker(b.Context(), tr), benchUpdate, "bench", i%benchRows+1); err != nil {
 			b.Fatal(err)
 		}

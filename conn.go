@@ -39,10 +39,12 @@ type Conn struct {
 
 	// State SQLite keeps for this connection, owned by the statement runs
 	// (run.go), which set it before a statement and re-establish it after.
-	queryOnly qoState  // PRAGMA query_only as the driver last set it
-	roTx      bool     // inside a transaction begun with TxOptions.ReadOnly
-	committed bool     // set by the commit hook, cleared once a run reports it
-	halt      connHalt // write forwarding under LiteFS's HALT lock (halt_conn.go)
+	queryOnly qoState   // PRAGMA query_only as the driver last set it
+	roTx      bool      // inside a transaction begun with TxOptions.ReadOnly
+	committed bool      // set by the commit hook, cleared once a run reports it
+	prefetch  bool      // the running statement's Tracker wants its TXID: read it in the commit hook
+	txidRead  *txidRead // begun by the last commit hook while prefetch was set; taken by the run's end
+	halt      connHalt  // write forwarding under LiteFS's HALT lock (halt_conn.go)
 
 	epoch     *roleEpoch // the Connector's; nil without a mount
 	seenEpoch uint64     // epoch's generation when query_only last followed it
@@ -98,6 +100,11 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	// commits, and only for transactions that wrote.
 	sc.RegisterCommitHook(func() int {
 		c.committed = true
+		if c.prefetch {
+			// A string of several statements may commit more than once:
+			// the last commit's read is the one that covers them all.
+			c.txidRead = startTXIDRead(c.pos, c.probe.watch)
+		}
 		return 0
 	})
 	// A connection opened on a replica starts under query_only, so that a

@@ -132,6 +132,7 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		return r, err
 	}
 	r.adm, r.attach = adm, mentionsAttach(query)
+	c.prefetch = c.prefetchFor(TrackerFrom(ctx))
 	if cl == classMaybe {
 		// Only a string of several statements can be stopped inside a
 		// transaction it began; asking SQLite is a cgo call per write.
@@ -188,13 +189,18 @@ func (r *run) end(err error) error {
 	if r.adm.backup {
 		c.setQueryOnly(true)
 	}
+	rd := c.txidRead
+	c.prefetch, c.txidRead = false, nil
 	if c.committed {
 		c.committed = false
 		t := r.tracker
 		if t == nil {
 			t = TrackerFrom(r.ctx)
 		}
-		t.reportCommit(c.pos)
+		if err != nil {
+			rd = nil // a commit that failed may not have happened: read after it
+		}
+		t.reportCommit(c.pos, rd)
 	}
 	if err == nil {
 		if r.attach {

@@ -56,12 +56,18 @@ func TestLiteFSEventSource(t *testing.T) {
 		}
 	})
 	t.Run("Tracker.TXID is the commit's or later", func(t *testing.T) {
-		// Concurrent commits: each tracker must see at least its own.
+		// Concurrent commits: each tracker must see at least its own,
+		// whether its commits read the TXID in their hooks or not.
 		var wg sync.WaitGroup
+		w := pc.watcher()
+		hits := w.prefetchHits.Load()
 		for g := range 4 {
 			wg.Go(func() {
 				for i := range 25 {
 					tr := &Tracker{}
+					if g%2 == 0 {
+						tr.PrefetchTXID()
+					}
 					res, err := pdb.ExecContext(WithTracker(t.Context(), tr), "INSERT INTO t(v) VALUES (?)", fmt.Sprint(g, i))
 					if !assert.NoError(t, err) {
 						return
@@ -82,6 +88,32 @@ func TestLiteFSEventSource(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		assert.Greater(t, w.prefetchHits.Load(), hits, "no TXID came from a read begun in a commit hook")
+	})
+	t.Run("a TXID read in the commit hook is the commit's", func(t *testing.T) {
+		// One writer: the TXID is exactly the commit's, as <db>-pos shows
+		// it right after, whichever way it was found.
+		w := pc.watcher()
+		hits, misses := w.prefetchHits.Load(), w.prefetchMisses.Load()
+		for i := range 50 {
+			tr := &Tracker{}
+			tr.PrefetchTXID()
+			query := "INSERT INTO t(v) VALUES ('one')"
+			if i%2 == 1 {
+				query += "; INSERT INTO t(v) VALUES ('two')" // two commits in one call
+			}
+			_, err := pdb.ExecContext(WithTracker(t.Context(), tr), query)
+			require.NoError(t, err)
+			after, err := readPos(p.DBPath() + "-pos")
+			require.NoError(t, err)
+			id, ok, err := tr.TXID()
+			require.NoError(t, err)
+			require.True(t, ok)
+			require.Equal(t, after, id, "commit %d", i)
+		}
+		t.Logf("TXIDs from reads begun in the commit hook: %d of %d", w.prefetchHits.Load()-hits,
+			w.prefetchHits.Load()-hits+w.prefetchMisses.Load()-misses)
+		assert.Greater(t, w.prefetchHits.Load(), hits)
 	})
 	t.Run("a kept-open -pos is never stale", func(t *testing.T) {
 		kept := newPosFile(p.DBPath()+"-pos", true)

@@ -17,9 +17,15 @@ type Tracker struct {
 	// refused and committed let readers skip the lock on the common path.
 	refused   atomic.Bool
 	committed atomic.Bool
+	prefetch  atomic.Bool // PrefetchTXID was called
 	mu        sync.Mutex
 	refusal   error
 	pos       *posFile // <db>-pos of the database last committed to; nil if none
+	// reads are the TXID reads begun in the hooks of the commits to pos
+	// (prefetch.go); unread is set when one of those commits began none,
+	// and TXID must then read pos itself.
+	reads  []*txidRead
+	unread bool
 }
 
 type trackerKey struct{}
@@ -85,15 +91,35 @@ func (t *Tracker) Committed() bool {
 	return t != nil && t.committed.Load()
 }
 
+// PrefetchTXID tells the driver that [Tracker.TXID] will be called after
+// the commits made with this tracker's context. On a LiteFS mount whose event
+// stream the driver follows, each commit then begins reading its TXID while
+// SQLite writes the transaction, so that TXID rarely has to read <db>-pos
+// after the commit, when LiteFS is busiest. httpbridge calls it for every
+// request when read-your-writes is on.
+func (t *Tracker) PrefetchTXID() {
+	if t != nil {
+		t.prefetch.Store(true)
+	}
+}
+
 // reportCommit records a committed write to the database whose position file
-// is pos (nil for a database in memory).
-func (t *Tracker) reportCommit(pos *posFile) {
+// is pos (nil for a database in memory), and the read of its TXID that its
+// commit hook began, or nil.
+func (t *Tracker) reportCommit(pos *posFile, rd *txidRead) {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
 	if pos != nil {
-		t.pos = pos
+		if pos != t.pos {
+			t.pos, t.reads, t.unread = pos, nil, false
+		}
+		if rd != nil && len(t.reads) < maxTXIDReads {
+			t.reads = append(t.reads, rd)
+		} else {
+			t.unread = true
+		}
 	}
 	t.mu.Unlock()
 	t.committed.Store(true)

@@ -105,6 +105,27 @@ func CurrentTXID(ctx context.Context, db *sql.DB) (TXID, error) {
 	return id, err
 }
 
+// TXIDHint returns the last TXID of db's database that LiteFS's event
+// stream has reported on this node, reading no file and taking no connection
+// from db's pool; ok is false when the driver follows no live, trusted
+// stream for it (see [WithLiteFSAPI]). The stream may trail the node by the
+// events in flight, and is checked against <db>-pos only every few hundred
+// milliseconds, so the hint can tell that a replica is most likely behind a
+// transaction, for middleware to send a request that may write to the
+// primary at once, but never that it has caught up: that takes
+// [CurrentTXID] or [WaitTXID].
+func TXIDHint(db *sql.DB) (id TXID, ok bool) {
+	ctr, err := connectorOf(db)
+	if err != nil {
+		return 0, false
+	}
+	w := ctr.watcher()
+	if w == nil || w.pos == nil || !w.txLive.Load() || w.trusted() == nil {
+		return 0, false
+	}
+	return TXID(w.streamTX.Load()), true
+}
+
 // WaitTXID waits until db's database on this node has applied transaction
 // want, and returns the TXID reached. It takes no connection from db's pool
 // and reads no file itself: the waiters of a database share one source of
@@ -129,24 +150,29 @@ func WaitTXID(ctx context.Context, db *sql.DB, want TXID) (TXID, error) {
 }
 
 // TXID returns the TXID of the database last committed to with this
-// tracker's context, or a later one, read from <db>-pos once per call (on
-// LiteFS one pread of a file kept open); ok is false when no write committed
-// or the database has no position file.
+// tracker's context, or a later one; ok is false when no write committed or
+// the database has no position file. It reads <db>-pos once (on LiteFS one
+// pread of a file kept open), unless [Tracker.PrefetchTXID] let every commit
+// begin that read in its commit hook and those reads tell the TXID
+// (prefetch.go).
 //
-// It reads the file rather than LiteFS's event stream because the stream
-// cannot say which transaction was this commit: its event is sent during
-// the commit but may arrive after the caller moves on, behind an earlier
-// transaction's, and reading a position that old would break
+// It does not take the TXID from LiteFS's event stream alone because the
+// stream cannot say which transaction was this commit: its event is sent
+// during the commit but may arrive after the caller moves on, behind an
+// earlier transaction's, and a position that old would break
 // read-your-writes.
 func (t *Tracker) TXID() (id TXID, ok bool, err error) {
 	if t == nil || !t.committed.Load() {
 		return 0, false, nil
 	}
 	t.mu.Lock()
-	pos := t.pos
+	pos, reads, unread := t.pos, t.reads, t.unread
 	t.mu.Unlock()
 	if pos == nil {
 		return 0, false, nil
+	}
+	if id, ok := prefetched(reads, unread); ok {
+		return id, true, nil
 	}
 	id, err = pos.read()
 	if errors.Is(err, ErrNoPosition) {

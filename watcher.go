@@ -63,6 +63,10 @@ type watcher struct {
 	streamTX atomic.Uint64             // the last tx event for db
 	txid     atomic.Uint64             // a lower bound of the applied position
 
+	// TXID reads begun in commit hooks that told the commit's TXID, and
+	// those that did not (prefetch.go), for tests and benchmarks.
+	prefetchHits, prefetchMisses atomic.Uint64
+
 	mu       sync.Mutex
 	waiters  map[*waiter]struct{}
 	nwait    atomic.Int32

@@ -333,6 +333,7 @@ func (b *Bridge) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 	x.writer = writer{w: w, tracker: tracker, bridge: b, req: r}
 
 	if b.pos != nil {
+		tracker.PrefetchTXID() // for the cookie, should the handler commit
 		// A cookie at or below what this node is known to have applied
 		// costs one scan of the Cookie header and no I/O.
 		if want, ok := cookieTXID(r.Header, b.cfg.TXIDCookie); ok && uint64(want) > b.seen.Load() {

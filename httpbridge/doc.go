@@ -137,9 +137,10 @@
 // X-Forwarded-Proto: https (as behind Fly's edge). Config.TXIDCookie and
 // Config.TXIDMaxAge change the name and the lifetime (5 minutes). The value
 // has the form LiteFS's proxy uses, so either can read the cookie the other
-// set. The bridge reads the TXID (LiteFS's <db>-pos file) once, when the
-// response starts ("When the response starts", above): a write committed
-// after that, in a streamed
+// set. The bridge takes the TXID when the response starts ("When the
+// response starts", above), from the read of LiteFS's <db>-pos that each
+// commit began in its commit hook (litefs.Tracker.PrefetchTXID), or from one
+// read then: a write committed after that, in a streamed
 // response or a hijacked connection, gets no cookie, which is logged at
 // level Debug. A response replaced by a replay or a rejection gets none:
 // its write did not happen here. (A request that committed a write here and
@@ -164,10 +165,15 @@
 //
 // The bridge remembers the highest TXID this node is known to have applied,
 // so a request without the cookie, or with one at or below that TXID, costs
-// a look at its Cookie header and no I/O. A cookie above it costs one read
-// of <db>-pos (a file the driver keeps open: about 90 µs over FUSE); if the
-// node is behind, a check of its role, and on a replica a wait on
-// litefs.WaitTXID, which one watcher per node serves for all its waiters. A cookie whose value
+// a look at its Cookie header and no I/O. A cookie above the position
+// LiteFS's event stream shows (litefs.TXIDHint) takes the node for behind
+// with no I/O: the stream may trail the node, so at worst a request it
+// could have served goes to the primary or waits for the stream. A cookie
+// the stream has reached costs one read of <db>-pos (a file the driver
+// keeps open, 90-500 µs over FUSE) before the node serves it. A node
+// behind gets a check of its role (from memory with the stream), and on a
+// replica a wait on litefs.WaitTXID, which one watcher per node serves for
+// all its waiters. A cookie whose value
 // is not 16 hex digits is ignored, at no allocation. A forged one naming a
 // transaction to come costs at most Config.TXIDWait and a replay; when too
 // many requests wait on this node already (litefs.ErrTooManyWaiters), it is

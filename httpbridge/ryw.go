@@ -35,7 +35,10 @@ type Position interface {
 }
 
 // DBPosition returns the Position of db, a database opened with the litefs
-// driver: it reads LiteFS's <db>-pos and .primary files beside the database.
+// driver: it reads LiteFS's <db>-pos and .primary files beside the database,
+// or the driver's event stream when it follows one. With it the bridge also
+// takes a replica whose stream is below a cookie for behind, without a read
+// (litefs.TXIDHint).
 func DBPosition(db *sql.DB) Position { return dbPosition{db} }
 
 type dbPosition struct{ db *sql.DB }
@@ -43,6 +46,10 @@ type dbPosition struct{ db *sql.DB }
 func (p dbPosition) CurrentTXID(ctx context.Context) (litefs.TXID, error) {
 	return litefs.CurrentTXID(ctx, p.db)
 }
+
+// txidHint is litefs.TXIDHint, for the bridge to skip reading the position
+// of a replica that the event stream shows behind.
+func (p dbPosition) txidHint() (litefs.TXID, bool) { return litefs.TXIDHint(p.db) }
 
 func (p dbPosition) WaitTXID(ctx context.Context, want litefs.TXID) (litefs.TXID, error) {
 	return litefs.WaitTXID(ctx, p.db, want)
@@ -119,7 +126,11 @@ func (b *Bridge) catchUp(w http.ResponseWriter, r *http.Request, parent context.
 // served here.
 func (b *Bridge) behind(ctx, parent context.Context, want litefs.TXID) (got litefs.TXID, refusal error, behind bool) {
 	log := b.cfg.Logger
-	got, err := b.pos.CurrentTXID(ctx)
+	got, hinted := b.hintBehind(want)
+	var err error
+	if !hinted {
+		got, err = b.pos.CurrentTXID(ctx)
+	}
 	if err != nil {
 		level := slog.LevelWarn
 		if errors.Is(err, litefs.ErrNoPosition) {
@@ -129,11 +140,18 @@ func (b *Bridge) behind(ctx, parent context.Context, want litefs.TXID) (got lite
 			"cookie", b.cfg.TXIDCookie, "want", want, "error", err)
 		return got, nil, false
 	}
-	b.saw(got)
+	if !hinted {
+		// Only a position read from this node's files is known applied:
+		// the stream's may be another node's.
+		b.saw(got)
+	}
 	if got >= want {
 		return got, nil, false
 	}
 	refusal = b.pos.CheckPrimary(ctx)
+	if refusal == nil && hinted {
+		return got, nil, false // the primary has every transaction; its stream trails
+	}
 	if refusal == nil {
 		// The primary has applied every transaction there is: the cookie
 		// is forged, or from another cluster or an earlier database.
@@ -147,6 +165,21 @@ func (b *Bridge) behind(ctx, parent context.Context, want litefs.TXID) (got lite
 		return got, nil, false
 	}
 	return got, refusal, true
+}
+
+// hintBehind returns the position LiteFS's event stream shows for this
+// node, and true, when that is below want: the node is then taken to be
+// behind without a read of <db>-pos, which costs most right after a commit
+// on the primary, when the replica is busy applying it. The stream may
+// trail the node, never lead it, so a wrong guess only sends a request to
+// the primary (or into WaitTXID) that the replica could have served.
+func (b *Bridge) hintBehind(want litefs.TXID) (litefs.TXID, bool) {
+	h, ok := b.pos.(interface{ txidHint() (litefs.TXID, bool) })
+	if !ok {
+		return 0, false
+	}
+	got, live := h.txidHint()
+	return got, live && got < want
 }
 
 // waitTXID waits, within ctx, for this replica to apply transaction want.

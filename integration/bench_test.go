@@ -65,7 +65,9 @@ type comparison struct {
 // the driver with go-sqlite3 alone on the primary's mount, a refusal on
 // the replica with a raw write on the primary, and the bridge with LiteFS's
 // proxy on the replica (GETs, POSTs replayed through litefstest.FlyProxy
-// with read-your-writes on in both, throughput at 8 clients). It prints
+// with read-your-writes on in both, throughput at 8 clients), and a commit
+// on the primary with its __txid cookie against the app without the
+// bridge. It prints
 // each round's ratio and the median with min–max; it asserts no timing.
 //
 //	go test -run TestClusterBench -v -rounds 9 -ops 300
@@ -94,6 +96,8 @@ func TestClusterBench(t *testing.T) {
 			runBase: replicaAnswers(client, c.replica.proxy), runSubj: replicaAnswers(client, c.replica.bridge)},
 		{name: "POST, of which the commit on the primary", base: "LiteFS proxy", subj: "bridge", metrics: []metric{p50},
 			runBase: primaryCommits(client, c.primary.proxy), runSubj: primaryCommits(client, c.primary.bridge)},
+		{name: "POST on the primary, commit and its __txid cookie", base: "no middleware", subj: "bridge", metrics: []metric{p50},
+			runBase: primaryCommits(client, c.primary.plain), runSubj: primaryCommits(client, c.primary.bridge)},
 		{name: "GET on the replica, 8 clients", base: "LiteFS proxy", subj: "bridge", metrics: []metric{throughput},
 			runBase: gets(client, c.replica.proxy, 8), runSubj: gets(client, c.replica.bridge, 8)},
 		{name: "GET on the replica, 8 clients", base: "no middleware", subj: "bridge", metrics: []metric{throughput},
