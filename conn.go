@@ -42,6 +42,7 @@ type Conn struct {
 	queryOnly qoState   // PRAGMA query_only as the driver last set it
 	roTx      bool      // inside a transaction begun with TxOptions.ReadOnly
 	committed bool      // set by the commit hook, cleared once a run reports it
+	hooked    bool      // the commit hook is registered (hookCommits)
 	prefetch  bool      // the running statement's Tracker wants its TXID: read it in the commit hook
 	txidRead  *txidRead // begun by the last commit hook while prefetch was set; taken by the run's end
 	halt      connHalt  // write forwarding under LiteFS's HALT lock (halt_conn.go)
@@ -96,17 +97,6 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	}
 	c.seenEpoch = c.epoch.current()
 	ctr.attach(c, file)
-	// SQLite calls the hook on this goroutine, inside the statement that
-	// commits, and only for transactions that wrote.
-	sc.RegisterCommitHook(func() int {
-		c.committed = true
-		if c.prefetch {
-			// A string of several statements may commit more than once:
-			// the last commit's read is the one that covers them all.
-			c.txidRead = startTXIDRead(c.pos, c.probe.watch)
-		}
-		return 0
-	})
 	// A connection opened on a replica starts under query_only, so that a
 	// statement SQLite misjudges as a read cannot write either.
 	if c.probe.check() != nil {
@@ -116,6 +106,29 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 		c.queryOnly = qoOn
 	}
 	return c
+}
+
+// hookCommits registers the commit hook, the first time a statement or a
+// transaction of this connection runs for a [Tracker], which hears of its
+// commits: a connection that never does pays no callback from SQLite per
+// commit (about 2% of a write on a local file). SQLite consults the hook
+// when it commits, so registering it inside a transaction is in time.
+func (c *Conn) hookCommits() {
+	if c.hooked {
+		return
+	}
+	c.hooked = true
+	// SQLite calls the hook on this goroutine, inside the statement that
+	// commits, and only for transactions that wrote.
+	c.sc.RegisterCommitHook(func() int {
+		c.committed = true
+		if c.prefetch {
+			// A string of several statements may commit more than once:
+			// the last commit's read is the one that covers them all.
+			c.txidRead = startTXIDRead(c.pos, c.probe.watch)
+		}
+		return 0
+	})
 }
 
 // SQLite returns the go-sqlite3 connection beneath. Statements run on it

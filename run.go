@@ -132,7 +132,10 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		return r, err
 	}
 	r.adm, r.attach = adm, mentionsAttach(query)
-	c.prefetch = c.prefetchFor(TrackerFrom(ctx))
+	if t := TrackerFrom(ctx); t != nil {
+		c.hookCommits()
+		c.prefetch = c.prefetchFor(t)
+	}
 	if cl == classMaybe {
 		// Only a string of several statements can be stopped inside a
 		// transaction it began; asking SQLite is a cgo call per write.

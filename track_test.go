@@ -2,11 +2,14 @@ package litefs
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/litefs-sql/litefs/litefstest"
 )
 
 func TestTrackerContext(t *testing.T) {
@@ -64,6 +67,44 @@ func TestErrors(t *testing.T) {
 			if tc.msg != "" {
 				assert.EqualError(t, tc.err, tc.msg)
 			}
+		})
+	}
+}
+
+// TestCommitHookOnlyForTrackers: a connection registers its commit hook the
+// first time it runs for a Tracker, and the Tracker then hears the commit
+// of that statement, or of a transaction begun for it.
+func TestCommitHookOnlyForTrackers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		run  func(ctx context.Context, conn *sql.Conn) error
+	}{
+		{name: "statement", run: func(ctx context.Context, conn *sql.Conn) error {
+			_, err := conn.ExecContext(ctx, "INSERT INTO hooked VALUES (2)")
+			return err
+		}},
+		{name: "transaction begun for the tracker", run: func(ctx context.Context, conn *sql.Conn) error {
+			tx, err := conn.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(context.Background(), "INSERT INTO hooked VALUES (3)"); err != nil {
+				return err
+			}
+			return tx.Commit()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, c := pinConn(t, openDB(t, litefstest.NewMount(t), ""))
+			_, err := conn.ExecContext(context.Background(), "CREATE TABLE hooked(x)")
+			require.NoError(t, err)
+			require.False(t, c.hooked, "a connection that never ran for a Tracker registered the commit hook")
+			tr := &Tracker{}
+			require.NoError(t, tt.run(WithTracker(context.Background(), tr), conn))
+			assert.True(t, tr.Committed(), "the tracker did not hear the commit")
+			assert.True(t, c.hooked)
 		})
 	}
 }

@@ -46,7 +46,10 @@ func (tx *Tx) Commit() error {
 		ctx = WithTracker(ctx, tx.tracker)
 	}
 	r := run{c: tx.c, ctx: ctx, tracker: tx.tracker}
-	tx.c.prefetch = tx.c.prefetchFor(tx.tracker)
+	if tx.tracker != nil {
+		tx.c.hookCommits()
+		tx.c.prefetch = tx.c.prefetchFor(tx.tracker)
+	}
 	return r.end(tx.parent.Commit())
 }
 
