@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -91,4 +92,63 @@ func TestReviewPrefetchNoOpCommitNamesNoFutureTXID(t *testing.T) {
 			assert.LessOrEqual(t, id, after, "Tracker.TXID named TXID %v, which does not exist (the node is at %v)", id, after)
 		})
 	}
+}
+
+// TestReviewPrefetchSharedTrackerTwoPools: one request's Tracker, used by
+// two goroutines on two *sql.DB opened on the same database (a write pool
+// and a read pool, say). Commit A (pool 1) lands first but is reported
+// last: reportCommit sees another posFile, drops the reads it had (commit
+// B's, pool 2) and keeps only A's, whose read tells A's TXID. Tracker.TXID
+// then names a TXID below B's: read-your-writes is broken for B. Before
+// the change TXID read <db>-pos after the commits and named B's or later.
+func TestReviewPrefetchSharedTrackerTwoPools(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 1)
+	p := cluster.Primary()
+	posPath := p.DBPath() + "-pos"
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	d := &sqlite3.SQLiteDriver{ConnectHook: func(sc *sqlite3.SQLiteConn) error {
+		return sc.RegisterFunc("pause", func() int {
+			entered <- struct{}{}
+			<-release
+			return 1
+		}, false)
+	}}
+	ca, err := NewConnector(p.DSN(), WithLogger(discard), WithLiteFSAPI(p.URL()), WithSQLiteDriver(d))
+	require.NoError(t, err)
+	dbA := sql.OpenDB(ca)
+	t.Cleanup(func() { dbA.Close() })
+	require.NoError(t, dbA.Ping())
+	dbB, _ := openWithAPI(t, p, p.URL())
+	_, err = dbB.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	require.NoError(t, err)
+
+	misses := 0
+	for i := range 20 {
+		streamAt(t, dbA, posPath)
+		tr := &Tracker{}
+		tr.PrefetchTXID()
+		ctx := WithTracker(context.Background(), tr)
+		errA := make(chan error, 1)
+		go func() {
+			_, err := dbA.ExecContext(ctx, "INSERT INTO t(v) VALUES ('a'); SELECT pause()")
+			errA <- err
+		}()
+		<-entered // commit A is done; its report is not
+		_, err := dbB.ExecContext(ctx, "INSERT INTO t(v) VALUES ('b')")
+		require.NoError(t, err)
+		txB, err := readPos(posPath)
+		require.NoError(t, err)
+		release <- struct{}{}
+		require.NoError(t, <-errA)
+
+		id, ok, err := tr.TXID()
+		require.NoError(t, err)
+		require.True(t, ok)
+		if id < txB {
+			misses++
+			t.Logf("round %d: Tracker.TXID = %v, below commit B's TXID %v", i, id, txB)
+		}
+	}
+	assert.Zero(t, misses, "rounds where the tracker's TXID was below its own commit's")
 }
