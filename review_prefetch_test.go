@@ -152,3 +152,38 @@ func TestReviewPrefetchSharedTrackerTwoPools(t *testing.T) {
 	}
 	assert.Zero(t, misses, "rounds where the tracker's TXID was below its own commit's")
 }
+
+// TestReviewPrefetchReadsBoundedPerTracker: a Tracker keeps at most
+// maxTXIDReads reads, and TXID reads <db>-pos after the commits once a
+// request commits more often than that; yet every commit still begins a
+// read of <db>-pos (a goroutine and a FUSE round trip while LiteFS ships
+// the commit), which nothing will look at. A request that writes in a
+// loop doubles its FUSE operations for nothing. The reads begun must stay
+// within the bound (plus TXID's own read).
+func TestReviewPrefetchReadsBoundedPerTracker(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 1)
+	p := cluster.Primary()
+	c, err := NewConnector(p.DSN(), WithLogger(discard), WithLiteFSAPI(p.URL()), WithRoleCheckInterval(time.Hour))
+	require.NoError(t, err)
+	db := sql.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	_, err = db.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	require.NoError(t, err)
+	streamAt(t, db, p.DBPath()+"-pos")
+	conn, dc := pinConn(t, db)
+
+	const commits = 5 * maxTXIDReads
+	tr := &Tracker{}
+	tr.PrefetchTXID()
+	ctx := WithTracker(context.Background(), tr)
+	before := dc.pos.reads.Load()
+	for range commits {
+		_, err := conn.ExecContext(ctx, "INSERT INTO t(v) VALUES ('x')")
+		require.NoError(t, err)
+	}
+	_, ok, err := tr.TXID()
+	require.NoError(t, err)
+	require.True(t, ok)
+	reads := dc.pos.reads.Load() - before
+	assert.LessOrEqual(t, reads, uint64(maxTXIDReads+1), "%d commits with one tracker read <db>-pos %d times", commits, reads)
+}
