@@ -185,5 +185,7 @@ func TestReviewPrefetchReadsBoundedPerTracker(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	reads := dc.pos.reads.Load() - before
-	assert.LessOrEqual(t, reads, uint64(maxTXIDReads+1), "%d commits with one tracker read <db>-pos %d times", commits, reads)
+	// The bound, TXID's own read, and one spare for a stream that
+	// reconnects (its init reads the file).
+	assert.LessOrEqual(t, reads, uint64(maxTXIDReads+2), "%d commits with one tracker read <db>-pos %d times", commits, reads)
 }
