@@ -44,7 +44,7 @@ type Conn struct {
 	committed bool      // set by the commit hook, cleared once a run reports it
 	hooked    bool      // the commit hook is registered (hookCommits)
 	prefetch  bool      // the running statement's Tracker wants its TXID: read it in the commit hook
-	txidRead  *txidRead // begun by the last commit hook while prefetch was set; taken by the run's end
+	txidRead  *txidRead // begun by the commit hook while prefetch was set; taken by the run's end
 	halt      connHalt  // write forwarding under LiteFS's HALT lock (halt_conn.go)
 
 	epoch     *roleEpoch // the Connector's; nil without a mount
@@ -122,9 +122,13 @@ func (c *Conn) hookCommits() {
 	// commits, and only for transactions that wrote.
 	c.sc.RegisterCommitHook(func() int {
 		c.committed = true
-		if c.prefetch {
-			// A string of several statements may commit more than once:
-			// the last commit's read is the one that covers them all.
+		switch {
+		case c.prefetch && c.txidRead != nil:
+			// A string of several statements that commits more than once
+			// (a script) would begin a read per commit: TXID reads once
+			// after the last instead.
+			c.prefetch, c.txidRead = false, nil
+		case c.prefetch:
 			c.txidRead = startTXIDRead(c.pos, c.probe.watch)
 		}
 		return 0

@@ -167,7 +167,8 @@ func (w *watcher) verifyInit(ev event) error {
 	if err := w.agrees(st); err != nil {
 		return err
 	}
-	w.streamTX.Store(uint64(id))
+	w.streamTX.Store(uint64(id)) // a new stream: forget the last one's
+	w.wakeStream()
 	w.advance(id)
 	w.role.Store(st)
 	w.txLive.Store(true)
@@ -196,10 +197,56 @@ func (w *watcher) apply(ev event) {
 		if ev.db != w.db || w.db == "" {
 			return
 		}
-		if uint64(ev.txid) > w.streamTX.Load() {
-			w.streamTX.Store(uint64(ev.txid))
-		}
+		w.raiseStream(ev.txid)
 		w.publish(ev.txid)
+	}
+}
+
+// raiseStream records id, a tx event's TXID, as the stream's position if it
+// is higher, and wakes awaitStream.
+func (w *watcher) raiseStream(id TXID) {
+	if uint64(id) > w.streamTX.Load() {
+		w.streamTX.Store(uint64(id))
+		w.wakeStream()
+	}
+}
+
+// wakeStream wakes the awaitStream calls, if any.
+func (w *watcher) wakeStream() {
+	w.streamMu.Lock()
+	if w.streamWake != nil {
+		close(w.streamWake)
+		w.streamWake = nil
+	}
+	w.streamMu.Unlock()
+}
+
+// awaitStream waits up to d for the stream to report a TXID above id, and
+// reports whether it has.
+func (w *watcher) awaitStream(id TXID, d time.Duration) bool {
+	if TXID(w.streamTX.Load()) > id {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		w.streamMu.Lock()
+		if w.streamWake == nil {
+			w.streamWake = make(chan struct{})
+		}
+		wake := w.streamWake
+		w.streamMu.Unlock()
+		if TXID(w.streamTX.Load()) > id { // raised before wake was made
+			return true
+		}
+		select {
+		case <-wake:
+			if TXID(w.streamTX.Load()) > id {
+				return true
+			}
+		case <-t.C:
+			return TXID(w.streamTX.Load()) > id
+		}
 	}
 }
 

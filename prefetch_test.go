@@ -3,15 +3,17 @@ package litefs
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// doneRead is a read begun in a commit hook that has returned id (or err)
-// after the stream had reported stream, on a watcher whose stream is now at
-// now.
-func doneRead(w *watcher, stream, id TXID, err error) *txidRead {
-	rd := &txidRead{w: w, stream: stream, id: id, err: err, done: make(chan struct{})}
+// doneRead is a read begun in a commit hook that has returned id (or err).
+func doneRead(w *watcher, id TXID, err error) *txidRead {
+	rd := &txidRead{w: w, id: id, err: err, done: make(chan struct{})}
 	close(rd.done)
 	return rd
 }
@@ -21,25 +23,23 @@ func TestPrefetchedTXID(t *testing.T) {
 	errRead := errors.New("read failed")
 	tests := []struct {
 		name   string
-		now    TXID // the stream's TXID when TXID is asked
-		reads  [][3]TXID
+		now    TXID   // the stream's TXID when TXID is asked
+		ids    []TXID // what the reads begun in the commit hooks returned
 		err    error
 		unread bool
 		want   TXID
 		ok     bool
 	}{
-		// {stream when the read began, id read}: id == stream proves id was
-		// the last commit before this one.
-		{name: "stream caught up when the hook ran", now: 10, reads: [][3]TXID{{9, 9}}, want: 10, ok: true},
-		{name: "stream behind, has since passed the read", now: 11, reads: [][3]TXID{{7, 9}}, want: 10, ok: true},
-		// id may be this commit's own TXID (read after LiteFS took it): id+1
-		// could be a transaction still to come.
-		{name: "stream behind, not past the read", now: 9, reads: [][3]TXID{{7, 9}}},
-		{name: "stream at the read only", now: 10, reads: [][3]TXID{{7, 10}}},
-		{name: "read failed", now: 10, reads: [][3]TXID{{9, 9}}, err: errRead},
-		{name: "largest of several commits", now: 20, reads: [][3]TXID{{9, 9}, {14, 14}, {11, 11}}, want: 15, ok: true},
-		{name: "one of several cannot tell", now: 14, reads: [][3]TXID{{9, 9}, {12, 14}}},
-		{name: "a commit began no read", now: 10, reads: [][3]TXID{{9, 9}}, unread: true},
+		{name: "the stream has passed the read", now: 10, ids: []TXID{9}, want: 10, ok: true},
+		{name: "the stream far past the read", now: 30, ids: []TXID{9}, want: 10, ok: true},
+		// The commit may have made no LiteFS transaction (it wrote no
+		// page), or the read may be of this commit: id+1 may be to come.
+		{name: "the stream at the read", now: 9, ids: []TXID{9}},
+		{name: "the stream behind the read", now: 7, ids: []TXID{9}},
+		{name: "read failed", now: 10, ids: []TXID{9}, err: errRead},
+		{name: "largest of several commits", now: 20, ids: []TXID{9, 14, 11}, want: 15, ok: true},
+		{name: "one of several cannot tell", now: 14, ids: []TXID{9, 14}},
+		{name: "a commit began no read", now: 10, ids: []TXID{9}, unread: true},
 		{name: "no reads", now: 10},
 	}
 	for _, tt := range tests {
@@ -48,8 +48,8 @@ func TestPrefetchedTXID(t *testing.T) {
 			w := &watcher{}
 			w.streamTX.Store(uint64(tt.now))
 			var reads []*txidRead
-			for _, r := range tt.reads {
-				reads = append(reads, doneRead(w, r[0], r[1], tt.err))
+			for _, id := range tt.ids {
+				reads = append(reads, doneRead(w, id, tt.err))
 			}
 			got, ok := prefetched(reads, tt.unread)
 			assert.Equal(t, tt.ok, ok)
@@ -58,28 +58,65 @@ func TestPrefetchedTXID(t *testing.T) {
 	}
 }
 
+// TestAwaitStream: a waiter for the stream wakes when a TXID above the one
+// it waits past arrives, not before, and not only at its deadline.
+func TestAwaitStream(t *testing.T) {
+	t.Parallel()
+	w := &watcher{}
+	w.streamTX.Store(9)
+	got := make(chan bool, 1)
+	go func() { got <- w.awaitStream(9, time.Hour) }()
+	waiting := func() bool {
+		w.streamMu.Lock()
+		defer w.streamMu.Unlock()
+		return w.streamWake != nil
+	}
+	litefstest.WaitFor(t, func() error {
+		if !waiting() {
+			return errors.New("not waiting yet")
+		}
+		return nil
+	})
+	w.raiseStream(9) // not above 9: no wake
+	assert.True(t, waiting())
+	w.raiseStream(10)
+	select {
+	case ok := <-got:
+		assert.True(t, ok)
+	case <-time.After(litefstest.DefaultWaitTimeout):
+		require.FailNow(t, "the waiter did not wake")
+	}
+	assert.False(t, w.awaitStream(10, time.Millisecond), "the stream is not above 10")
+}
+
 func TestTrackerKeepsReadsOfOneDatabase(t *testing.T) {
 	t.Parallel()
 	w := &watcher{}
-	w.streamTX.Store(100)
 	a, b := newPosFile("a-pos", false), newPosFile("b-pos", false)
 
 	tr := &Tracker{}
-	tr.reportCommit(a, doneRead(w, 4, 4, nil))
-	tr.reportCommit(b, doneRead(w, 7, 7, nil))
-	assert.Same(t, b, tr.pos)
-	assert.Len(t, tr.reads, 1, "a read of another database's commit was kept")
+	tr.reportCommit(a, doneRead(w, 4, nil))
 	assert.False(t, tr.unread)
-
-	tr.reportCommit(b, nil)
-	assert.True(t, tr.unread, "a commit with no read must make TXID read the file")
+	tr.reportCommit(b, doneRead(w, 7, nil))
+	assert.Same(t, b, tr.pos)
+	assert.Len(t, tr.reads, 1, "a read of another pool's commit was kept")
+	assert.True(t, tr.unread, "commits through two pools may be reported out of order: TXID must read the file")
 
 	tr = &Tracker{}
-	for i := range maxTXIDReads + 1 {
-		tr.reportCommit(a, doneRead(w, TXID(i), TXID(i), nil))
+	tr.reportCommit(a, doneRead(w, 4, nil))
+	tr.reportCommit(a, nil)
+	assert.True(t, tr.unread, "a commit with no read must make TXID read the file")
+	assert.True(t, tr.saturated())
+
+	tr = &Tracker{}
+	for i := range maxTXIDReads {
+		assert.False(t, tr.saturated(), "after %d reads", i)
+		tr.reportCommit(a, doneRead(w, TXID(i), nil))
 	}
+	assert.True(t, tr.saturated(), "reads past the bound would be begun")
+	tr.reportCommit(a, nil)
 	assert.Len(t, tr.reads, maxTXIDReads)
-	assert.True(t, tr.unread, "reads past the bound must make TXID read the file")
+	assert.True(t, tr.unread)
 }
 
 func TestPrefetchNeedsTrackerAndLiveStream(t *testing.T) {

@@ -103,6 +103,14 @@ func (t *Tracker) PrefetchTXID() {
 	}
 }
 
+// saturated reports whether a read begun in a commit hook would be of no
+// use: TXID will read <db>-pos after the commits anyway.
+func (t *Tracker) saturated() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.unread || len(t.reads) >= maxTXIDReads
+}
+
 // reportCommit records a committed write to the database whose position file
 // is pos (nil for a database in memory), and the read of its TXID that its
 // commit hook began, or nil.
@@ -113,7 +121,11 @@ func (t *Tracker) reportCommit(pos *posFile, rd *txidRead) {
 	t.mu.Lock()
 	if pos != nil {
 		if pos != t.pos {
-			t.pos, t.reads, t.unread = pos, nil, false
+			// Commits through another pool of the same file may be
+			// reported out of their order: only a read after them all
+			// covers them.
+			t.unread = t.pos != nil
+			t.pos, t.reads = pos, nil
 		}
 		if rd != nil && len(t.reads) < maxTXIDReads {
 			t.reads = append(t.reads, rd)
