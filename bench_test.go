@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,9 +112,19 @@ func benchPair(b *testing.B, dsn string, opts ...Option) (raw, lite *sql.DB) {
 	return raw, lite
 }
 
+// updaters numbers the update functions, so that no two write the same
+// value: an UPDATE that sets a row to what it holds writes no page, and
+// LiteFS then makes no transaction, so a side that followed the other on
+// the same row with the same value would time a write that does nothing.
+var updaters atomic.Int64
+
+// newValue returns, for call i of updater u, a value no other call writes.
+func newValue(u int64, i int) int64 { return int64(i)<<16 | u }
+
 func update(b *testing.B, db *sql.DB) func(i int) {
+	u := updaters.Add(1)
 	return func(i int) {
-		if _, err := db.Exec(benchUpdate, "bench", i%benchRows+1); err != nil {
+		if _, err := db.Exec(benchUpdate, newValue(u, i), i%benchRows+1); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -245,12 +256,13 @@ func waitSource(b *testing.B, dbs ...*sql.DB) {
 // updateTXID is update and Tracker.TXID after it, prefetched in the commit
 // hook (as the bridge asks) or read after the commit.
 func updateTXID(b *testing.B, db *sql.DB, prefetch bool) func(i int) {
+	u := updaters.Add(1)
 	return func(i int) {
 		tr := &Tracker{}
 		if prefetch {
 			tr.PrefetchTXID()
 		}
-		if _, err := db.ExecContext(WithTracker(b.Context(), tr), benchUpdate, "bench", i%benchRows+1); err != nil {
+		if _, err := db.ExecContext(WithTracker(b.Context(), tr), benchUpdate, newValue(u, i), i%benchRows+1); err != nil {
 			b.Fatal(err)
 		}
 		if _, ok, err := tr.TXID(); !ok || err != nil {

@@ -29,10 +29,12 @@ import "time"
 // did: that answer is this commit's TXID or later, and exists.
 
 // prefetchWait bounds how long Tracker.TXID waits for the stream to show
-// that a prefetched TXID exists before it reads <db>-pos instead: a few
-// times the stream's 90th percentile delivery after a commit (40 µs here),
-// and less than that read costs right after a commit.
-const prefetchWait = 200 * time.Microsecond
+// that a prefetched TXID exists before it reads <db>-pos instead: over the
+// stream's 90th percentile delivery after a commit (40 µs here; the median
+// event arrives before the commit returns), and a fraction of what that
+// read costs right after a commit. A commit that wrote no page pays it in
+// full, on top of the read.
+const prefetchWait = 100 * time.Microsecond
 
 // maxTXIDReads bounds the reads one Tracker begins: a request that commits
 // more often than that gets one read after its commits instead.

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,8 +188,13 @@ func readRow(ctx context.Context, db *sql.DB, id int) error {
 	return db.QueryRowContext(ctx, "SELECT v FROM t WHERE id = ?", id).Scan(&v)
 }
 
+// updates numbers the UPDATEs, so that each writes a value of its own: an
+// UPDATE that sets a row to what it holds writes no page, and LiteFS then
+// makes no transaction.
+var updates atomic.Int64
+
 func updateRow(ctx context.Context, db *sql.DB, id int) error {
-	_, err := db.ExecContext(ctx, "UPDATE t SET v = ? WHERE id = ?", "updated", id)
+	_, err := db.ExecContext(ctx, "UPDATE t SET v = ? WHERE id = ?", updates.Add(1), id)
 	return err
 }
 
