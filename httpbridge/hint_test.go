@@ -15,6 +15,36 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
+// openFollowing opens n's database following n's LiteFS event stream.
+func openFollowing(t *testing.T, n *litefstest.Node) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(litefs.DriverName, n.DSN()+"&_litefs_api="+n.URL())
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	require.NoError(t, db.Ping())
+	return db
+}
+
+// streamCaughtUp waits until db's stream shows the position n's <db>-pos
+// does, and returns it.
+func streamCaughtUp(t *testing.T, db *sql.DB, n *litefstest.Node) litefs.TXID {
+	t.Helper()
+	var at litefs.TXID
+	litefstest.WaitFor(t, func() error {
+		pos, err := n.Pos()
+		if err != nil {
+			return err
+		}
+		hint, ok := litefs.TXIDHint(db)
+		if !ok || uint64(hint) != pos.TXID {
+			return assert.AnError
+		}
+		at = hint
+		return nil
+	})
+	return at
+}
+
 // countedPosition is the Position of a litefs database (its stream hint
 // included) that counts the reads of <db>-pos the bridge asks for.
 type countedPosition struct {
@@ -35,26 +65,12 @@ func TestStreamShowsReplicaBehind(t *testing.T) {
 	t.Parallel()
 	cluster := litefstest.StartCluster(t, 2)
 	primary, replica := cluster.Primary(), cluster.Replicas()[0]
-	open := func(n *litefstest.Node) *sql.DB {
-		db, err := sql.Open(litefs.DriverName, n.DSN()+"&_litefs_api="+n.URL())
-		require.NoError(t, err)
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	pdb := open(primary)
+	pdb := openFollowing(t, primary)
 	_, err := pdb.Exec("CREATE TABLE posts(v TEXT)")
 	require.NoError(t, err)
 	cluster.WaitReplicated(t)
-	rdb := open(replica)
-	require.NoError(t, rdb.Ping())
-	var at litefs.TXID
-	litefstest.WaitFor(t, func() error {
-		var ok bool
-		if at, ok = litefs.TXIDHint(rdb); !ok {
-			return assert.AnError
-		}
-		return nil
-	})
+	rdb := openFollowing(t, replica)
+	at := streamCaughtUp(t, rdb, replica)
 
 	reads := &atomic.Int32{}
 	b := newBridge(t, Config{InstanceID: replica.Hostname(), Position: countedPosition{dbPosition{rdb}, reads}, TXIDWait: 50 * time.Millisecond})

@@ -17,12 +17,12 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// TestReviewRYWHostile: trackers that read their TXID in the commit hook,
+// TestReadYourWritesUnderHostileCommits: trackers that read their TXID in the commit hook,
 // committing in every way the driver knows, while other writers (raw
 // go-sqlite3, another pool, strings that commit several times, failed
 // commits, a connection with an attached database) commit on the primary:
 // each tracker's TXID must bring its rows to the replica, and exist.
-func TestReviewRYWHostile(t *testing.T) {
+func TestReadYourWritesUnderHostileCommits(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	p, r := cluster.Primary(), cluster.Replicas()[0]
 	posPath := p.DBPath() + "-pos"

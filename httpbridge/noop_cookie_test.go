@@ -1,7 +1,6 @@
 package httpbridge
 
 import (
-	"database/sql"
 	"net/http"
 	"testing"
 	"time"
@@ -13,47 +12,14 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// Outside review of the bridge's use of the commit-hook TXID read.
-
-// openFollowing opens n's database following n's LiteFS event stream.
-func openFollowing(t *testing.T, n *litefstest.Node) *sql.DB {
-	t.Helper()
-	db, err := sql.Open(litefs.DriverName, n.DSN()+"&_litefs_api="+n.URL())
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
-	require.NoError(t, db.Ping())
-	return db
-}
-
-// streamCaughtUp waits until db's stream shows the position n's <db>-pos
-// does, and returns it.
-func streamCaughtUp(t *testing.T, db *sql.DB, n *litefstest.Node) litefs.TXID {
-	t.Helper()
-	var at litefs.TXID
-	litefstest.WaitFor(t, func() error {
-		pos, err := n.Pos()
-		if err != nil {
-			return err
-		}
-		hint, ok := litefs.TXIDHint(db)
-		if !ok || uint64(hint) != pos.TXID {
-			return assert.AnError
-		}
-		at = hint
-		return nil
-	})
-	return at
-}
-
-// TestReviewNoOpWriteCookieSendsReadsAway: a POST whose handler runs a
+// TestNoOpWriteGetsNoCookieFromTheFuture: a POST whose handler runs a
 // write that changes nothing (an UPDATE matching no row) commits in
-// SQLite's eyes, so the bridge sets the TXID cookie. Its TXID now comes
-// from the read begun in the commit hook, one past a position LiteFS did
-// not move: a transaction that does not exist. The client's next GET on an
-// up-to-date replica then waits Config.TXIDWait and is replayed to the
-// primary, and so does every GET until someone else writes. Before the
-// change the cookie named the primary's position, which the replica has.
-func TestReviewNoOpWriteCookieSendsReadsAway(t *testing.T) {
+// SQLite's eyes, so the bridge sets the TXID cookie; LiteFS made no
+// transaction, so one past the position read in the commit hook is a
+// transaction to come. A cookie naming it would make the client's every
+// GET on an up-to-date replica wait Config.TXIDWait and go to the primary,
+// until someone else writes: it must name a position the replica has.
+func TestNoOpWriteGetsNoCookieFromTheFuture(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	primary, replica := cluster.Primary(), cluster.Replicas()[0]
 	pdb := openFollowing(t, primary)

@@ -14,7 +14,7 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// Outside review of the commit-hook TXID read (prefetch.go).
+// Real-cluster tests of the TXID read begun in the commit hook (prefetch.go).
 
 // streamAt waits until db's event stream has reported the position in
 // <db>-pos at path, so that a commit's hook then samples a stream that has
@@ -34,18 +34,17 @@ func streamAt(t *testing.T, db *sql.DB, path string) TXID {
 	return at
 }
 
-// TestReviewPrefetchNoOpCommitNamesNoFutureTXID: SQLite calls the commit
+// TestPrefetchNoOpCommitNamesNoFutureTXID: SQLite calls the commit
 // hook for every transaction that opened a write transaction on any
 // database, including ones that changed no page of the main database (an
 // UPDATE or DELETE matching no row, INSERT OR IGNORE of a duplicate, BEGIN
 // IMMEDIATE; COMMIT, a write to a temp table or to an attached database).
 // LiteFS makes no transaction of those ("no transaction" in CommitWAL), so
-// the hook's read returns the current TXID, the stream equals it, and
-// Tracker.TXID answers one more: a transaction that does not exist. A
-// replica given that TXID in the bridge's cookie waits for it (TXIDWait)
-// and then replays or fails the read; before the change TXID read <db>-pos
-// after the commit and named an existing TXID.
-func TestReviewPrefetchNoOpCommitNamesNoFutureTXID(t *testing.T) {
+// the hook's read returns the current TXID, and one more is a transaction
+// that does not exist: a replica given it in the bridge's cookie would
+// wait for it (TXIDWait), then replay or fail the read. Tracker.TXID must
+// name an existing TXID.
+func TestPrefetchNoOpCommitNamesNoFutureTXID(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 1)
 	p := cluster.Primary()
 	posPath := p.DBPath() + "-pos"
@@ -94,14 +93,12 @@ func TestReviewPrefetchNoOpCommitNamesNoFutureTXID(t *testing.T) {
 	}
 }
 
-// TestReviewPrefetchSharedTrackerTwoPools: one request's Tracker, used by
-// two goroutines on two *sql.DB opened on the same database (a write pool
-// and a read pool, say). Commit A (pool 1) lands first but is reported
-// last: reportCommit sees another posFile, drops the reads it had (commit
-// B's, pool 2) and keeps only A's, whose read tells A's TXID. Tracker.TXID
-// then names a TXID below B's: read-your-writes is broken for B. Before
-// the change TXID read <db>-pos after the commits and named B's or later.
-func TestReviewPrefetchSharedTrackerTwoPools(t *testing.T) {
+// TestPrefetchTrackerSharedByTwoPools: one request's Tracker, used by two
+// goroutines on two *sql.DB opened on the same database (a write pool and
+// a read pool, say). Commit A (pool 1) lands first but is reported last,
+// after commit B (pool 2): a TXID from A's read alone would be below B's,
+// and read-your-writes broken for B.
+func TestPrefetchTrackerSharedByTwoPools(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 1)
 	p := cluster.Primary()
 	posPath := p.DBPath() + "-pos"
@@ -153,14 +150,13 @@ func TestReviewPrefetchSharedTrackerTwoPools(t *testing.T) {
 	assert.Zero(t, misses, "rounds where the tracker's TXID was below its own commit's")
 }
 
-// TestReviewPrefetchReadsBoundedPerTracker: a Tracker keeps at most
-// maxTXIDReads reads, and TXID reads <db>-pos after the commits once a
-// request commits more often than that; yet every commit still begins a
-// read of <db>-pos (a goroutine and a FUSE round trip while LiteFS ships
-// the commit), which nothing will look at. A request that writes in a
-// loop doubles its FUSE operations for nothing. The reads begun must stay
-// within the bound (plus TXID's own read).
-func TestReviewPrefetchReadsBoundedPerTracker(t *testing.T) {
+// TestPrefetchReadsBoundedPerTracker: a Tracker keeps at most maxTXIDReads
+// reads, and TXID reads <db>-pos after the commits once a request commits
+// more often than that; a commit past the bound must begin no read (a
+// goroutine and a FUSE round trip while LiteFS ships the commit) that
+// nothing will look at. The reads begun stay within the bound, plus TXID's
+// own read.
+func TestPrefetchReadsBoundedPerTracker(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 1)
 	p := cluster.Primary()
 	c, err := NewConnector(p.DSN(), WithLogger(discard), WithLiteFSAPI(p.URL()), WithRoleCheckInterval(time.Hour))
