@@ -1,0 +1,64 @@
+package httpbridge
+
+import (
+	"database/sql"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/litefs-sql/litefs"
+	"github.com/litefs-sql/litefs/litefstest"
+)
+
+// TestReview2CookieNamesConfigDB: the package says read-your-writes
+// "follows one database", Config.DB, whose position a replica compares
+// with the cookie. A handler that writes to Config.DB and then to another
+// database of the same mount (an audit log, a job queue) gets the cookie of
+// the other one: the Tracker keeps only the database written last. Its
+// TXIDs count on their own, so the cookie is far below Config.DB's commit,
+// and a replica that has not applied that commit serves the client's next
+// read at once, without its write.
+func TestReview2CookieNamesConfigDB(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 1)
+	primary := cluster.Primary()
+	pdb := openFollowing(t, primary)
+	_, err := pdb.Exec("CREATE TABLE posts(v TEXT)")
+	require.NoError(t, err)
+	for range 20 { // Config.DB's TXIDs run well ahead of the other's
+		_, err := pdb.Exec("INSERT INTO posts VALUES ('old')")
+		require.NoError(t, err)
+	}
+	other, err := sql.Open(litefs.DriverName, litefstest.DSN(filepath.Join(primary.MountDir(), "audit.db"))+"&_litefs_api="+primary.URL())
+	require.NoError(t, err)
+	t.Cleanup(func() { other.Close() })
+	_, err = other.Exec("CREATE TABLE audit(v TEXT)")
+	require.NoError(t, err)
+
+	b := newBridge(t, Config{DB: pdb, InstanceID: primary.Hostname()})
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, db := range []*sql.DB{pdb, other} {
+			table := map[*sql.DB]string{pdb: "posts", other: "audit"}[db]
+			if _, err := db.ExecContext(r.Context(), "INSERT INTO "+table+" VALUES ('new')"); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+	}))
+	w := serve(h, withCookie(http.MethodPost, "/posts", ""))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	pos, err := primary.Pos()
+	require.NoError(t, err)
+	var cookie *http.Cookie
+	for _, c := range w.Result().Cookies() {
+		if c.Name == DefaultTXIDCookie {
+			cookie = c
+		}
+	}
+	require.NotNil(t, cookie, "no cookie for a request that wrote")
+	got, err := litefs.ParseTXID(cookie.Value)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, got, litefs.TXID(pos.TXID), "the cookie names TXID %v; the request's write to Config.DB is TXID %v", got, litefs.TXID(pos.TXID))
+}
