@@ -1,0 +1,56 @@
+package litefs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/litefs-sql/litefs/internal/dirwatch"
+	"github.com/litefs-sql/litefs/litefstest"
+)
+
+// TestReviewMountOverRememberedDirectory: an application opened its database
+// in a plain directory (LiteFS not mounted yet) and wrote, so its connection
+// remembers "primary". Then a LiteFS replica's mount appears on that
+// directory (here a bind mount of a real replica's mount; in production,
+// LiteFS mounting late). Mounting over a directory makes no inotify event on
+// the directory beneath, so the remembered role stays: the pooled connection
+// writes into the shadowed file, which forks the database, while the path
+// now shows a LiteFS replica whose .primary names node-0. The prober's
+// liteFS flag was decided once, at the connection's open.
+func TestReviewMountOverRememberedDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to bind-mount")
+	}
+	cluster := litefstest.StartCluster(t, 2)
+	p, r := cluster.Primary(), cluster.Replicas()[0]
+	pdb := openNode(t, p)
+	_, err := pdb.Exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	require.NoError(t, err)
+	cluster.WaitReplicated(t)
+
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, c := pinConn(t, db)
+	_, err = conn.ExecContext(t.Context(), "INSERT INTO t(v) VALUES ('before the mount')")
+	require.NoError(t, err)
+	require.True(t, dirwatch.Watching(m.Dir()), "precondition: the directory's role is remembered under a watch")
+
+	require.NoError(t, syscall.Mount(r.MountDir(), m.Dir(), "", syscall.MS_BIND, ""))
+	t.Cleanup(func() { syscall.Unmount(m.Dir(), syscall.MNT_DETACH) })
+	primaryID, err := os.ReadFile(filepath.Join(m.Dir(), litefstest.PrimaryFile))
+	require.NoError(t, err, "precondition: the directory now shows the replica's .primary")
+	require.True(t, isFUSE(m.Dir()), "precondition: the directory is now a FUSE mount")
+	dirwatch.Sync(m.Dir()) // whatever the kit would do; there is no event to drain
+
+	_, err = conn.ExecContext(context.Background(), "INSERT INTO t(v) VALUES ('under the mount')")
+	assert.ErrorIs(t, err, ErrNotPrimary,
+		"a write was admitted on %s, a LiteFS replica of %q (the file written is the one the mount hides)",
+		m.Dir(), string(primaryID))
+	assert.Error(t, c.CheckPrimary(), "CheckPrimary on a directory that is now a replica's mount")
+}
