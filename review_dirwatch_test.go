@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -53,4 +54,33 @@ func TestReviewMountOverRememberedDirectory(t *testing.T) {
 		"a write was admitted on %s, a LiteFS replica of %q (the file written is the one the mount hides)",
 		m.Dir(), string(primaryID))
 	assert.Error(t, c.CheckPrimary(), "CheckPrimary on a directory that is now a replica's mount")
+}
+
+// TestReviewPrimaryRewrittenThroughHardLink: .primary's contents change in
+// place through another name of the same file (a hard link in another
+// directory). The kernel reports the close after writing to the directory
+// of the name used, not to the database's, so the watch never raises its
+// generation and the refusal keeps naming the old primary: a client sent
+// there by fly-replay or the bridge goes to the wrong node. A fresh read of
+// the directory names node-b.
+func TestReviewPrimaryRewrittenThroughHardLink(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	db := openDB(t, m, "")
+	conn, _ := pinConn(t, db)
+	m.SetReplica("node-a")
+	_, err := conn.ExecContext(t.Context(), "INSERT INTO t(v) VALUES ('x')")
+	wantNotPrimary(t, err, "node-a")
+
+	other := filepath.Join(t.TempDir(), "primary")
+	require.NoError(t, os.Link(filepath.Join(m.Dir(), litefstest.PrimaryFile), other))
+	require.NoError(t, os.WriteFile(other, []byte("node-b\n"), 0o644)) // truncates and writes in place
+	dirwatch.Sync(m.Dir())
+	var np *NotPrimaryError
+	require.ErrorAs(t, newProber(m.Dir(), discard, new(atomic.Bool)).check(), &np)
+	require.Equal(t, "node-b", np.PrimaryID, "precondition: the directory now names node-b")
+
+	_, err = conn.ExecContext(t.Context(), "INSERT INTO t(v) VALUES ('x')")
+	require.ErrorAs(t, err, &np)
+	assert.Equal(t, "node-b", np.PrimaryID, "the refusal names the primary .primary named before it was rewritten")
 }
