@@ -2,6 +2,7 @@ package litefs
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -83,4 +84,41 @@ func TestReviewPrimaryRewrittenThroughHardLink(t *testing.T) {
 	_, err = conn.ExecContext(t.Context(), "INSERT INTO t(v) VALUES ('x')")
 	require.ErrorAs(t, err, &np)
 	assert.Equal(t, "node-b", np.PrimaryID, "the refusal names the primary .primary named before it was rewritten")
+}
+
+// TestReviewLazyUnmountKeepsTheWatchAlive: the database's directory is a
+// file system of its own (a volume) that is unmounted lazily while the
+// database is open, as umount -l or a container runtime's teardown does.
+// The open files keep the file system alive, so the kernel sends no
+// IN_UNMOUNT and the watch does not die; the path now names the directory
+// beneath, whose .primary names node-b, yet the connection keeps its
+// remembered "primary" and writes into the detached volume.
+func TestReviewLazyUnmountKeepsTheWatchAlive(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	dir := filepath.Join(t.TempDir(), "volume")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, litefstest.PrimaryFile), []byte("node-b\n"), 0o644))
+	require.NoError(t, syscall.Mount("review-volume", dir, "tmpfs", 0, "size=16m"))
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+
+	c, err := NewConnector(litefstest.DSN(filepath.Join(dir, litefstest.DefaultDBName)), WithLogger(discard))
+	require.NoError(t, err)
+	db := sql.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	conn, pc := pinConn(t, db)
+	_, err = conn.ExecContext(t.Context(), "CREATE TABLE t(v)")
+	require.NoError(t, err)
+	w := pc.probe.dirw.Load()
+	require.NotNil(t, w, "precondition: the volume's role is remembered under a watch")
+
+	require.NoError(t, syscall.Unmount(dir, syscall.MNT_DETACH))
+	_, err = os.Stat(filepath.Join(dir, litefstest.PrimaryFile))
+	require.NoError(t, err, "precondition: the path now shows the directory beneath, with its .primary")
+	dirwatch.Sync(dir)
+
+	_, err = conn.ExecContext(t.Context(), "INSERT INTO t VALUES (1)")
+	assert.ErrorIs(t, err, ErrNotPrimary, "a write was admitted on %s, whose .primary names node-b", dir)
+	assert.Equal(t, dirwatch.Dead, w.Gen(), "the watch of an unmounted directory is not dead")
 }
