@@ -2,9 +2,12 @@ package litefs
 
 import (
 	"context"
+	"database/sql"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -89,4 +92,41 @@ func TestReviewHookCommitStatementTXIDOnCluster(t *testing.T) {
 	var n int
 	require.NoError(t, rdb.QueryRow("SELECT count(*) FROM t WHERE v = 'tracked'").Scan(&n))
 	assert.Equal(t, 1, n, "the replica reached the Tracker's TXID %v without its row", id)
+}
+
+// TestReviewConnectHookCommitHookStable: WithSQLiteDriver documents that the
+// driver registers a commit hook on every connection, replacing one a
+// ConnectHook set. Since the hook is registered lazily, a ConnectHook's
+// commit hook runs for every commit until the connection first runs for a
+// Tracker, and silently never again after: it works in a test without
+// trackers and stops in production behind the bridge. Either is defensible;
+// switching on the first tracked statement is not.
+func TestReviewConnectHookCommitHookStable(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	openDB(t, m, "").Close()
+	var userHook atomic.Int64
+	d := &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		c.RegisterCommitHook(func() int { userHook.Add(1); return 0 })
+		return nil
+	}}
+	c, err := NewConnector(m.DSN(), WithLogger(discard), WithSQLiteDriver(d))
+	require.NoError(t, err)
+	db := sql.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	conn, _ := pinConn(t, db)
+	ctx := context.Background()
+
+	insert := func(ctx context.Context) int64 {
+		before := userHook.Load()
+		_, err := conn.ExecContext(ctx, "INSERT INTO t(v) VALUES ('x')")
+		require.NoError(t, err)
+		return userHook.Load() - before
+	}
+	untrackedBefore := insert(ctx)
+	insert(WithTracker(ctx, new(Tracker)))
+	untrackedAfter := insert(ctx)
+	assert.Equal(t, untrackedBefore, untrackedAfter,
+		"the ConnectHook's commit hook ran %d time(s) for an untracked commit before the connection's first tracked statement, %d after",
+		untrackedBefore, untrackedAfter)
 }
