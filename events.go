@@ -168,7 +168,6 @@ func (w *watcher) verifyInit(ev event) error {
 		return err
 	}
 	w.streamTX.Store(uint64(id)) // a new stream: forget the last one's
-	w.wakeStream()
 	w.advance(id)
 	w.role.Store(st)
 	w.txLive.Store(true)
@@ -203,50 +202,10 @@ func (w *watcher) apply(ev event) {
 }
 
 // raiseStream records id, a tx event's TXID, as the stream's position if it
-// is higher, and wakes awaitStream.
+// is higher.
 func (w *watcher) raiseStream(id TXID) {
 	if uint64(id) > w.streamTX.Load() {
 		w.streamTX.Store(uint64(id))
-		w.wakeStream()
-	}
-}
-
-// wakeStream wakes the awaitStream calls, if any.
-func (w *watcher) wakeStream() {
-	w.streamMu.Lock()
-	if w.streamWake != nil {
-		close(w.streamWake)
-		w.streamWake = nil
-	}
-	w.streamMu.Unlock()
-}
-
-// awaitStream waits up to d for the stream to report a TXID above id, and
-// reports whether it has.
-func (w *watcher) awaitStream(id TXID, d time.Duration) bool {
-	if TXID(w.streamTX.Load()) > id {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		w.streamMu.Lock()
-		if w.streamWake == nil {
-			w.streamWake = make(chan struct{})
-		}
-		wake := w.streamWake
-		w.streamMu.Unlock()
-		if TXID(w.streamTX.Load()) > id { // raised before wake was made
-			return true
-		}
-		select {
-		case <-wake:
-			if TXID(w.streamTX.Load()) > id {
-				return true
-			}
-		case <-t.C:
-			return TXID(w.streamTX.Load()) > id
-		}
 	}
 }
 

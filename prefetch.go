@@ -1,7 +1,5 @@
 package litefs
 
-import "time"
-
 // Reading a commit's TXID off the caller's path.
 //
 // Right after a commit, LiteFS is busy sending it to the replicas, and a
@@ -18,23 +16,17 @@ import "time"
 //     a later one: id ≥ C, and id+1 is this commit's TXID (C+1) or later,
 //     never an earlier one;
 //   - id+1 exists (is not a transaction still to come) once the event
-//     stream has reported a TXID above id. It need not: a commit that wrote
-//     no page (an UPDATE that matched nothing, BEGIN IMMEDIATE; COMMIT, a
-//     write to a temporary table) makes no LiteFS transaction, though
-//     SQLite calls the commit hook for it. So [Tracker.TXID] waits for the
-//     stream up to prefetchWait, which its event, sent before the commit
-//     returned, almost always beats.
+//     stream has reported a TXID above id, which the commit's event, sent
+//     before the commit returns, has mostly done by the time the TXID is
+//     asked for. It need not exist: a commit that wrote no page (an UPDATE
+//     that matched nothing or set a row to what it held, BEGIN IMMEDIATE;
+//     COMMIT, a write to a temporary table) makes no LiteFS transaction,
+//     though SQLite calls the commit hook for it.
 //
-// Otherwise [Tracker.TXID] reads <db>-pos after the commit, as it always
-// did: that answer is this commit's TXID or later, and exists.
-
-// prefetchWait bounds how long Tracker.TXID waits for the stream to show
-// that a prefetched TXID exists before it reads <db>-pos instead: over the
-// stream's 90th percentile delivery after a commit (40 µs here; the median
-// event arrives before the commit returns), and a fraction of what that
-// read costs right after a commit. A commit that wrote no page pays it in
-// full, on top of the read.
-const prefetchWait = 100 * time.Microsecond
+// Otherwise [Tracker.TXID] reads <db>-pos at once, as it always did: that
+// answer is this commit's TXID or later, and exists. It does not wait for
+// the stream: a sleep that short is rounded up to a millisecond when the
+// process is otherwise idle, three times what the read costs.
 
 // maxTXIDReads bounds the reads one Tracker begins: a request that commits
 // more often than that gets one read after its commits instead.
@@ -62,7 +54,7 @@ func startTXIDRead(pos *posFile, w *watcher) *txidRead {
 // the read cannot tell (see above).
 func (rd *txidRead) txid() (TXID, bool) {
 	<-rd.done
-	if rd.err == nil && rd.w.awaitStream(rd.id, prefetchWait) {
+	if rd.err == nil && TXID(rd.w.streamTX.Load()) > rd.id {
 		rd.w.prefetchHits.Add(1)
 		return rd.id + 1, true
 	}

@@ -3,12 +3,8 @@ package litefs
 import (
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
-	"github.com/litefs-sql/litefs/litefstest"
 )
 
 // doneRead is a read begun in a commit hook that has returned id (or err).
@@ -56,37 +52,6 @@ func TestPrefetchedTXID(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
-}
-
-// TestAwaitStream: a waiter for the stream wakes when a TXID above the one
-// it waits past arrives, not before, and not only at its deadline.
-func TestAwaitStream(t *testing.T) {
-	t.Parallel()
-	w := &watcher{}
-	w.streamTX.Store(9)
-	got := make(chan bool, 1)
-	go func() { got <- w.awaitStream(9, time.Hour) }()
-	waiting := func() bool {
-		w.streamMu.Lock()
-		defer w.streamMu.Unlock()
-		return w.streamWake != nil
-	}
-	litefstest.WaitFor(t, func() error {
-		if !waiting() {
-			return errors.New("not waiting yet")
-		}
-		return nil
-	})
-	w.raiseStream(9) // not above 9: no wake
-	assert.True(t, waiting())
-	w.raiseStream(10)
-	select {
-	case ok := <-got:
-		assert.True(t, ok)
-	case <-time.After(litefstest.DefaultWaitTimeout):
-		require.FailNow(t, "the waiter did not wake")
-	}
-	assert.False(t, w.awaitStream(10, time.Millisecond), "the stream is not above 10")
 }
 
 func TestTrackerKeepsReadsOfOneDatabase(t *testing.T) {

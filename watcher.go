@@ -67,11 +67,6 @@ type watcher struct {
 	// those that did not (prefetch.go), for tests and benchmarks.
 	prefetchHits, prefetchMisses atomic.Uint64
 
-	// streamWake is closed, and cleared, when the stream's TXID grows
-	// while someone waits for it (awaitStream); nil when nobody does.
-	streamMu   sync.Mutex
-	streamWake chan struct{}
-
 	mu       sync.Mutex
 	waiters  map[*waiter]struct{}
 	nwait    atomic.Int32
