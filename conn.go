@@ -97,6 +97,12 @@ func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
 	}
 	c.seenEpoch = c.epoch.current()
 	ctr.attach(c, file)
+	if ctr.cfg.sqlite.ConnectHook != nil {
+		// A commit hook the ConnectHook set is replaced now, not at the
+		// first statement for a Tracker: it never runs, rather than runs
+		// until some request comes.
+		c.hookCommits()
+	}
 	// A connection opened on a replica starts under query_only, so that a
 	// statement SQLite misjudges as a read cannot write either.
 	if c.probe.check() != nil {

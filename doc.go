@@ -410,9 +410,11 @@
 //
 //   - A replica cannot write temporary tables: SQLite counts them as writes
 //     and query_only refuses them too.
-//   - The driver sets a commit hook on every connection, replacing one set by
-//     a ConnectHook, and an authorizer while it compiles a new SQL string and
-//     while a may-write string runs, replacing one a ConnectHook set.
+//   - The driver sets a commit hook, replacing one a ConnectHook set, on
+//     every connection made with a ConnectHook as it opens, and on others
+//     when they first run for a [Tracker]; and an authorizer while it
+//     compiles a new SQL string and while a may-write string runs,
+//     replacing one a ConnectHook set.
 //   - A verdict is kept per SQL string and connection: a view that the
 //     primary redefines later (to call pragma_optimize, say) keeps the verdict
 //     its old definition had on a connection that has seen the string. A

@@ -91,9 +91,10 @@ func WithMountDir(dir string) Option {
 }
 
 // WithSQLiteDriver makes connections with d, for its ConnectHook and
-// Extensions. The driver registers a commit hook on every connection (to
-// learn which writes committed), so a commit hook set by ConnectHook is
-// replaced.
+// Extensions. The driver registers a commit hook on every connection made
+// with a ConnectHook (to learn which writes committed), so a commit hook set
+// by ConnectHook is replaced as the connection opens. Other connections
+// register theirs when they first run for a [Tracker].
 func WithSQLiteDriver(d *sqlite3.SQLiteDriver) Option {
 	return func(c *config) { c.sqlite = d }
 }

@@ -124,6 +124,11 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		c.seenEpoch = g
 		c.setQueryOnly(true)
 	}
+	if !c.hooked && TrackerFrom(ctx) != nil {
+		// Even for a read: SQLite takes COMMIT, END and RELEASE for
+		// reads, and they commit what the transaction wrote before.
+		c.hookCommits()
+	}
 	if cl == classRead {
 		return r, nil
 	}
@@ -132,10 +137,7 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		return r, err
 	}
 	r.adm, r.attach = adm, mentionsAttach(query)
-	if t := TrackerFrom(ctx); t != nil {
-		c.hookCommits()
-		c.prefetch = c.prefetchFor(t)
-	}
+	c.prefetch = c.prefetchFor(TrackerFrom(ctx))
 	if cl == classMaybe {
 		// Only a string of several statements can be stopped inside a
 		// transaction it began; asking SQLite is a cgo call per write.
