@@ -66,10 +66,12 @@ func (rd *txidRead) txid() (TXID, bool) {
 // reading its TXID in the commit hook: t asked for it (see
 // [Tracker.PrefetchTXID]) and will use the read (it has begun fewer than
 // maxTXIDReads, and every commit it heard began one), the database is on a
-// LiteFS mount whose event stream is live, and no HALT lock forwards the
-// write.
+// LiteFS mount whose event stream is live, and no HALT lock (WithHalt's, or
+// one a handle that forwards its writes took) forwards the write.
 func (c *Conn) prefetchFor(t *Tracker) bool {
-	if t == nil || !t.prefetch.Load() || c.probe == nil || c.pos == nil || !c.pos.keep || c.halt.engaged != nil || t.saturated() {
+	h := &c.halt
+	if t == nil || !t.prefetch.Load() || c.probe == nil || c.pos == nil || !c.pos.keep ||
+		h.engaged != nil || h.tx != nil || h.stmt != nil || h.admitted || t.saturated() {
 		return false
 	}
 	w := c.probe.watch

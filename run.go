@@ -361,6 +361,9 @@ func queryClass(c *Conn, ctx context.Context, cl class, query string, do func() 
 		// hold ends with the rows, which may still commit.
 		r.g, r.adm.backup = nil, false
 		rows := &Rows{SQLiteRows: sr, r: r}
+		// SQLite commits an INSERT ... RETURNING when its rows end: read
+		// its TXID in that commit's hook (the first end cleared it).
+		c.prefetch = c.prefetchFor(TrackerFrom(ctx))
 		if c.halt.engaged != nil && c.halt.tx == nil {
 			c.halt.rows = rows // ended by the hold's release if left open
 		}
