@@ -88,6 +88,12 @@ func textClass(query, mountDir string) (cl class, ok bool) {
 	return 0, false
 }
 
+// startsWithVacuum reports whether query's first keyword is VACUUM.
+func startsWithVacuum(query string) bool {
+	sc := scanner{s: query}
+	return strings.EqualFold(sc.word(), "VACUUM")
+}
+
 // refine corrects SQLite's verdict on a single statement where
 // sqlite3_stmt_readonly is known to be wrong or too coarse. It looks at the
 // first keywords only, and its result is cached per SQL string.

@@ -110,6 +110,7 @@ type run struct {
 	adm        admission
 	wasAuto    bool      // a string of several statements began outside a transaction
 	attach     bool      // the string names ATTACH or DETACH: re-read the attached databases at end
+	vacuum     bool      // a VACUUM for a Tracker: SQLite commits it without the commit hook
 	g          *guard    // the guard authorizer's record, while it is installed
 	snap       *snapshot // settings a string may change before it is refused, or nil
 	savepoints []string  // opened by the string inside the caller's transaction: undone on a refusal
@@ -138,6 +139,7 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 	}
 	r.adm, r.attach = adm, mentionsAttach(query)
 	c.prefetch = c.prefetchFor(TrackerFrom(ctx))
+	r.vacuum = cl == classWrite && c.hooked && startsWithVacuum(query)
 	if cl == classMaybe {
 		// Only a string of several statements can be stopped inside a
 		// transaction it began; asking SQLite is a cgo call per write.
@@ -193,6 +195,9 @@ func (r *run) end(err error) error {
 	}
 	if r.adm.backup {
 		c.setQueryOnly(true)
+	}
+	if r.vacuum && err == nil {
+		c.committed = true // LiteFS ships the rebuilt database as a transaction
 	}
 	rd := c.txidRead
 	c.prefetch, c.txidRead = false, nil
