@@ -71,7 +71,7 @@ func (rd *txidRead) txid() (TXID, bool) {
 func (c *Conn) prefetchFor(t *Tracker) bool {
 	h := &c.halt
 	if t == nil || !t.prefetch.Load() || c.probe == nil || c.pos == nil || !c.pos.keep ||
-		h.engaged != nil || h.tx != nil || h.stmt != nil || h.admitted || t.saturated() {
+		h.engaged != nil || h.tx != nil || h.stmt != nil || h.admitted || t.saturated(h.key) {
 		return false
 	}
 	w := c.probe.watch

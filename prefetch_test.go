@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // doneRead is a read begun in a commit hook that has returned id (or err).
@@ -54,34 +55,46 @@ func TestPrefetchedTXID(t *testing.T) {
 	}
 }
 
-func TestTrackerKeepsReadsOfOneDatabase(t *testing.T) {
+func TestTrackerKeepsReadsPerDatabase(t *testing.T) {
 	t.Parallel()
 	w := &watcher{}
-	a, b := newPosFile("a-pos", false), newPosFile("b-pos", false)
+	a, a2, b := newPosFile("a-pos", false), newPosFile("a-pos", false), newPosFile("b-pos", false)
 
 	tr := &Tracker{}
-	tr.reportCommit(a, doneRead(w, 4, nil))
-	assert.False(t, tr.unread)
-	tr.reportCommit(b, doneRead(w, 7, nil))
-	assert.Same(t, b, tr.pos)
-	assert.Len(t, tr.reads, 1, "a read of another pool's commit was kept")
-	assert.True(t, tr.unread, "commits through two pools may be reported out of order: TXID must read the file")
+	tr.reportCommit(a, "a", doneRead(w, 4, nil))
+	tr.reportCommit(b, "b", doneRead(w, 7, nil))
+	require.Len(t, tr.dbs, 2)
+	assert.Same(t, tr.dbs[1], tr.last, "TXID is of the database last committed to")
+	assert.Len(t, tr.dbs[0].reads, 1, "a's read was lost to b's commit")
+	assert.False(t, tr.dbs[0].unread)
+
+	tr.reportCommit(a2, "a", doneRead(w, 5, nil))
+	assert.True(t, tr.dbs[0].unread, "commits through two pools of a file may be reported out of order: TXID must read the file")
 
 	tr = &Tracker{}
-	tr.reportCommit(a, doneRead(w, 4, nil))
-	tr.reportCommit(a, nil)
-	assert.True(t, tr.unread, "a commit with no read must make TXID read the file")
-	assert.True(t, tr.saturated())
+	tr.reportCommit(a, "a", doneRead(w, 4, nil))
+	tr.reportCommit(a, "a", nil)
+	assert.True(t, tr.dbs[0].unread, "a commit with no read must make TXID read the file")
+	assert.True(t, tr.saturated("a"))
+	assert.False(t, tr.saturated("b"))
 
 	tr = &Tracker{}
 	for i := range maxTXIDReads {
-		assert.False(t, tr.saturated(), "after %d reads", i)
-		tr.reportCommit(a, doneRead(w, TXID(i), nil))
+		assert.False(t, tr.saturated("a"), "after %d reads", i)
+		tr.reportCommit(a, "a", doneRead(w, TXID(i), nil))
 	}
-	assert.True(t, tr.saturated(), "reads past the bound would be begun")
-	tr.reportCommit(a, nil)
-	assert.Len(t, tr.reads, maxTXIDReads)
-	assert.True(t, tr.unread)
+	assert.True(t, tr.saturated("a"), "reads past the bound would be begun")
+	tr.reportCommit(a, "a", nil)
+	assert.Len(t, tr.dbs[0].reads, maxTXIDReads)
+	assert.True(t, tr.dbs[0].unread)
+
+	tr = &Tracker{}
+	for i := range maxTrackedDBs + 1 {
+		tr.reportCommit(newPosFile("pos", false), string(rune('a'+i)), doneRead(w, 1, nil))
+	}
+	assert.Len(t, tr.dbs, maxTrackedDBs)
+	assert.True(t, tr.overflow, "a database past the bound must make TXIDOf read the file")
+	assert.True(t, tr.saturated("z"), "a database past the bound would begin a read")
 }
 
 func TestPrefetchNeedsTrackerAndLiveStream(t *testing.T) {

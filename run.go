@@ -210,7 +210,7 @@ func (r *run) end(err error) error {
 		if err != nil {
 			rd = nil // a commit that failed may not have happened: read after it
 		}
-		t.reportCommit(c.pos, rd)
+		t.reportCommit(c.pos, c.halt.key, rd)
 	}
 	if err == nil {
 		if r.attach {

@@ -20,10 +20,22 @@ type Tracker struct {
 	prefetch  atomic.Bool // PrefetchTXID was called
 	mu        sync.Mutex
 	refusal   error
-	pos       *posFile // <db>-pos of the database last committed to; nil if none
-	// reads are the TXID reads begun in the hooks of the commits to pos
+	last      *trackedDB   // the database last committed to; nil if none
+	dbs       []*trackedDB // every database committed to, up to maxTrackedDBs
+	overflow  bool         // commits to more databases than dbs holds
+}
+
+// maxTrackedDBs bounds the databases a Tracker tells apart; TXIDOf reads
+// the position of one it did not keep.
+const maxTrackedDBs = 4
+
+// trackedDB is what a Tracker heard of the commits to one database.
+type trackedDB struct {
+	key string   // its <db>-pos, symlinks resolved (Connector.holdKey)
+	pos *posFile // the position file of the first pool that reported
+	// reads are the TXID reads begun in the hooks of its commits
 	// (prefetch.go); unread is set when one of those commits began none,
-	// and TXID must then read pos itself.
+	// or came through another pool, and the TXID must be read from pos.
 	reads  []*txidRead
 	unread bool
 }
@@ -105,33 +117,54 @@ func (t *Tracker) PrefetchTXID() {
 
 // saturated reports whether a read begun in a commit hook would be of no
 // use: TXID will read <db>-pos after the commits anyway.
-func (t *Tracker) saturated() bool {
+func (t *Tracker) saturated(key string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.unread || len(t.reads) >= maxTXIDReads
+	d := t.find(key)
+	return d != nil && (d.unread || len(d.reads) >= maxTXIDReads) || d == nil && len(t.dbs) >= maxTrackedDBs
+}
+
+// find returns the database whose position file is key, or nil; t.mu is
+// held.
+func (t *Tracker) find(key string) *trackedDB {
+	for _, d := range t.dbs {
+		if d.key == key {
+			return d
+		}
+	}
+	return nil
 }
 
 // reportCommit records a committed write to the database whose position file
 // is pos (nil for a database in memory), and the read of its TXID that its
 // commit hook began, or nil.
-func (t *Tracker) reportCommit(pos *posFile, rd *txidRead) {
+func (t *Tracker) reportCommit(pos *posFile, key string, rd *txidRead) {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
 	if pos != nil {
-		if pos != t.pos {
+		d := t.find(key)
+		switch {
+		case d == nil:
+			d = &trackedDB{key: key, pos: pos}
+			if len(t.dbs) < maxTrackedDBs {
+				t.dbs = append(t.dbs, d)
+			} else {
+				t.overflow = true
+			}
+		case d.pos != pos:
 			// Commits through another pool of the same file may be
 			// reported out of their order: only a read after them all
 			// covers them.
-			t.unread = t.pos != nil
-			t.pos, t.reads = pos, nil
+			d.unread = true
 		}
-		if rd != nil && len(t.reads) < maxTXIDReads {
-			t.reads = append(t.reads, rd)
+		if rd != nil && len(d.reads) < maxTXIDReads {
+			d.reads = append(d.reads, rd)
 		} else {
-			t.unread = true
+			d.unread = true
 		}
+		t.last = d
 	}
 	t.mu.Unlock()
 	t.committed.Store(true)

@@ -149,8 +149,9 @@ func WaitTXID(ctx context.Context, db *sql.DB, want TXID) (TXID, error) {
 	return w.wait(ctx, want)
 }
 
-// TXID returns the TXID of the database last committed to with this
-// tracker's context, or a later one; ok is false when no write committed or
+// TXID returns the TXID of the last commit to the database last committed
+// to with this tracker's context, or a later one (see [Tracker.TXIDOf] for
+// one database among several); ok is false when no write committed or
 // the database has no position file. It reads <db>-pos once (on LiteFS one
 // pread of a file kept open), unless [Tracker.PrefetchTXID] let every commit
 // begin that read in its commit hook and those reads tell the TXID
@@ -166,15 +167,61 @@ func (t *Tracker) TXID() (id TXID, ok bool, err error) {
 		return 0, false, nil
 	}
 	t.mu.Lock()
-	pos, reads, unread := t.pos, t.reads, t.unread
+	d := t.last
+	var reads []*txidRead
+	var unread bool
+	if d != nil {
+		reads, unread = d.reads, d.unread
+	}
 	t.mu.Unlock()
-	if pos == nil {
+	if d == nil {
 		return 0, false, nil
 	}
+	return txidOf(d.pos, reads, unread)
+}
+
+// TXIDOf is [Tracker.TXID] for db's database: the TXID of the last commit
+// made to it with this tracker's context, or a later one; ok is false when
+// none was made (through any *sql.DB of the same file), or db is not on a
+// LiteFS mount. Middleware that compares the TXID with one database's
+// position (httpbridge's Config.DB) asks for that database: a request may
+// write others too, whose TXIDs count on their own.
+func (t *Tracker) TXIDOf(db *sql.DB) (id TXID, ok bool, err error) {
+	if t == nil || !t.committed.Load() {
+		return 0, false, nil
+	}
+	ctr, err := connectorOf(db)
+	if err != nil {
+		return 0, false, err
+	}
+	w := ctr.watcher()
+	if w == nil || w.pos == nil {
+		return 0, false, nil
+	}
+	key := ctr.holdKey(w.pos.path)
+	t.mu.Lock()
+	d, overflow := t.find(key), t.overflow
+	var reads []*txidRead
+	var unread bool
+	if d != nil {
+		reads, unread = d.reads, d.unread
+	}
+	t.mu.Unlock()
+	switch {
+	case d != nil:
+		return txidOf(d.pos, reads, unread)
+	case overflow:
+		return txidOf(w.pos, nil, true) // committed to it, maybe: read it
+	}
+	return 0, false, nil
+}
+
+// txidOf returns the TXID that reads tell, or else the one pos holds.
+func txidOf(pos *posFile, reads []*txidRead, unread bool) (TXID, bool, error) {
 	if id, ok := prefetched(reads, unread); ok {
 		return id, true, nil
 	}
-	id, err = pos.read()
+	id, err := pos.read()
 	if errors.Is(err, ErrNoPosition) {
 		return 0, false, nil
 	}

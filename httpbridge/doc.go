@@ -179,10 +179,13 @@
 // many requests wait on this node already (litefs.ErrTooManyWaiters), it is
 // replayed at once.
 //
-// The cookie names the transaction of the database the request wrote last,
-// and a replica compares it with Config.DB's position: like LiteFS's proxy,
-// read-your-writes follows one database. Config.Position replaces the
-// database as the source of this node's position ([Position]).
+// Like LiteFS's proxy, read-your-writes follows one database: the cookie
+// names Config.DB's last transaction written by the request
+// (litefs.Tracker.TXIDOf), and a replica compares it with Config.DB's
+// position. A request that wrote only other databases sets no cookie.
+// Config.Position replaces the database as the source of this node's
+// position ([Position]); the cookie then names the transaction of the
+// database the request wrote last.
 //
 // # Other deployments
 //

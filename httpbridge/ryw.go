@@ -47,6 +47,21 @@ func (p dbPosition) CurrentTXID(ctx context.Context) (litefs.TXID, error) {
 	return litefs.CurrentTXID(ctx, p.db)
 }
 
+// database returns db, for the bridge to ask a Tracker for the TXID of
+// this database rather than of the one written last.
+func (p dbPosition) database() *sql.DB { return p.db }
+
+// committedTXID returns the TXID for the cookie of a request whose writes
+// t heard: of the Position's database when the bridge knows it (a request
+// may write others too, whose TXIDs count on their own), else of the
+// database written last.
+func (b *Bridge) committedTXID(t *litefs.Tracker) (litefs.TXID, bool, error) {
+	if p, ok := b.pos.(interface{ database() *sql.DB }); ok {
+		return t.TXIDOf(p.database())
+	}
+	return t.TXID()
+}
+
 // txidHint is litefs.TXIDHint, for the bridge to skip reading the position
 // of a replica that the event stream shows behind.
 func (p dbPosition) txidHint() (litefs.TXID, bool) { return litefs.TXIDHint(p.db) }

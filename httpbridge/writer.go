@@ -141,7 +141,7 @@ func (w *writer) addTXIDCookie() {
 		return
 	}
 	w.txid = txidCommitted
-	id, ok, err := w.tracker.TXID()
+	id, ok, err := w.bridge.committedTXID(w.tracker)
 	if err != nil {
 		w.bridge.cfg.Logger.Log(w.req.Context(), slog.LevelWarn, "httpbridge: cannot read the TXID of a committed write; no TXID cookie",
 			"cookie", w.bridge.cfg.TXIDCookie, "error", err)
