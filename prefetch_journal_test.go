@@ -16,12 +16,12 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// TestReview2RollbackJournalRYW: a database that LiteFS commits in
+// TestPrefetchRollbackJournal: a database that LiteFS commits in
 // CommitJournal (rollback journal: a new database opened with no
 // _journal_mode), trackers committing concurrently with a raw writer: the
 // replica at each Tracker.TXID has the tracker's row, and the TXID existed
 // when it was returned. (Holds.)
-func TestReview2RollbackJournalRYW(t *testing.T) {
+func TestPrefetchRollbackJournal(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	p, r := cluster.Primary(), cluster.Replicas()[0]
 	dsn := func(n *litefstest.Node) string {

@@ -13,15 +13,13 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// TestReview2CookieNamesConfigDB: the package says read-your-writes
-// "follows one database", Config.DB, whose position a replica compares
-// with the cookie. A handler that writes to Config.DB and then to another
-// database of the same mount (an audit log, a job queue) gets the cookie of
-// the other one: the Tracker keeps only the database written last. Its
-// TXIDs count on their own, so the cookie is far below Config.DB's commit,
-// and a replica that has not applied that commit serves the client's next
-// read at once, without its write.
-func TestReview2CookieNamesConfigDB(t *testing.T) {
+// TestCookieNamesConfigDB: read-your-writes follows Config.DB, whose
+// position a replica compares with the cookie. A handler that writes to
+// Config.DB and then to another database of the same mount (an audit log, a
+// job queue) must get Config.DB's TXID in its cookie: the other's count on
+// their own, and a replica behind Config.DB's write would serve the
+// client's next read without it.
+func TestCookieNamesConfigDB(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 1)
 	primary := cluster.Primary()
 	pdb := openFollowing(t, primary)

@@ -14,13 +14,13 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// reviewCommitsForTracker are transactions whose writes ran on a pool
+// commitsForTracker are transactions whose writes ran on a pool
 // connection with no Tracker and whose commit statement (COMMIT, END, or the
 // RELEASE of the outermost savepoint) runs for one. SQLite judges those
 // statements read-only, so run.begin returns before hookCommits: on a
 // connection that never ran for a Tracker no hook is registered, and the
 // Tracker never hears of the commit it made. Before e0a4577 it did.
-var reviewCommitsForTracker = []struct {
+var commitsForTracker = []struct {
 	name   string
 	open   string
 	commit string
@@ -30,11 +30,11 @@ var reviewCommitsForTracker = []struct {
 	{name: "SAVEPOINT then RELEASE", open: "SAVEPOINT s", commit: "RELEASE s"},
 }
 
-// TestReviewHookCommitStatementForTracker: the transaction is begun without
+// TestCommitStatementForTracker: the transaction is begun without
 // a tracker and committed with one; the Tracker must hear that commit.
-func TestReviewHookCommitStatementForTracker(t *testing.T) {
+func TestCommitStatementForTracker(t *testing.T) {
 	t.Parallel()
-	for _, tt := range reviewCommitsForTracker {
+	for _, tt := range commitsForTracker {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			m := litefstest.NewMount(t)
@@ -58,11 +58,11 @@ func TestReviewHookCommitStatementForTracker(t *testing.T) {
 	}
 }
 
-// TestReviewHookCommitStatementTXIDOnCluster: on a real cluster, a
+// TestCommitStatementTXIDOnCluster: on a real cluster, a
 // transaction whose writes ran on a pool connection without a Tracker and
 // whose COMMIT runs for one must give the Tracker a TXID that brings the row
 // to the replica (what the bridge puts in its cookie).
-func TestReviewHookCommitStatementTXIDOnCluster(t *testing.T) {
+func TestCommitStatementTXIDOnCluster(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	p, r := cluster.Primary(), cluster.Replicas()[0]
 	pdb := openNode(t, p)
@@ -94,14 +94,10 @@ func TestReviewHookCommitStatementTXIDOnCluster(t *testing.T) {
 	assert.Equal(t, 1, n, "the replica reached the Tracker's TXID %v without its row", id)
 }
 
-// TestReviewConnectHookCommitHookStable: WithSQLiteDriver documents that the
-// driver registers a commit hook on every connection, replacing one a
-// ConnectHook set. Since the hook is registered lazily, a ConnectHook's
-// commit hook runs for every commit until the connection first runs for a
-// Tracker, and silently never again after: it works in a test without
-// trackers and stops in production behind the bridge. Either is defensible;
-// switching on the first tracked statement is not.
-func TestReviewConnectHookCommitHookStable(t *testing.T) {
+// TestConnectHookCommitHookReplacedAtOpen: a commit hook a ConnectHook set
+// is replaced by the driver's, as WithSQLiteDriver says, from the start: it
+// must not run until the connection first runs for a Tracker and then stop.
+func TestConnectHookCommitHookReplacedAtOpen(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	openDB(t, m, "").Close()

@@ -10,14 +10,11 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// Second outside review of the commit-hook TXID read (prefetch.go).
 
-// TestReview2ReturningNotPrefetched: INSERT ... RETURNING (how GORM, bun
-// and ent insert on SQLite 3.35+) commits when its rows end, after
-// queryClass has ended the run and cleared c.prefetch: its TXID is never
-// read in the commit hook, so the bridge's cookie costs it the read after
-// the commit that PrefetchTXID is there to avoid.
-func TestReview2ReturningNotPrefetched(t *testing.T) {
+// TestPrefetchReturning: INSERT ... RETURNING (how GORM, bun and ent insert
+// on SQLite 3.35+) commits when its rows end, after its run's first end:
+// its TXID too must be read in the commit hook.
+func TestPrefetchReturning(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 1)
 	p := cluster.Primary()
 	db, c := openWithAPI(t, p, p.URL())
@@ -45,14 +42,10 @@ func TestReview2ReturningNotPrefetched(t *testing.T) {
 	assert.Greater(t, w.prefetchHits.Load()-hits, uint64(n/2), "TXIDs of INSERT ... RETURNING read in the commit hook")
 }
 
-// TestReview2VacuumCommitUnheard: VACUUM makes a LiteFS transaction (the
-// position moves) but SQLite commits it without calling the commit hook,
-// so the Tracker hears no commit: Committed is false and TXID has none,
-// against "TXID is always at or above the last commit made with the
-// tracker's context". The bridge sets no cookie for it. (The rows are the
-// same before and after, so a read elsewhere is not stale; a caller that
-// waits for the TXID to ship, a backup tool say, is misled.)
-func TestReview2VacuumCommitUnheard(t *testing.T) {
+// TestVacuumReportedToTracker: VACUUM makes a LiteFS transaction (the
+// position moves) though SQLite commits it without calling the commit hook:
+// the Tracker must hear it, and TXID be at or above it.
+func TestVacuumReportedToTracker(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 1)
 	p := cluster.Primary()
 	db, c := openWithAPI(t, p, p.URL())

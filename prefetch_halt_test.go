@@ -11,12 +11,11 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// TestReview2ForwardedWritePrefetch: prefetchFor means to begin no read in
-// the commit hook of a write that a HALT lock forwards (c.halt.engaged),
-// but a handle that forwards its own writes (WithForwardWrites) takes its
-// hold as c.halt.stmt or c.halt.tx, never engaged: its commits on a replica
-// begin the read anyway. The TXID must still be the forwarded commit's.
-func TestReview2ForwardedWritePrefetch(t *testing.T) {
+// TestPrefetchNotUnderForwardedWrites: a write a HALT lock forwards begins
+// no read in its commit hook, also when a handle that forwards its own
+// writes (WithForwardWrites) holds the lock for one statement or
+// transaction; the TXID must be the forwarded commit's.
+func TestPrefetchNotUnderForwardedWrites(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	p, r := cluster.Primary(), cluster.Replicas()[0]
 	pdb, _ := openWithAPI(t, p, p.URL())

@@ -61,11 +61,11 @@ func (s *stallProxy) drop() {
 	s.mu.Unlock()
 }
 
-// TestReview2StallingStreamRYW: commits with PrefetchTXID while the event
+// TestPrefetchStallingStream: commits with PrefetchTXID while the event
 // stream stalls (a pause longer than the role check interval, which drops
 // it), pauses briefly, and is cut: every Tracker.TXID is the commit's, as
 // <db>-pos shows it right after. (Holds.)
-func TestReview2StallingStreamRYW(t *testing.T) {
+func TestPrefetchStallingStream(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 1)
 	p := cluster.Primary()
 	proxy := &stallProxy{api: p.URL()}

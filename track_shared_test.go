@@ -14,11 +14,11 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// TestReview2SharedTrackerConcurrentCommits: one request's Tracker used by
+// TestTrackerSharedByConcurrentCommits: one request's Tracker used by
 // several goroutines at once on one pool (autocommits and transactions,
 // some wrote nothing), while a raw writer commits too: once they are done,
 // the replica at Tracker.TXID has every row they wrote. (Holds.)
-func TestReview2SharedTrackerConcurrentCommits(t *testing.T) {
+func TestTrackerSharedByConcurrentCommits(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	p, r := cluster.Primary(), cluster.Replicas()[0]
 	pdb, pc := openWithAPI(t, p, p.URL())

@@ -19,11 +19,10 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// Second outside review of read-your-writes with the commit-hook TXID read.
 
-// review2App writes in one POST a no-op UPDATE and an INSERT, in the order
+// noOpThenInsertApp writes in one POST a no-op UPDATE and an INSERT, in the order
 // the form says, and counts the rows of a value on GET.
-func review2App(db *sql.DB, node string) http.Handler {
+func noOpThenInsertApp(db *sql.DB, node string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /items", func(w http.ResponseWriter, r *http.Request) {
 		stmts := []string{"UPDATE items SET v = v WHERE v = 'no such value'", "INSERT INTO items(v) VALUES (?)"}
@@ -53,13 +52,13 @@ func review2App(db *sql.DB, node string) http.Handler {
 	return mux
 }
 
-// TestReview2ReadYourWritesThroughFlyProxy: a primary and two replicas, each
+// TestReadYourWritesThroughFlyProxyTwoReplicas: a primary and two replicas, each
 // app following its node's event stream (so every commit reads its TXID in
 // the commit hook), behind the Fly proxy stand-in, which spreads requests
 // over the three. Many clients, each with its own cookie jar, write (a
 // no-op write and a real one, in either order) and read the row back at
 // once: every read must see it.
-func TestReview2ReadYourWritesThroughFlyProxy(t *testing.T) {
+func TestReadYourWritesThroughFlyProxyTwoReplicas(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 3)
 	instances := map[string]string{}
 	var pdb *sql.DB
@@ -71,7 +70,7 @@ func TestReview2ReadYourWritesThroughFlyProxy(t *testing.T) {
 			require.NoError(t, err)
 		}
 		b := newBridge(t, Config{DB: db, InstanceID: n.Hostname()})
-		srv := httptest.NewServer(b.Handler(review2App(db, n.Hostname())))
+		srv := httptest.NewServer(b.Handler(noOpThenInsertApp(db, n.Hostname())))
 		t.Cleanup(srv.Close)
 		instances[n.Hostname()] = srv.URL
 	}
