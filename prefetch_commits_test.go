@@ -10,7 +10,6 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-
 // TestPrefetchReturning: INSERT ... RETURNING (how GORM, bun and ent insert
 // on SQLite 3.35+) commits when its rows end, after its run's first end:
 // its TXID too must be read in the commit hook.

@@ -19,7 +19,6 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-
 // noOpThenInsertApp writes in one POST a no-op UPDATE and an INSERT, in the order
 // the form says, and counts the rows of a value on GET.
 func noOpThenInsertApp(db *sql.DB, node string) http.Handler {
