@@ -137,6 +137,9 @@ func TestReview3TrackerReadYourWrites(t *testing.T) {
 		"-- c\nVACUUM",
 		"SELECT 1; VACUUM",
 		"VACUUM; SELECT 1",
+		// The INSERT's commit hook reads its TXID (N+1); the VACUUM
+		// then makes N+2, which the prefetched read does not cover.
+		"INSERT INTO t(v) VALUES ('y'); VACUUM",
 	} {
 		t.Run("VACUUM as "+q, func(t *testing.T) {
 			_, err := pdb.Exec("INSERT INTO t(v) VALUES ('x'); DELETE FROM t WHERE v = 'x'")
@@ -157,4 +160,20 @@ func TestReview3TrackerReadYourWrites(t *testing.T) {
 			assert.GreaterOrEqual(t, id, after)
 		})
 	}
+
+	// Claim 3: VACUUM INTO writes a copy, not Config.DB (a backup
+	// endpoint): the request made no commit to Config.DB.
+	t.Run("VACUUM INTO", func(t *testing.T) {
+		before, err := readPos(posPath)
+		require.NoError(t, err)
+		tr := &Tracker{}
+		_, err = pdb.ExecContext(WithTracker(context.Background(), tr), "VACUUM INTO ?", filepath.Join(t.TempDir(), "copy.db"))
+		require.NoError(t, err)
+		after, err := readPos(posPath)
+		require.NoError(t, err)
+		require.Equal(t, before, after, "VACUUM INTO made a LiteFS transaction")
+		_, ok, err := tr.TXIDOf(pdb)
+		require.NoError(t, err)
+		assert.False(t, ok, "a TXID for Config.DB, which VACUUM INTO did not write")
+	})
 }
