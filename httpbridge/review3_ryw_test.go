@@ -119,3 +119,47 @@ func TestReview3CookieCoversConfigDB(t *testing.T) {
 		})
 	}
 }
+
+// TestReview3CookieForTxBegunWithoutContext: claim (4), no commit for a
+// Tracker goes unheard. sqlx's MustBegin and database/sql's Begin begin a
+// transaction with context.Background(); a handler that then runs its
+// statements with r.Context() wrote for the request's Tracker, yet the
+// commit is reported to the Tracker of BeginTx's context (none): no cookie,
+// and the client's next read on a replica may miss its write. (The package
+// documents that the Tracker is BeginTx's; the gap is that a Tracker seen
+// by the transaction's own statements is dropped.)
+func TestReview3CookieForTxBegunWithoutContext(t *testing.T) {
+	cluster := litefstest.StartCluster(t, 1)
+	primary := cluster.Primary()
+	pdb := openFollowing(t, primary)
+	_, err := pdb.Exec("CREATE TABLE posts(v TEXT)")
+	require.NoError(t, err)
+	b := newBridge(t, Config{DB: pdb, InstanceID: primary.Hostname()})
+	h := b.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tx, err := pdb.Begin()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(r.Context(), "INSERT INTO posts VALUES ('in tx')"); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		if err := tx.Commit(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	}))
+	before, err := primary.Pos()
+	require.NoError(t, err)
+	w := serve(h, withCookie(http.MethodPost, "/posts", ""))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	after, err := primary.Pos()
+	require.NoError(t, err)
+	require.Greater(t, after.TXID, before.TXID, "the transaction committed")
+	cookie := txidCookie(w.Result())
+	require.NotNil(t, cookie, "no cookie for a request whose statements wrote Config.DB (TXID %d) with its context", after.TXID)
+	got, err := litefs.ParseTXID(cookie.Value)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, got, litefs.TXID(after.TXID))
+}
