@@ -45,9 +45,13 @@ func (c *Conn) refreshAttached(ctx context.Context) {
 		return
 	}
 	old := c.attached
-	c.attached = nil
+	c.attached, c.attachedAny = nil, false
 	for i, file := range files {
-		if names[i] == "main" || names[i] == "temp" || file == "" {
+		if names[i] == "main" || names[i] == "temp" {
+			continue
+		}
+		c.attachedAny = true
+		if file == "" {
 			continue
 		}
 		dir := filepath.Dir(file)

@@ -88,10 +88,38 @@ func textClass(query, mountDir string) (cl class, ok bool) {
 	return 0, false
 }
 
-// startsWithVacuum reports whether query's first keyword is VACUUM.
-func startsWithVacuum(query string) bool {
+// vacuums reports whether a statement of query is a VACUUM that rebuilds a
+// database (not VACUUM INTO, which writes a copy).
+func vacuums(query string) bool {
 	sc := scanner{s: query}
-	return strings.EqualFold(sc.word(), "VACUUM")
+	for start := true; ; {
+		k := sc.next()
+		switch {
+		case k == tokEOF:
+			return false
+		case k == tokSemi:
+			start = true
+			continue
+		case start && k == tokWord && strings.EqualFold(sc.tok, "VACUUM"):
+			if !vacuumsInto(&sc) {
+				return true
+			}
+		}
+		start = false
+	}
+}
+
+// vacuumsInto reads the rest of VACUUM [schema] after the VACUUM sc has
+// consumed, and reports whether INTO follows.
+func vacuumsInto(sc *scanner) bool {
+	w := sc.word() // INTO, a schema's name, or "" before a quoted name
+	switch {
+	case strings.EqualFold(w, "INTO"):
+		return true
+	case w == "" && sc.name() == "":
+		return false // VACUUM alone, or before a semicolon
+	}
+	return strings.EqualFold(sc.word(), "INTO")
 }
 
 // refine corrects SQLite's verdict on a single statement where

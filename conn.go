@@ -39,13 +39,18 @@ type Conn struct {
 
 	// State SQLite keeps for this connection, owned by the statement runs
 	// (run.go), which set it before a statement and re-establish it after.
-	queryOnly qoState   // PRAGMA query_only as the driver last set it
-	roTx      bool      // inside a transaction begun with TxOptions.ReadOnly
-	committed bool      // set by the commit hook, cleared once a run reports it
-	hooked    bool      // the commit hook is registered (hookCommits)
-	prefetch  bool      // the running statement's Tracker wants its TXID: read it in the commit hook
-	txidRead  *txidRead // begun by the commit hook while prefetch was set; taken by the run's end
-	halt      connHalt  // write forwarding under LiteFS's HALT lock (halt_conn.go)
+	queryOnly qoState // PRAGMA query_only as the driver last set it
+	roTx      bool    // inside a transaction begun with TxOptions.ReadOnly
+	committed bool    // set by the commit hook, cleared once a run reports it
+	hooked    bool    // the commit hook is registered (hookCommits)
+	tx        *Tx     // the open transaction BeginTx began, or nil
+
+	// attachedAny: a database other than main and temp is attached, from
+	// any directory (refreshAttached); a commit may have written it.
+	attachedAny bool
+	prefetch    bool      // the running statement's Tracker wants its TXID: read it in the commit hook
+	txidRead    *txidRead // begun by the commit hook while prefetch was set; taken by the run's end
+	halt        connHalt  // write forwarding under LiteFS's HALT lock (halt_conn.go)
 
 	epoch     *roleEpoch // the Connector's; nil without a mount
 	seenEpoch uint64     // epoch's generation when query_only last followed it
@@ -363,6 +368,7 @@ func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		return nil, err
 	}
 	tx := &Tx{c: c, parent: dtx, tracker: TrackerFrom(ctx)}
+	c.tx = tx
 	if c.halt.engaged != nil {
 		c.halt.txw = tx // rolled back by the hold's release if left open
 	}

@@ -284,9 +284,24 @@ func (c *Connector) mountDir() string {
 	if c.info.memory {
 		return ""
 	}
+	return filepath.Dir(c.realPath())
+}
+
+// realPath returns the database file's absolute path with symbolic links
+// resolved, as SQLite opens it ("" when it cannot be made absolute): a DSN
+// naming a link to a file in the mount must watch the mount, not the link's
+// directory. A file that does not exist yet is resolved through its
+// directory.
+func (c *Connector) realPath() string {
 	abs, err := filepath.Abs(c.info.path)
 	if err != nil {
 		return ""
 	}
-	return filepath.Dir(abs)
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(dir, filepath.Base(abs))
+	}
+	return abs
 }

@@ -61,19 +61,19 @@ func TestTrackerKeepsReadsPerDatabase(t *testing.T) {
 	a, a2, b := newPosFile("a-pos", false), newPosFile("a-pos", false), newPosFile("b-pos", false)
 
 	tr := &Tracker{}
-	tr.reportCommit(a, "a", doneRead(w, 4, nil))
-	tr.reportCommit(b, "b", doneRead(w, 7, nil))
+	tr.reportCommit(a, "a", doneRead(w, 4, nil), false)
+	tr.reportCommit(b, "b", doneRead(w, 7, nil), false)
 	require.Len(t, tr.dbs, 2)
 	assert.Same(t, tr.dbs[1], tr.last, "TXID is of the database last committed to")
 	assert.Len(t, tr.dbs[0].reads, 1, "a's read was lost to b's commit")
 	assert.False(t, tr.dbs[0].unread)
 
-	tr.reportCommit(a2, "a", doneRead(w, 5, nil))
+	tr.reportCommit(a2, "a", doneRead(w, 5, nil), false)
 	assert.True(t, tr.dbs[0].unread, "commits through two pools of a file may be reported out of order: TXID must read the file")
 
 	tr = &Tracker{}
-	tr.reportCommit(a, "a", doneRead(w, 4, nil))
-	tr.reportCommit(a, "a", nil)
+	tr.reportCommit(a, "a", doneRead(w, 4, nil), false)
+	tr.reportCommit(a, "a", nil, false)
 	assert.True(t, tr.dbs[0].unread, "a commit with no read must make TXID read the file")
 	assert.True(t, tr.saturated("a"))
 	assert.False(t, tr.saturated("b"))
@@ -81,20 +81,24 @@ func TestTrackerKeepsReadsPerDatabase(t *testing.T) {
 	tr = &Tracker{}
 	for i := range maxTXIDReads {
 		assert.False(t, tr.saturated("a"), "after %d reads", i)
-		tr.reportCommit(a, "a", doneRead(w, TXID(i), nil))
+		tr.reportCommit(a, "a", doneRead(w, TXID(i), nil), false)
 	}
 	assert.True(t, tr.saturated("a"), "reads past the bound would be begun")
-	tr.reportCommit(a, "a", nil)
+	tr.reportCommit(a, "a", nil, false)
 	assert.Len(t, tr.dbs[0].reads, maxTXIDReads)
 	assert.True(t, tr.dbs[0].unread)
 
 	tr = &Tracker{}
 	for i := range maxTrackedDBs + 1 {
-		tr.reportCommit(newPosFile("pos", false), string(rune('a'+i)), doneRead(w, 1, nil))
+		tr.reportCommit(newPosFile("pos", false), string(rune('a'+i)), doneRead(w, 1, nil), false)
 	}
 	assert.Len(t, tr.dbs, maxTrackedDBs)
-	assert.True(t, tr.overflow, "a database past the bound must make TXIDOf read the file")
+	assert.True(t, tr.unsure, "a database past the bound must make TXIDOf read the file")
 	assert.True(t, tr.saturated("z"), "a database past the bound would begin a read")
+
+	tr = &Tracker{}
+	tr.reportCommit(a, "a", doneRead(w, 4, nil), true)
+	assert.True(t, tr.unsure, "a commit on a connection with databases attached may have written them: TXIDOf must read the file")
 }
 
 func TestPrefetchNeedsTrackerAndLiveStream(t *testing.T) {

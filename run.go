@@ -110,7 +110,7 @@ type run struct {
 	adm        admission
 	wasAuto    bool      // a string of several statements began outside a transaction
 	attach     bool      // the string names ATTACH or DETACH: re-read the attached databases at end
-	vacuum     bool      // a VACUUM for a Tracker: SQLite commits it without the commit hook
+	vacuum     bool      // the string VACUUMs, for a Tracker: SQLite commits that without the commit hook
 	g          *guard    // the guard authorizer's record, while it is installed
 	snap       *snapshot // settings a string may change before it is refused, or nil
 	savepoints []string  // opened by the string inside the caller's transaction: undone on a refusal
@@ -130,6 +130,11 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		// reads, and they commit what the transaction wrote before.
 		c.hookCommits()
 	}
+	if c.tx != nil && c.tx.tracker == nil {
+		// A transaction begun without a context (db.Begin) reports its
+		// commit to the Tracker its statements ran for.
+		c.tx.tracker = TrackerFrom(ctx)
+	}
 	if cl == classRead {
 		return r, nil
 	}
@@ -139,7 +144,7 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 	}
 	r.adm, r.attach = adm, mentionsAttach(query)
 	c.prefetch = c.prefetchFor(TrackerFrom(ctx))
-	r.vacuum = cl == classWrite && c.hooked && startsWithVacuum(query)
+	r.vacuum = c.hooked && vacuums(query)
 	if cl == classMaybe {
 		// Only a string of several statements can be stopped inside a
 		// transaction it began; asking SQLite is a cgo call per write.
@@ -196,11 +201,13 @@ func (r *run) end(err error) error {
 	if r.adm.backup {
 		c.setQueryOnly(true)
 	}
-	if r.vacuum && err == nil {
-		c.committed = true // LiteFS ships the rebuilt database as a transaction
-	}
 	rd := c.txidRead
 	c.prefetch, c.txidRead = false, nil
+	if r.vacuum && err == nil {
+		// LiteFS ships the rebuilt database as a transaction, which SQLite
+		// commits without the hook: its TXID is read after it.
+		c.committed, rd = true, nil
+	}
 	if c.committed {
 		c.committed = false
 		t := r.tracker
@@ -210,7 +217,7 @@ func (r *run) end(err error) error {
 		if err != nil {
 			rd = nil // a commit that failed may not have happened: read after it
 		}
-		t.reportCommit(c.pos, c.halt.key, rd)
+		t.reportCommit(c.pos, c.halt.key, rd, c.attachedAny)
 	}
 	if err == nil {
 		if r.attach {

@@ -22,7 +22,10 @@ type Tracker struct {
 	refusal   error
 	last      *trackedDB   // the database last committed to; nil if none
 	dbs       []*trackedDB // every database committed to, up to maxTrackedDBs
-	overflow  bool         // commits to more databases than dbs holds
+	// unsure: a commit may have written a database it is not filed under
+	// (more databases than dbs holds, or a connection with others
+	// attached): TXIDOf reads the position of any database asked for.
+	unsure bool
 }
 
 // maxTrackedDBs bounds the databases a Tracker tells apart; TXIDOf reads
@@ -137,8 +140,9 @@ func (t *Tracker) find(key string) *trackedDB {
 
 // reportCommit records a committed write to the database whose position file
 // is pos (nil for a database in memory), and the read of its TXID that its
-// commit hook began, or nil.
-func (t *Tracker) reportCommit(pos *posFile, key string, rd *txidRead) {
+// commit hook began, or nil. attached says that the connection has other
+// databases attached, which the commit may have written.
+func (t *Tracker) reportCommit(pos *posFile, key string, rd *txidRead, attached bool) {
 	if t == nil {
 		return
 	}
@@ -151,7 +155,7 @@ func (t *Tracker) reportCommit(pos *posFile, key string, rd *txidRead) {
 			if len(t.dbs) < maxTrackedDBs {
 				t.dbs = append(t.dbs, d)
 			} else {
-				t.overflow = true
+				t.unsure = true
 			}
 		case d.pos != pos:
 			// Commits through another pool of the same file may be
@@ -166,6 +170,7 @@ func (t *Tracker) reportCommit(pos *posFile, key string, rd *txidRead) {
 		}
 		t.last = d
 	}
+	t.unsure = t.unsure || attached
 	t.mu.Unlock()
 	t.committed.Store(true)
 }

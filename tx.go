@@ -24,6 +24,7 @@ var _ driver.Tx = (*Tx)(nil)
 func (tx *Tx) Commit() error {
 	tx.c.halt.mu.Lock()
 	defer tx.c.halt.mu.Unlock()
+	defer tx.c.endTx(tx)
 	if tx.abandoned {
 		err := &HaltError{Reason: HaltReleased, Refusal: tx.c.probe.check()}
 		tx.tracker.ReportRefusal(err)
@@ -58,6 +59,7 @@ func (tx *Tx) Commit() error {
 func (tx *Tx) Rollback() error {
 	tx.c.halt.mu.Lock()
 	defer tx.c.halt.mu.Unlock()
+	defer tx.c.endTx(tx)
 	if tx.abandoned {
 		return nil
 	}
@@ -68,6 +70,13 @@ func (tx *Tx) Rollback() error {
 	return tx.parent.Rollback()
 }
 
+// endTx forgets tx as the connection's open transaction.
+func (c *Conn) endTx(tx *Tx) {
+	if c.tx == tx {
+		c.tx = nil
+	}
+}
+
 // abandon rolls back a transaction left open under a WithHalt hold being
 // released; the caller holds the connection's halt.mu.
 func (tx *Tx) abandon() {
@@ -75,5 +84,6 @@ func (tx *Tx) abandon() {
 		tx.c.log.Warn("litefs: rolling back a transaction left open under the HALT lock", "err", err)
 	}
 	tx.abandoned = true
+	tx.c.endTx(tx)
 	tx.c.haltEnd()
 }

@@ -200,7 +200,7 @@ func (t *Tracker) TXIDOf(db *sql.DB) (id TXID, ok bool, err error) {
 	}
 	key := ctr.holdKey(w.pos.path)
 	t.mu.Lock()
-	d, overflow := t.find(key), t.overflow
+	d, unsure := t.find(key), t.unsure
 	var reads []*txidRead
 	var unread bool
 	if d != nil {
@@ -208,10 +208,10 @@ func (t *Tracker) TXIDOf(db *sql.DB) (id TXID, ok bool, err error) {
 	}
 	t.mu.Unlock()
 	switch {
+	case unsure:
+		return txidOf(w.pos, nil, true) // committed to it, maybe: read it
 	case d != nil:
 		return txidOf(d.pos, reads, unread)
-	case overflow:
-		return txidOf(w.pos, nil, true) // committed to it, maybe: read it
 	}
 	return 0, false, nil
 }

@@ -415,7 +415,7 @@ func (c *Connector) watcher() *watcher {
 		}
 		path := ""
 		if !c.info.memory {
-			path = c.info.path
+			path = c.realPath()
 		}
 		api, explicit := c.api()
 		w := newWatcher(dir, path, api, &c.cfg, &c.sawLiteFS)
