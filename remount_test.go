@@ -3,6 +3,7 @@ package litefs
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -82,4 +83,27 @@ func TestLiteFSPrimaryMountedOverRememberedDirectory(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNoPrimary, "a write into the file beneath a LiteFS primary's mount")
 	assert.ErrorIs(t, c.CheckPrimary(), ErrNoPrimary)
 	assert.ErrorIs(t, c2.CheckPrimary(), ErrNoPrimary, "another connection of the Connector")
+}
+
+// On a file system that is not local (NFS, 9p, virtiofs), another host may
+// change the role files unseen by inotify, and the directory's mtime may
+// come from a stale attribute cache: every write reads the files.
+func TestNotLocalFileSystemReadsEveryWrite(t *testing.T) {
+	t.Parallel()
+	m := litefstest.NewMount(t)
+	m.SetReplica("node-a")
+	p := newProber(m.Dir(), discard, new(atomic.Bool))
+	t.Cleanup(p.close)
+	p.rememberWith(func(dir string) (*dirwatch.Watch, error) {
+		return nil, fmt.Errorf("%w: %s is on nfs", dirwatch.ErrNotLocal, dir)
+	})
+	require.Nil(t, p.dirw.Load(), "a watch of a network file system")
+	require.Equal(t, int64(-1), p.dirfd.Load(), "a network file system's mtime trusted")
+	for i := range 3 {
+		before := p.lookups.Load()
+		var np *NotPrimaryError
+		require.ErrorAs(t, p.check(), &np, "check %d", i)
+		assert.Equal(t, "node-a", np.PrimaryID)
+		assert.Equal(t, uint64(1), p.lookups.Load()-before, "check %d did not read the files", i)
+	}
 }
