@@ -70,7 +70,7 @@
 // m.SetReplica is refused, with no window. A directory
 // with .lag is read at every write (its freshness is a timestamp, not an
 // entry). If the watch cannot be made (not Linux, inotify limits reached)
-// one fstat of the directory stands in for the files once the directory
+// one stat of the directory stands in for the files once the directory
 // has been unchanged for two seconds, since creating, replacing or removing
 // an entry changes its mtime; a directory moved, removed or unmounted under
 // its watch is read at every write. A LiteFS mount never uses either.

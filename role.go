@@ -43,9 +43,10 @@ type prober struct {
 	// the role it last read, while nothing says .primary or .lag changed:
 	// dirw's generation (an inotify watch shared by the process, see
 	// internal/dirwatch), or where inotify is unavailable, the mtime of the
-	// directory held open as dirfd (creating, removing or replacing an
-	// entry changes it). LiteFS's own root has neither: its probers read
-	// the files.
+	// directory (creating, removing or replacing an entry changes it),
+	// read through its path while it is held open as dirfd. LiteFS's own
+	// root has neither: its probers read the files; nor has a directory on
+	// a file system that is not local (dirwatch.ErrNotLocal).
 	dirw  atomic.Pointer[dirwatch.Watch] // nil when not watched
 	dirfd atomic.Int64                   // -1 when not held
 	known atomic.Pointer[dirRole]
@@ -235,7 +236,7 @@ func (p *prober) recheck(failure error) error {
 // checkMount is check from the mount files. It touches the mount (an open
 // of .primary, and a stat of .lag when .primary is absent), so it runs for
 // writes only; on a plain directory whose role is remembered, it makes no
-// system call until the role files change (or one fstat of the directory,
+// system call until the role files change (or one stat of the directory,
 // without inotify).
 //
 // A missing .primary is not proof of primacy under LiteFS (a replica without

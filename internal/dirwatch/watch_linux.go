@@ -13,7 +13,7 @@ import (
 // writing (an existing .primary rewritten in place changes no entry), and
 // the directory itself going away. IN_MODIFY is left out on purpose: the
 // database and its WAL are written at every commit, and waking for each
-// would cost more than the fstat this package replaces. IN_UNMOUNT,
+// would cost more than the stat this package replaces. IN_UNMOUNT,
 // IN_Q_OVERFLOW and IN_IGNORED are always reported.
 const watchMask = syscall.IN_CREATE | syscall.IN_DELETE | syscall.IN_MOVED_FROM |
 	syscall.IN_MOVED_TO | syscall.IN_CLOSE_WRITE | syscall.IN_DELETE_SELF |
