@@ -331,7 +331,7 @@ func BenchmarkLiteFSMountFiles(b *testing.B) {
 
 // BenchmarkRoleCheck measures one role check of a remembered plain
 // directory, as a write makes it: under an inotify watch (no system call),
-// and under the directory's mtime when inotify is unavailable (one fstat).
+// and under the directory's mtime when inotify is unavailable (one stat).
 func BenchmarkRoleCheck(b *testing.B) {
 	for _, tc := range []struct {
 		name    string

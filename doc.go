@@ -70,10 +70,32 @@
 // m.SetReplica is refused, with no window. A directory
 // with .lag is read at every write (its freshness is a timestamp, not an
 // entry). If the watch cannot be made (not Linux, inotify limits reached)
-// one fstat of the directory stands in for the files once the directory
+// one stat of the directory stands in for the files once the directory
 // has been unchanged for two seconds, since creating, replacing or removing
 // an entry changes its mtime; a directory moved, removed or unmounted under
 // its watch is read at every write. A LiteFS mount never uses either.
+//
+// The process's watches share one inotify instance, which also follows the
+// mount table: a mount over the directory (LiteFS mounting after the
+// application opened its database) or an unmount under it (umount -l, a
+// container's teardown) makes no inotify event, yet the path then names
+// another directory, while a connection's database file is still the one
+// beneath the mount, or detached. Such a connection refuses every write
+// (with the [*NotPrimaryError] the new directory's .primary names, or
+// [ErrNoPrimary]) until it is closed: database/sql keeps it in the pool, so
+// bound its life with SetConnMaxLifetime where this may happen. Without
+// inotify the mtime is read through the path, which shows the same.
+//
+// Limits of the plain-directory cache: inotify reports .primary rewritten in
+// place only when it is written through its name in this directory; written
+// through a hard link elsewhere, the change is not seen, and a refusal may
+// name the previous primary until an entry of the directory changes. A write
+// is never admitted this way: a remembered replica becomes writable only
+// when .primary is removed, which is an entry change. Nor does inotify see
+// what another host changes on a network or shared file system (NFS, CIFS,
+// 9p, virtiofs): on a file system not known by statfs to be local (ext2-4,
+// xfs, btrfs, tmpfs, ramfs, overlayfs, f2fs, zfs, bcachefs) every write
+// reads the files, with nothing remembered.
 //
 // Once a connection of a [Connector] has found its database on a LiteFS
 // (FUSE) mount, a connection that finds a plain directory there instead

@@ -43,9 +43,10 @@ type prober struct {
 	// the role it last read, while nothing says .primary or .lag changed:
 	// dirw's generation (an inotify watch shared by the process, see
 	// internal/dirwatch), or where inotify is unavailable, the mtime of the
-	// directory held open as dirfd (creating, removing or replacing an
-	// entry changes it). LiteFS's own root has neither: its probers read
-	// the files.
+	// directory (creating, removing or replacing an entry changes it),
+	// read through its path while it is held open as dirfd. LiteFS's own
+	// root has neither: its probers read the files; nor has a directory on
+	// a file system that is not local (dirwatch.ErrNotLocal).
 	dirw  atomic.Pointer[dirwatch.Watch] // nil when not watched
 	dirfd atomic.Int64                   // -1 when not held
 	known atomic.Pointer[dirRole]
@@ -61,6 +62,18 @@ type prober struct {
 	// would fork the database.
 	liteFS    bool
 	sawLiteFS *atomic.Bool
+
+	// On a plain directory, ident is the directory dir named when the
+	// prober was made (identOK: it could be stat'ed). moved is set, for
+	// good, once dir names another directory: something was mounted over
+	// it (LiteFS mounting late) or unmounted from under it (umount -l), so
+	// the connection's database file is one the path no longer shows, and
+	// it must not be written. Mounts make no inotify event: mountSeen is
+	// the dirwatch.MountGen under which dir was last found to be ident.
+	ident     dirState
+	identOK   bool
+	moved     atomic.Bool
+	mountSeen atomic.Uint64
 
 	// watch is the Connector's shared source of the role (watcher.go);
 	// while it trusts LiteFS's event stream, check reads no file. nil for
@@ -94,6 +107,9 @@ func newProber(dir string, log *slog.Logger, sawLiteFS *atomic.Bool) *prober {
 	p.dirfd.Store(-1)
 	if p.liteFS {
 		sawLiteFS.Store(true)
+	} else {
+		p.mountSeen.Store(dirwatch.MountGen())
+		p.ident, p.identOK = statDir(dir)
 	}
 	return p
 }
@@ -112,6 +128,18 @@ func (p *prober) rememberWith(acquire func(dir string) (*dirwatch.Watch, error))
 	w, err := acquire(p.dir)
 	if err == nil {
 		p.dirw.Store(w)
+		// A mount since newProber, before the watch's process-wide
+		// instance followed the mount table, is seen here.
+		p.mountSeen.Store(dirwatch.MountGen())
+		p.lookAgain()
+		return
+	}
+	if errors.Is(err, dirwatch.ErrNotLocal) {
+		// Another host may change the files unseen, and the mtime
+		// through a network file system's attribute cache may be stale:
+		// every write reads the files.
+		p.log.Debug("litefs: the database's directory is not on a local file system; reading the role at every write",
+			"dir", p.dir, "err", err)
 		return
 	}
 	p.log.Debug("litefs: no inotify watch of the database's directory; checking its mtime instead",
@@ -142,7 +170,7 @@ func (p *prober) check() error {
 		return nil
 	}
 	var err error
-	if st := p.watch.trusted(); st != nil && (p.liteFS || !p.sawLiteFS.Load()) {
+	if st := p.watch.trusted(); st != nil && !p.remounted() && (p.liteFS || !p.sawLiteFS.Load()) {
 		p.checks.Add(1)
 		err = st.verdict()
 	} else {
@@ -208,7 +236,7 @@ func (p *prober) recheck(failure error) error {
 // checkMount is check from the mount files. It touches the mount (an open
 // of .primary, and a stat of .lag when .primary is absent), so it runs for
 // writes only; on a plain directory whose role is remembered, it makes no
-// system call until the role files change (or one fstat of the directory,
+// system call until the role files change (or one stat of the directory,
 // without inotify).
 //
 // A missing .primary is not proof of primacy under LiteFS (a replica without
@@ -219,6 +247,9 @@ func (p *prober) recheck(failure error) error {
 // LiteFS mount without .lag is LiteFS gone, and refuses.
 func (p *prober) checkMount() error {
 	p.checks.Add(1)
+	if p.remounted() {
+		return p.checkMoved()
+	}
 	if !p.liteFS && p.sawLiteFS.Load() {
 		return p.noPrimary("the LiteFS mount is gone from "+p.dir, nil)
 	}
@@ -258,14 +289,21 @@ func (p *prober) checkWatched(w *dirwatch.Watch) error {
 // directory's mtime is the one it was read under, once that mtime is older
 // than dirMtimeSlack (a change within the timestamp's granularity may not
 // move it).
+//
+// The mtime is read through the path, not the directory held open: a stat
+// of the path also shows a mount over it or an unmount under it.
 func (p *prober) checkByMtime() error {
 	var dirMtime int64
 	if fd := p.dirfd.Load(); fd >= 0 {
-		if m, ok := fdMtime(int(fd)); ok {
-			if k := p.known.Load(); k != nil && m == k.mtime {
+		if st, ok := statDir(p.dir); ok {
+			if !st.same(p.ident) && p.identOK {
+				p.sawMoved()
+				return p.checkMoved()
+			}
+			if k := p.known.Load(); k != nil && st.mtime == k.mtime {
 				return k.verdict()
 			}
-			dirMtime = m
+			dirMtime = st.mtime
 		}
 	}
 	start := time.Now()
@@ -279,6 +317,58 @@ func (p *prober) checkByMtime() error {
 	}
 	p.known.Store(k)
 	return err
+}
+
+// remounted reports whether dir, a plain directory, now names another
+// directory than the one p was made for. It looks again only after the
+// mount table changed (dirwatch.MountGen); otherwise it costs two atomic
+// loads. A LiteFS mount's prober is left to LiteFS's own rules.
+func (p *prober) remounted() bool {
+	if p.liteFS {
+		return false
+	}
+	if p.moved.Load() {
+		return true
+	}
+	if g := dirwatch.MountGen(); g != p.mountSeen.Load() {
+		p.mountSeen.Store(g) // before the look: a later change raises it again
+		p.lookAgain()
+	}
+	return p.moved.Load()
+}
+
+// lookAgain sets moved if dir names another directory than ident.
+func (p *prober) lookAgain() {
+	if st, ok := statDir(p.dir); p.identOK && (!ok || !st.same(p.ident)) {
+		p.sawMoved()
+	}
+}
+
+// sawMoved records for good that dir names another directory. If it is a
+// FUSE mount now, LiteFS has mounted over it: the Connector's other plain
+// directory connections refuse too, and new ones follow LiteFS's rules.
+func (p *prober) sawMoved() {
+	if p.moved.Swap(true) {
+		return
+	}
+	fuse := isFUSE(p.dir)
+	if fuse {
+		p.sawLiteFS.Store(true)
+	}
+	p.log.Warn("litefs: the database's directory was mounted over or unmounted since the connection opened; refusing its writes",
+		"dir", p.dir, "fuse", fuse)
+}
+
+// checkMoved is checkMount once dir names another directory: the files at
+// the path are read, so that a refusal names the primary they name, but a
+// write is refused whatever they say: it would go to the file the path no
+// longer shows.
+func (p *prober) checkMoved() error {
+	if _, err := p.lookup(time.Now()); err != nil {
+		return err
+	}
+	return p.noPrimary(p.dir+" is another directory than the one this connection opened its database in "+
+		"(mounted over, or unmounted); reopen the connection", nil)
 }
 
 // remembered returns the role lookup found, if it may be remembered: the
@@ -453,3 +543,13 @@ func liteFSMayHaveGone(code sqlite3.ErrNo) bool {
 	}
 	return false
 }
+
+// dirState is what a stat of a directory's path shows: which directory it
+// names (device and inode) and its mtime in ns.
+type dirState struct {
+	dev, ino uint64
+	mtime    int64
+}
+
+// same reports whether s and o name one directory.
+func (s dirState) same(o dirState) bool { return s.dev == o.dev && s.ino == o.ino }

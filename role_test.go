@@ -122,7 +122,7 @@ func rememberingProber(tb testing.TB, dir string, inotify bool) *prober {
 
 // backdateDir makes the mount directory look unchanged for an hour, as one
 // in service is, which lets the driver without inotify check a plain
-// directory with one fstat.
+// directory with one stat.
 func backdateDir(tb testing.TB, m *litefstest.Mount) {
 	tb.Helper()
 	old := time.Now().Add(-time.Hour)

@@ -90,7 +90,8 @@ func isFUSE(dir string) bool {
 	return err == nil && sfs.Type == fuseSuperMagic
 }
 
-// openDir opens dir for fdMtime, or returns -1.
+// openDir opens dir, or returns -1: held while the directory's mtime
+// stands in for an inotify watch.
 func openDir(dir string) int {
 	var fd int
 	err := retry(func() (err error) {
@@ -103,13 +104,13 @@ func openDir(dir string) int {
 	return fd
 }
 
-// fdMtime returns the modification time of the open file fd, in ns.
-func fdMtime(fd int) (int64, bool) {
+// statDir returns what a stat of path shows, and whether it succeeded.
+func statDir(path string) (dirState, bool) {
 	var st syscall.Stat_t
-	if err := retry(func() error { return syscall.Fstat(fd, &st) }); err != nil {
-		return 0, false
+	if err := retry(func() error { return syscall.Stat(path, &st) }); err != nil {
+		return dirState{}, false
 	}
-	return st.Mtim.Nano(), true
+	return dirState{dev: uint64(st.Dev), ino: st.Ino, mtime: st.Mtim.Nano()}, true
 }
 
 func closeFD(fd int) { syscall.Close(fd) }

@@ -51,7 +51,7 @@ func isFUSE(string) bool { return false }
 // openDir is Linux-only; elsewhere every write reads the mount files.
 func openDir(string) int { return -1 }
 
-func fdMtime(int) (int64, bool) { return 0, false }
+func statDir(string) (dirState, bool) { return dirState{}, false }
 
 func closeFD(int) {}
 

@@ -6,7 +6,7 @@ import (
 	"syscall"
 )
 
-// outcome is what a batch of events means for a watch's generation.
+// outcome is what an event means for its watch's generation.
 type outcome int
 
 const (
@@ -25,20 +25,26 @@ var roleFiles = [...]string{".primary", ".lag"}
 // eventHeader is the size of struct inotify_event without its name.
 const eventHeader = 16
 
+// anyWatch is the watch descriptor of an event about the whole instance
+// (IN_Q_OVERFLOW): it concerns every watch.
+const anyWatch = -1
+
 // scan reads a buffer of struct inotify_event records, as read(2) returns
-// them from an inotify fd. A lost-events overflow counts as a change (a
-// role file may have changed unseen); a record that does not fit the
-// buffer is taken as a dead watch, so that its users read the files.
-func scan(b []byte) outcome {
-	out := unchanged
+// them from an inotify fd, and calls each with every record's watch
+// descriptor and what it means. A lost-events overflow (anyWatch) counts as
+// a change: a role file may have changed unseen. It returns false if a
+// record does not fit the buffer (the kernel never sends one); the records
+// from there on are not reported.
+func scan(b []byte, each func(wd int32, o outcome)) bool {
 	for len(b) > 0 {
 		if len(b) < eventHeader {
-			return dead
+			return false
 		}
+		wd := int32(binary.NativeEndian.Uint32(b[0:4]))
 		mask := binary.NativeEndian.Uint32(b[4:8])
 		size := binary.NativeEndian.Uint32(b[12:16])
 		if uint64(size) > uint64(len(b)-eventHeader) {
-			return dead
+			return false
 		}
 		name := b[eventHeader : eventHeader+int(size)]
 		b = b[eventHeader+int(size):]
@@ -46,13 +52,15 @@ func scan(b []byte) outcome {
 			name = name[:i] // the kernel pads names with NULs
 		}
 		switch {
+		case mask&syscall.IN_Q_OVERFLOW != 0:
+			each(anyWatch, changed)
 		case mask&deadMask != 0:
-			return dead
-		case mask&syscall.IN_Q_OVERFLOW != 0 || isRoleFile(name):
-			out = changed
+			each(wd, dead)
+		case isRoleFile(name):
+			each(wd, changed)
 		}
 	}
-	return out
+	return true
 }
 
 func isRoleFile(name []byte) bool {

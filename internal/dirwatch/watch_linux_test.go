@@ -65,7 +65,7 @@ func TestScan(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			assert.Equal(t, tc.want, scan(tc.buf))
+			assert.Equal(t, tc.want, scanOne(tc.buf))
 		})
 	}
 }
@@ -75,11 +75,22 @@ func FuzzScan(f *testing.F) {
 	f.Add(events(event(syscall.IN_DELETE, "x"), event(syscall.IN_Q_OVERFLOW, "")))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out := scan(b)
-		if out != unchanged && out != changed && out != dead {
-			t.Fatalf("scan returned %d", out)
-		}
+		scan(b, func(wd int32, out outcome) {
+			if out != changed && out != dead {
+				t.Fatalf("scan reported %d for watch %d", out, wd)
+			}
+		})
 	})
+}
+
+// scanOne is what a buffer of events for one watch (or the whole instance)
+// means for it: dead once any event kills it, or the buffer is malformed.
+func scanOne(b []byte) outcome {
+	out := unchanged
+	if !scan(b, func(_ int32, o outcome) { out = max(out, o) }) {
+		return dead
+	}
+	return out
 }
 
 // acquire returns dir's watch, released when the test ends.
@@ -176,10 +187,10 @@ func TestDeadWhenTheDirectoryGoes(t *testing.T) {
 	})
 }
 
-// Events lost to a full queue count as a change: a role file may have
-// changed unseen.
+// Events lost to a full queue count as a change for every watch: a role
+// file may have changed unseen. Not parallel: the queue is the process's,
+// and its overflow raises every other test's watch too.
 func TestOverflowIsAChange(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	w := acquire(t, dir)
 	gen := w.Gen()
@@ -188,21 +199,24 @@ func TestOverflowIsAChange(t *testing.T) {
 		limit, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		require.NoError(t, err)
 	}
-	w.mu.Lock() // nothing drains the queue meanwhile
+	other := acquire(t, t.TempDir())
+	otherGen := other.Gen()
+	w.hub.mu.Lock() // nothing drains the queue meanwhile
 	name := filepath.Join(dir, "x")
 	for range limit/2 + 1 { // an event each for the create and the delete
 		if err := os.Mkdir(name, 0o755); err != nil {
-			w.mu.Unlock()
+			w.hub.mu.Unlock()
 			require.NoError(t, err)
 		}
 		if err := os.Remove(name); err != nil {
-			w.mu.Unlock()
+			w.hub.mu.Unlock()
 			require.NoError(t, err)
 		}
 	}
-	w.mu.Unlock()
+	w.hub.mu.Unlock()
 	Sync(dir)
 	assert.Greater(t, w.Gen(), gen, "the overflow raised no generation")
+	assert.Greater(t, other.Gen(), otherGen, "the overflow raised no generation of another directory's watch")
 	assert.NotEqual(t, Dead, w.Gen(), "an overflow leaves the watch live")
 }
 

@@ -25,3 +25,6 @@ func Sync(string) {}
 
 // Watching returns false.
 func Watching(string) bool { return false }
+
+// MountGen returns 0: no mount table is watched.
+func MountGen() uint64 { return 0 }
