@@ -24,10 +24,10 @@ func openDSN(t *testing.T, dsn, api string) (*sql.DB, *Connector) {
 	return db, c
 }
 
-// TestReview3TrackerReadYourWrites: what Tracker.TXID / TXIDOf answer after
+// TestTrackerTXIDOfEveryWay: what Tracker.TXID / TXIDOf answer after
 // commits made through other spellings and other connections of the
 // database, on a real primary. Each case states the claim it checks.
-func TestReview3TrackerReadYourWrites(t *testing.T) {
+func TestTrackerTXIDOfEveryWay(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 1)
 	p := cluster.Primary()
 	pdb, pc := openWithAPI(t, p, p.URL())

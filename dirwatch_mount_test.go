@@ -16,7 +16,7 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// TestReviewMountOverRememberedDirectory: an application opened its database
+// TestMountOverRememberedDirectory: an application opened its database
 // in a plain directory (LiteFS not mounted yet) and wrote, so its connection
 // remembers "primary". Then a LiteFS replica's mount appears on that
 // directory (here a bind mount of a real replica's mount; in production,
@@ -25,7 +25,7 @@ import (
 // writes into the shadowed file, which forks the database, while the path
 // now shows a LiteFS replica whose .primary names node-0. The prober's
 // liteFS flag was decided once, at the connection's open.
-func TestReviewMountOverRememberedDirectory(t *testing.T) {
+func TestMountOverRememberedDirectory(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to bind-mount")
 	}
@@ -57,7 +57,7 @@ func TestReviewMountOverRememberedDirectory(t *testing.T) {
 	assert.Error(t, c.CheckPrimary(), "CheckPrimary on a directory that is now a replica's mount")
 }
 
-// TestReviewPrimaryRewrittenThroughHardLink: .primary's contents change in
+// TestPrimaryRewrittenThroughHardLink: .primary's contents change in
 // place through another name of the same file (a hard link in another
 // directory). The kernel reports the close after writing to the directory
 // of the name used, not to the database's, so the watch does not see it:
@@ -65,7 +65,7 @@ func TestReviewMountOverRememberedDirectory(t *testing.T) {
 // the write stays refused, since a remembered replica turns writable only
 // by an entry change (LiteFS and litefstest remove .primary); the named
 // primary may be the old one until an entry of the directory changes.
-func TestReviewPrimaryRewrittenThroughHardLink(t *testing.T) {
+func TestPrimaryRewrittenThroughHardLink(t *testing.T) {
 	t.Parallel()
 	m := litefstest.NewMount(t)
 	db := openDB(t, m, "")
@@ -95,14 +95,14 @@ func TestReviewPrimaryRewrittenThroughHardLink(t *testing.T) {
 	wantNotPrimary(t, err, "node-c")
 }
 
-// TestReviewLazyUnmountKeepsTheWatchAlive: the database's directory is a
-// file system of its own (a volume) that is unmounted lazily while the
-// database is open, as umount -l or a container runtime's teardown does.
-// The open files keep the file system alive, so the kernel sends no
-// IN_UNMOUNT and the watch does not die; the path now names the directory
-// beneath, whose .primary names node-b, yet the connection keeps its
-// remembered "primary" and writes into the detached volume.
-func TestReviewLazyUnmountKeepsTheWatchAlive(t *testing.T) {
+// TestLazyUnmountKillsTheWatch: the database's directory is a file system
+// of its own (a volume) that is unmounted lazily while the database is
+// open, as umount -l or a container runtime's teardown does. The open files
+// keep the file system alive, so the kernel sends no IN_UNMOUNT; the path
+// now names the directory beneath, whose .primary names node-b, and the
+// connection must not keep its remembered "primary" and write into the
+// detached volume.
+func TestLazyUnmountKillsTheWatch(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount")
 	}

@@ -23,7 +23,7 @@ func inotifyInstances(t *testing.T) int {
 	return n
 }
 
-// TestReviewOneInstancePerProcess: inotify instances are a per-user budget
+// TestOneInstancePerProcess: inotify instances are a per-user budget
 // (fs.inotify.max_user_instances, 128 by default), shared by every process
 // of the user, and in containers by every container running as root. One
 // instance per watched directory lets a process with a database in each of
@@ -31,7 +31,7 @@ func inotifyInstances(t *testing.T) int {
 // falls back to the mtime cache, and every other program of the user
 // (systemd, file watchers, other services) then fails inotify_init with
 // EMFILE. One instance with a watch per directory costs one instance.
-func TestReviewOneInstancePerProcess(t *testing.T) {
+func TestOneInstancePerProcess(t *testing.T) {
 	const dirs = 8
 	before := inotifyInstances(t)
 	for range dirs {
