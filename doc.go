@@ -262,7 +262,8 @@
 //
 // A [Tracker] in the context passed to ExecContext, QueryContext or BeginTx
 // hears the first refusal and whether a write committed (for a query that
-// writes, when its rows end). net/http middleware
+// writes, when its rows end; for a transaction begun without one, such as
+// db.Begin's, the Tracker its statements ran for). net/http middleware
 // attaches one per request, so a handler that swallows the error still gets
 // its request replayed. [CheckPrimary] asks before a side effect that must
 // not happen on a replica.

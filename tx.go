@@ -6,7 +6,8 @@ import (
 )
 
 // Tx is a transaction of the litefs driver. It reports a commit that wrote
-// to the [Tracker] of the context the transaction began with.
+// to the [Tracker] of the context the transaction began with, or if that
+// had none, of the first statement run in it with one.
 type Tx struct {
 	c        *Conn
 	parent   driver.Tx // nil for a read-only transaction, which the driver began itself

@@ -182,7 +182,10 @@
 // Like LiteFS's proxy, read-your-writes follows one database: the cookie
 // names Config.DB's last transaction written by the request
 // (litefs.Tracker.TXIDOf), and a replica compares it with Config.DB's
-// position. A request that wrote only other databases sets no cookie.
+// position. A request that wrote only other databases sets no cookie (but
+// for one that wrote a database attached to a connection, which the driver
+// cannot tell apart: it may get a cookie naming a transaction Config.DB
+// has, never one to come).
 // Config.Position replaces the database as the source of this node's
 // position ([Position]); the cookie then names the transaction of the
 // database the request wrote last.
