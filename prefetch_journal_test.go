@@ -46,21 +46,9 @@ func TestPrefetchRollbackJournal(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { raw.Close() })
 
-	stop := make(chan struct{})
-	var bg sync.WaitGroup
-	bg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := raw.Exec("INSERT INTO t(v) VALUES (?)", fmt.Sprint("raw-", i)); err != nil {
-				t.Errorf("raw writer: %v", err)
-				return
-			}
-			time.Sleep(time.Millisecond) // pacing: the machine is shared
-		}
+	stop := keepWriting(t, func(i int) error {
+		_, err := raw.Exec("INSERT INTO t(v) VALUES (?)", fmt.Sprint("raw-", i))
+		return err
 	})
 	var misses, future atomic.Int32
 	var wg sync.WaitGroup
@@ -95,8 +83,7 @@ func TestPrefetchRollbackJournal(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	bg.Wait()
+	stop()
 	w := pc.watcher()
 	t.Logf("hook reads: %d hits, %d misses", w.prefetchHits.Load(), w.prefetchMisses.Load())
 	assert.Zero(t, misses.Load(), "rows missing on the replica at Tracker.TXID")

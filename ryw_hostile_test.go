@@ -67,23 +67,9 @@ func TestReadYourWritesUnderHostileCommits(t *testing.T) {
 			return err
 		},
 	}
-	stop := make(chan struct{})
-	var bg sync.WaitGroup
+	var stops []func()
 	for _, f := range hostile {
-		bg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if err := f(); err != nil {
-					t.Errorf("hostile writer: %v", err)
-					return
-				}
-				time.Sleep(time.Millisecond) // pacing: the machine is shared
-			}
-		})
+		stops = append(stops, keepWriting(t, func(int) error { return f() }))
 	}
 
 	// Each op commits values with the tracker's context, and returns them.
@@ -173,8 +159,9 @@ func TestReadYourWritesUnderHostileCommits(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stop)
-	bg.Wait()
+	for _, stop := range stops {
+		stop()
+	}
 	w := pc.watcher()
 	t.Logf("hook reads: %d hits, %d misses", w.prefetchHits.Load(), w.prefetchMisses.Load())
 	assert.Zero(t, misses.Load(), "rows missing on the replica after WaitTXID(Tracker.TXID)")

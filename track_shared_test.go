@@ -31,21 +31,9 @@ func TestTrackerSharedByConcurrentCommits(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { raw.Close() })
 
-	stop := make(chan struct{})
-	var bg sync.WaitGroup
-	bg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := raw.Exec("INSERT INTO t(v) VALUES (?)", fmt.Sprint("raw-", i)); err != nil {
-				t.Errorf("raw writer: %v", err)
-				return
-			}
-			time.Sleep(time.Millisecond) // pacing: the machine is shared
-		}
+	stop := keepWriting(t, func(i int) error {
+		_, err := raw.Exec("INSERT INTO t(v) VALUES (?)", fmt.Sprint("raw-", i))
+		return err
 	})
 	for round := range 10 {
 		tr := &Tracker{}
@@ -97,6 +85,5 @@ func TestTrackerSharedByConcurrentCommits(t *testing.T) {
 			assert.Equal(t, 1, n, "round %d: %q missing on the replica at TXID %v", round, v, id)
 		}
 	}
-	close(stop)
-	bg.Wait()
+	stop()
 }
