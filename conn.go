@@ -74,6 +74,7 @@ var (
 	_ driver.ExecerContext      = (*Conn)(nil)
 	_ driver.QueryerContext     = (*Conn)(nil)
 	_ driver.Pinger             = (*Conn)(nil)
+	_ driver.Validator          = (*Conn)(nil)
 )
 
 func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
@@ -145,6 +146,11 @@ func (c *Conn) hookCommits() {
 		return 0
 	})
 }
+
+// IsValid reports whether database/sql may keep the connection in its pool:
+// not once its directory was mounted over or unmounted from under it
+// (a fresh connection opens the file the path shows now).
+func (c *Conn) IsValid() bool { return c.probe == nil || !c.probe.remounted() }
 
 // SQLite returns the go-sqlite3 connection beneath. Statements run on it
 // directly bypass the driver's checks: on a replica, write only through c.

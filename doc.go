@@ -82,9 +82,12 @@
 // another directory, while a connection's database file is still the one
 // beneath the mount, or detached. Such a connection refuses every write
 // (with the [*NotPrimaryError] the new directory's .primary names, or
-// [ErrNoPrimary]) until it is closed: database/sql keeps it in the pool, so
-// bound its life with SetConnMaxLifetime where this may happen. Without
-// inotify the mtime is read through the path, which shows the same.
+// [ErrNoPrimary]), and database/sql drops it from the pool (it reports
+// itself invalid); a new connection opens the file the path shows. A
+// directory that changes while SQLite opens the file is caught too, by
+// comparing it before the open and after, but for a mount and its unmount
+// both within one open. Without inotify the directory is looked at through
+// the path at each write, which shows the same.
 //
 // Limits of the plain-directory cache: inotify reports .primary rewritten in
 // place only when it is written through its name in this directory; written

@@ -222,6 +222,10 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// The directory as it is before the open: a mount over it or under it
+	// while SQLite opens the file would otherwise go unseen (newConn).
+	dir := c.mountDir()
+	before, beforeOK := statDir(dir)
 	dc, err := c.cfg.sqlite.Open(c.dsn)
 	if err != nil {
 		// On a replica, go-sqlite3's set-up pragmas fail while the primary
@@ -237,7 +241,9 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		dc.Close()
 		return nil, fmt.Errorf("litefs: go-sqlite3 returned %T, want *sqlite3.SQLiteConn", dc)
 	}
-	return newConn(sc, c), nil
+	conn := newConn(sc, c)
+	conn.probe.openedIn(dir, before, beforeOK)
+	return conn, nil
 }
 
 // openRefusal returns the refusal a failed open amounts to (reported to

@@ -269,6 +269,13 @@ func (p *prober) checkWatched(w *dirwatch.Watch) error {
 	if k := p.known.Load(); k != nil && k.gen == gen && gen != dirwatch.Dead {
 		return k.verdict()
 	}
+	if gen == dirwatch.Dead {
+		// The directory may have been removed or renamed away, and
+		// another made at its path: the open database is not there.
+		if p.lookAgain(); p.moved.Load() {
+			return p.checkMoved()
+		}
+	}
 	plain, err := p.lookup(time.Now())
 	if p.afterLookup != nil {
 		p.afterLookup()
@@ -294,7 +301,16 @@ func (p *prober) checkWatched(w *dirwatch.Watch) error {
 // of the path also shows a mount over it or an unmount under it.
 func (p *prober) checkByMtime() error {
 	var dirMtime int64
-	if fd := p.dirfd.Load(); fd >= 0 {
+	fd := p.dirfd.Load()
+	if fd < 0 && !p.liteFS {
+		// Not remembered (not a local file system, or inotify and the
+		// mount table's watch unavailable): nothing else would see the
+		// path lead elsewhere, and the files are read anyway.
+		if p.lookAgain(); p.moved.Load() {
+			return p.checkMoved()
+		}
+	}
+	if fd >= 0 {
 		if st, ok := statDir(p.dir); ok {
 			if !st.same(p.ident) && p.identOK {
 				p.sawMoved()
@@ -335,6 +351,16 @@ func (p *prober) remounted() bool {
 		p.lookAgain()
 	}
 	return p.moved.Load()
+}
+
+// openedIn records that dir, as stat'ed before the connection's database
+// was opened, was before: if p's directory is dir and differs from it now,
+// the directory changed while SQLite opened the file, which may be in
+// either, and the connection refuses its writes.
+func (p *prober) openedIn(dir string, before dirState, ok bool) {
+	if p != nil && !p.liteFS && ok && p.identOK && p.dir == dir && !before.same(p.ident) {
+		p.sawMoved()
+	}
 }
 
 // lookAgain sets moved if dir names another directory than ident.
