@@ -16,13 +16,10 @@ import (
 
 // TestNotLocalDirectoryRemountedRefusesWrites: a connection whose directory
 // is on a file system dirwatch does not watch (ErrNotLocal: NFS, 9p, CIFS)
-// has neither a watch nor a directory held open, so only remounted() can see
-// that the path now names another directory; it looks again only when
-// dirwatch.MountGen moves, and MountGen moves only while some watch of the
-// process is live. With no other watch in the process (a service whose
-// database is on NFS), a mount over the directory, or a lazy unmount under
-// it, goes unseen: the connection's writes go to the file the path no
-// longer shows. Not parallel: no other test's watch may keep a hub alive.
+// has no watch, and the mount table's watch may not run (no other watch in
+// the process keeps it): a mount over the directory, or a lazy unmount
+// under it, must still be seen, and the connection's writes refused. Not
+// parallel: no other test's watch may keep a hub alive.
 func TestNotLocalDirectoryRemountedRefusesWrites(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount")
@@ -33,7 +30,7 @@ func TestNotLocalDirectoryRemountedRefusesWrites(t *testing.T) {
 		change func(t *testing.T, dir string)
 	}{
 		{name: "mounted over", change: func(t *testing.T, dir string) {
-			require.NoError(t, syscall.Mount("review4", dir, "tmpfs", 0, "size=1m"))
+			require.NoError(t, syscall.Mount("remount", dir, "tmpfs", 0, "size=1m"))
 			t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 		}},
 		{name: "lazily unmounted", change: func(t *testing.T, dir string) {
@@ -43,7 +40,7 @@ func TestNotLocalDirectoryRemountedRefusesWrites(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "volume")
 			require.NoError(t, os.Mkdir(dir, 0o755))
-			require.NoError(t, syscall.Mount("review4", dir, "tmpfs", 0, "size=1m"))
+			require.NoError(t, syscall.Mount("remount", dir, "tmpfs", 0, "size=1m"))
 			t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 			p := newProber(dir, discard, new(atomic.Bool))
 			t.Cleanup(p.close)

@@ -13,15 +13,10 @@ import (
 )
 
 // TestRemountedConnectionLeavesThePool: once a connection's directory is
-// mounted over, the connection refuses every write for good and its error
-// says "reopen the connection". But the application cannot reopen one
-// pooled connection: the Conn implements neither driver.Validator nor
-// driver.SessionResetter, so database/sql keeps it idle and hands it to
-// every later statement. With the default pool, a *sql.DB whose
-// directory was mounted over refuses writes until it is closed, though a
-// fresh connection (opened where the path now leads, by the rules of what
-// it shows) would write. Fix: IsValid (or ResetSession returning
-// driver.ErrBadConn) reports false once the prober is moved.
+// mounted over, the connection refuses every write for good; database/sql
+// must drop it (driver.Validator) rather than hand it to every later
+// statement, so that a fresh connection, opened where the path now leads,
+// writes by the rules of what it shows.
 func TestRemountedConnectionLeavesThePool(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount")
@@ -32,7 +27,7 @@ func TestRemountedConnectionLeavesThePool(t *testing.T) {
 	_, err := db.Exec("INSERT INTO t(v) VALUES ('before the mount')")
 	require.NoError(t, err)
 
-	require.NoError(t, syscall.Mount("review4", m.Dir(), "tmpfs", 0, "size=4m"))
+	require.NoError(t, syscall.Mount("remount", m.Dir(), "tmpfs", 0, "size=4m"))
 	t.Cleanup(func() { syscall.Unmount(m.Dir(), syscall.MNT_DETACH) })
 	dirwatch.Sync(m.Dir())
 	status, err := NodeStatus(t.Context(), db)
