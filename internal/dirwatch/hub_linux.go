@@ -147,11 +147,14 @@ func (h *hub) drainLocked() {
 }
 
 // applyLocked applies one event's outcome to the watch of wd, or to every
-// watch for anyWatch.
+// watch for anyWatch (an overflow: events were lost).
 func (h *hub) applyLocked(wd int32, o outcome) {
 	if wd == anyWatch {
 		for _, w := range h.wds {
 			w.gen.Add(1)
+			if !h.stillWatched(w) {
+				h.killLocked(w)
+			}
 		}
 		return
 	}
@@ -206,6 +209,30 @@ func (w *Watch) stillNamed() bool {
 		}
 	}
 	return true
+}
+
+// stillWatched reports whether the kernel still watches, under w's
+// descriptor, the directory w's path names, after an overflow: the lost
+// events may include the watch's end (IN_DELETE_SELF, IN_UNMOUNT,
+// IN_IGNORED). inotify_add_watch of an inode the instance already watches
+// returns its descriptor (the mask is the same); a descriptor the kernel
+// dropped is not handed out again before the numbers wrap, so w.wd back
+// means the same inode, still watched, still at the path. Any other
+// answer ends w: fail closed. A descriptor added for another inode, that
+// no watch owns, is removed at once. The events lost on a live watch are
+// covered by the caller's raise of its generation.
+func (h *hub) stillWatched(w *Watch) bool {
+	wd, err := syscall.InotifyAddWatch(h.ino, w.path, watchMask)
+	if err != nil {
+		return false
+	}
+	if int32(wd) == w.wd {
+		return true
+	}
+	if h.wds[int32(wd)] == nil {
+		_, _ = syscall.InotifyRmWatch(h.ino, uint32(wd))
+	}
+	return false
 }
 
 // killLocked makes w Dead for good and removes its watch descriptor.
