@@ -92,7 +92,7 @@ func acquireWith(dir string, fsType func(dir string) (uint32, error)) (*Watch, e
 		return nil, fmt.Errorf("%w: %s is on file system type %#x", ErrNotLocal, dir, t)
 	}
 	for range acquireTries {
-		w, err := acquireOnce(dir)
+		w, err := acquireOnce(dir, nil)
 		if err != errRenamed {
 			return w, err
 		}
@@ -102,8 +102,9 @@ func acquireWith(dir string, fsType func(dir string) (uint32, error)) (*Watch, e
 
 // acquireOnce keys and watches the directory dir names through one open
 // descriptor of it, so that the key and the watch name the same inode
-// whatever is mounted at dir meanwhile.
-func acquireOnce(dir string) (*Watch, error) {
+// whatever is mounted at dir meanwhile. Tests pass opened to act between
+// the open and the watch.
+func acquireOnce(dir string, opened func()) (*Watch, error) {
 	fd, err := syscall.Open(dir, oPath|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
@@ -114,6 +115,9 @@ func acquireOnce(dir string) (*Watch, error) {
 		return nil, &os.PathError{Op: "fstat", Path: dir, Err: err}
 	}
 	k := dirKey{dev: uint64(st.Dev), ino: st.Ino}
+	if opened != nil {
+		opened()
+	}
 	regMu.Lock()
 	defer regMu.Unlock()
 	if w := watches[k]; w != nil && w.gen.Load() != Dead {

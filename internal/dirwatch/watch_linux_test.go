@@ -247,3 +247,41 @@ func TestLastReleaseEndsTheWatch(t *testing.T) {
 	}
 	Sync(dir) // no watch: nothing to do, no panic
 }
+
+// TestAcquireRacingAnUnmountKeepsNoStaleWatch: Acquire opens dir while
+// another directory is bind-mounted over it, and the unmount is applied
+// by the hub before the watch exists. Key and watch name the mounted
+// directory (they follow one open descriptor), but dir names the one
+// beneath by then, and no later mount-table change will kill the watch:
+// add must find this as it registers the watch, not hand it out live.
+func TestAcquireRacingAnUnmountKeepsNoStaleWatch(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	dir, other := t.TempDir(), t.TempDir()
+	_ = acquire(t, t.TempDir()) // a hub that follows the mount table meanwhile
+	require.NoError(t, syscall.Mount(other, dir, "", syscall.MS_BIND, ""))
+	mounted := true
+	t.Cleanup(func() {
+		if mounted {
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	Sync(dir)
+
+	w, err := acquireOnce(dir, func() {
+		require.NoError(t, syscall.Unmount(dir, syscall.MNT_DETACH))
+		mounted = false
+		Sync(dir) // the unmount is applied before the watch exists
+	})
+	if err == nil {
+		defer w.Release()
+	}
+	assert.ErrorIs(t, err, errRenamed, "a live watch of the directory that was mounted over %s", dir)
+
+	fresh := acquire(t, dir)
+	k, err := keyOf(dir)
+	require.NoError(t, err)
+	assert.Equal(t, k, fresh.key, "Acquire after the unmount watches the directory beneath")
+	assert.NotEqual(t, Dead, fresh.Gen())
+}
