@@ -193,13 +193,20 @@ func (h *hub) mountsLocked() {
 
 // stillNamed reports whether w's path names the directory watched, and
 // whether each of its role files that exists is on that directory's file
-// system (not a mount of another file system's file, whose changes the
-// watch would not see). A file of the same file system bind-mounted over a
-// role file goes unseen: it has the same device.
-func (w *Watch) stillNamed() bool {
-	if k, err := keyOf(w.path); err != nil || k != w.key {
-		return false
-	}
+// system (roleFilesLocal).
+func (w *Watch) stillNamed() bool { return w.namesKey() && w.roleFilesLocal() }
+
+// namesKey reports whether w's path names the directory watched.
+func (w *Watch) namesKey() bool {
+	k, err := keyOf(w.path)
+	return err == nil && k == w.key
+}
+
+// roleFilesLocal reports whether each of w's role files that exists is on
+// its directory's file system (not a mount of another file system's file,
+// whose changes the watch would not see). A file of the same file system
+// bind-mounted over a role file goes unseen: it has the same device.
+func (w *Watch) roleFilesLocal() bool {
 	for _, name := range roleFiles {
 		var st syscall.Stat_t
 		switch err := syscall.Lstat(w.path+"/"+name, &st); {

@@ -71,9 +71,9 @@ const oPath = 0x200000
 const acquireTries = 3
 
 // errRenamed is Acquire's error when dir's path kept naming another
-// directory than the one opened, or a role file is another file system's
-// mount: the watch would not see the files the path names.
-var errRenamed = errors.New("dirwatch: the directory's path names another directory than the one watched, or a role file is a mount")
+// directory than the one opened: the watch would not see the files the
+// path names.
+var errRenamed = errors.New("dirwatch: the directory's path names another directory than the one watched")
 
 // Acquire returns the watch of dir, starting one if the process has no live
 // one. Each successful Acquire needs a Release. It fails with an error
@@ -151,11 +151,11 @@ var errWDInUse = errors.New("dirwatch: inotify returned a watch descriptor alrea
 // descriptor of h. The watch is added through /proc/self/fd, so that it
 // follows the inode keyed, not whatever dir names by then.
 //
-// It checks dir once the watch is in h.wds: a mount-table change before
-// that check shows in it, and one after it is seen by mountsLocked, which
-// then finds the watch. Without the check, a mount over dir at the open,
-// gone (and applied) before the watch joined h.wds, would leave a live
-// watch of the directory that was mounted there.
+// It looks at dir once the watch is in h.wds, as mountsLocked does after a
+// mount-table change: a change before the look shows in it, and one after
+// it finds the watch in h.wds. Without the look, a mount over dir at the
+// open, gone (and applied) before the watch joined h.wds, would leave a
+// live watch of the directory that was mounted there.
 func (h *hub) add(dir string, fd int, k dirKey) (*Watch, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -171,9 +171,16 @@ func (h *hub) add(dir string, fd int, k dirKey) (*Watch, error) {
 	}
 	w := &Watch{key: k, path: dir, refs: 1, hub: h, wd: int32(wd), done: make(chan struct{})}
 	h.wds[w.wd] = w
-	if !w.stillNamed() {
+	if !w.namesKey() {
 		h.killLocked(w)
 		return nil, errRenamed
+	}
+	if !w.roleFilesLocal() {
+		// A role file mounted from another file system changes unseen:
+		// its users read the files at every write (fail closed), where
+		// an error would leave them to the directory's mtime, which an
+		// in-place rewrite does not move.
+		h.killLocked(w)
 	}
 	return w, nil
 }

@@ -285,3 +285,24 @@ func TestAcquireRacingAnUnmountKeepsNoStaleWatch(t *testing.T) {
 	assert.Equal(t, k, fresh.key, "Acquire after the unmount watches the directory beneath")
 	assert.NotEqual(t, Dead, fresh.Gen())
 }
+
+// TestAcquireUnderAMountedRoleFileIsDead: a role file that is already a
+// mount of another file system's file when the directory is first watched
+// changes unseen by the watch, and no later mount-table change comes to
+// kill it: Acquire hands out a Dead watch, whose users read the files.
+func TestAcquireUnderAMountedRoleFileIsDead(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	dir, vol := t.TempDir(), t.TempDir()
+	require.NoError(t, syscall.Mount("dirwatch-test", vol, "tmpfs", 0, "size=1m"))
+	t.Cleanup(func() { syscall.Unmount(vol, syscall.MNT_DETACH) })
+	src, primary := filepath.Join(vol, "primary"), filepath.Join(dir, ".primary")
+	require.NoError(t, os.WriteFile(src, []byte("a\n"), 0o644))
+	require.NoError(t, os.WriteFile(primary, nil, 0o644))
+	require.NoError(t, syscall.Mount(src, primary, "", syscall.MS_BIND, ""))
+	t.Cleanup(func() { syscall.Unmount(primary, syscall.MNT_DETACH) })
+
+	w := acquire(t, dir)
+	assert.Equal(t, Dead, w.Gen(), "a live watch of %s, whose .primary is another file system's", dir)
+}
