@@ -33,7 +33,8 @@ func MountGen() uint64 { return mountGen.Load() }
 // on mounts, is applied to the watches' generations before mu is released,
 // so whoever next holds mu (Sync) sees every change queued when it took
 // mu. mounts is polled only under mu; the goroutine waits on wake, another
-// open of the same file, whose readiness it consumes without mu.
+// open of the same file, whose readiness it consumes without mu. Whoever
+// holds both locks takes regMu first (Acquire's add, Release).
 type hub struct {
 	mu     sync.Mutex
 	closed bool             // guarded by mu: the fds below are closed
