@@ -27,6 +27,7 @@ var ErrNotLocal = errors.New("dirwatch: not a local file system")
 
 // Dead is the generation of a watch that no longer reports changes: its
 // directory was removed, moved or unmounted, its path names another
-// directory after a mount-table change, reading events failed, or its last
-// user released it. Its users read the files at every write.
+// directory after a mount-table change, events were lost (a queue
+// overflow) and the kernel no longer watches the directory its path names,
+// reading events failed, or its last user released it. Its users read the files at every write.
 const Dead = ^uint64(0)

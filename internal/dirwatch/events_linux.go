@@ -26,7 +26,8 @@ var roleFiles = [...]string{".primary", ".lag"}
 const eventHeader = 16
 
 // anyWatch is the watch descriptor of an event about the whole instance
-// (IN_Q_OVERFLOW): it concerns every watch.
+// (IN_Q_OVERFLOW): it concerns every watch, each of which may have lost
+// its end too (see hub.stillWatched).
 const anyWatch = -1
 
 // scan reads a buffer of struct inotify_event records, as read(2) returns

@@ -33,7 +33,8 @@ func MountGen() uint64 { return mountGen.Load() }
 // on mounts, is applied to the watches' generations before mu is released,
 // so whoever next holds mu (Sync) sees every change queued when it took
 // mu. mounts is polled only under mu; the goroutine waits on wake, another
-// open of the same file, whose readiness it consumes without mu.
+// open of the same file, whose readiness it consumes without mu. Whoever
+// holds both locks takes regMu first (Acquire's add, Release).
 type hub struct {
 	mu     sync.Mutex
 	closed bool             // guarded by mu: the fds below are closed
@@ -147,11 +148,14 @@ func (h *hub) drainLocked() {
 }
 
 // applyLocked applies one event's outcome to the watch of wd, or to every
-// watch for anyWatch.
+// watch for anyWatch (an overflow: events were lost).
 func (h *hub) applyLocked(wd int32, o outcome) {
 	if wd == anyWatch {
 		for _, w := range h.wds {
 			w.gen.Add(1)
+			if !h.stillWatched(w) {
+				h.killLocked(w)
+			}
 		}
 		return
 	}
@@ -190,13 +194,20 @@ func (h *hub) mountsLocked() {
 
 // stillNamed reports whether w's path names the directory watched, and
 // whether each of its role files that exists is on that directory's file
-// system (not a mount of another file system's file, whose changes the
-// watch would not see). A file of the same file system bind-mounted over a
-// role file goes unseen: it has the same device.
-func (w *Watch) stillNamed() bool {
-	if k, err := keyOf(w.path); err != nil || k != w.key {
-		return false
-	}
+// system (roleFilesLocal).
+func (w *Watch) stillNamed() bool { return w.namesKey() && w.roleFilesLocal() }
+
+// namesKey reports whether w's path names the directory watched.
+func (w *Watch) namesKey() bool {
+	k, err := keyOf(w.path)
+	return err == nil && k == w.key
+}
+
+// roleFilesLocal reports whether each of w's role files that exists is on
+// its directory's file system (not a mount of another file system's file,
+// whose changes the watch would not see). A file of the same file system
+// bind-mounted over a role file goes unseen: it has the same device.
+func (w *Watch) roleFilesLocal() bool {
 	for _, name := range roleFiles {
 		var st syscall.Stat_t
 		switch err := syscall.Lstat(w.path+"/"+name, &st); {
@@ -206,6 +217,30 @@ func (w *Watch) stillNamed() bool {
 		}
 	}
 	return true
+}
+
+// stillWatched reports whether the kernel still watches, under w's
+// descriptor, the directory w's path names, after an overflow: the lost
+// events may include the watch's end (IN_DELETE_SELF, IN_UNMOUNT,
+// IN_IGNORED). inotify_add_watch of an inode the instance already watches
+// returns its descriptor (the mask is the same); a descriptor the kernel
+// dropped is not handed out again before the numbers wrap, so w.wd back
+// means the same inode, still watched, still at the path. Any other
+// answer ends w: fail closed. A descriptor added for another inode, that
+// no watch owns, is removed at once. The events lost on a live watch are
+// covered by the caller's raise of its generation.
+func (h *hub) stillWatched(w *Watch) bool {
+	wd, err := syscall.InotifyAddWatch(h.ino, w.path, watchMask)
+	if err != nil {
+		return false
+	}
+	if int32(wd) == w.wd {
+		return true
+	}
+	if h.wds[int32(wd)] == nil {
+		_, _ = syscall.InotifyRmWatch(h.ino, uint32(wd))
+	}
+	return false
 }
 
 // killLocked makes w Dead for good and removes its watch descriptor.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -61,6 +62,19 @@ func keyOf(dir string) (dirKey, error) {
 	return dirKey{dev: uint64(st.Dev), ino: st.Ino}, nil
 }
 
+// oPath is O_PATH (010000000 on every Linux architecture Go supports),
+// which package syscall does not define on all of them.
+const oPath = 0x200000
+
+// acquireTries bounds the retries of an Acquire whose directory's path
+// changed meaning (a mount over it) while its watch was added.
+const acquireTries = 3
+
+// errRenamed is Acquire's error when dir's path kept naming another
+// directory than the one opened: the watch would not see the files the
+// path names.
+var errRenamed = errors.New("dirwatch: the directory's path names another directory than the one watched")
+
 // Acquire returns the watch of dir, starting one if the process has no live
 // one. Each successful Acquire needs a Release. It fails with an error
 // matching [ErrNotLocal] where dir is on a file system that may change
@@ -77,9 +91,32 @@ func acquireWith(dir string, fsType func(dir string) (uint32, error)) (*Watch, e
 	if !localFS(t) {
 		return nil, fmt.Errorf("%w: %s is on file system type %#x", ErrNotLocal, dir, t)
 	}
-	k, err := keyOf(dir)
+	for range acquireTries {
+		w, err := acquireOnce(dir, nil)
+		if err != errRenamed {
+			return w, err
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", errRenamed, dir)
+}
+
+// acquireOnce keys and watches the directory dir names through one open
+// descriptor of it, so that the key and the watch name the same inode
+// whatever is mounted at dir meanwhile. Tests pass opened to act between
+// the open and the watch.
+func acquireOnce(dir string, opened func()) (*Watch, error) {
+	fd, err := syscall.Open(dir, oPath|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	k := dirKey{dev: uint64(st.Dev), ino: st.Ino}
+	if opened != nil {
+		opened()
 	}
 	regMu.Lock()
 	defer regMu.Unlock()
@@ -95,7 +132,7 @@ func acquireWith(dir string, fsType func(dir string) (uint32, error)) (*Watch, e
 		}
 		current = h
 	}
-	w, err := h.add(dir, k)
+	w, err := h.add(dir, fd, k)
 	if err != nil {
 		if h.users == 0 {
 			current = nil
@@ -110,21 +147,41 @@ func acquireWith(dir string, fsType func(dir string) (uint32, error)) (*Watch, e
 
 var errWDInUse = errors.New("dirwatch: inotify returned a watch descriptor already in use")
 
-// add gives dir a watch descriptor of h.
-func (h *hub) add(dir string, k dirKey) (*Watch, error) {
+// add gives the directory open as fd, keyed k and named dir, a watch
+// descriptor of h. The watch is added through /proc/self/fd, so that it
+// follows the inode keyed, not whatever dir names by then.
+//
+// It looks at dir once the watch is in h.wds, as mountsLocked does after a
+// mount-table change: a change before the look shows in it, and one after
+// it finds the watch in h.wds. Without the look, a mount over dir at the
+// open, gone (and applied) before the watch joined h.wds, would leave a
+// live watch of the directory that was mounted there.
+func (h *hub) add(dir string, fd int, k dirKey) (*Watch, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	wd, err := syscall.InotifyAddWatch(h.ino, dir, watchMask)
+	wd, err := syscall.InotifyAddWatch(h.ino, "/proc/self/fd/"+strconv.Itoa(fd), watchMask)
 	if err != nil {
 		return nil, &os.PathError{Op: "inotify_add_watch", Path: dir, Err: err}
 	}
 	if h.wds[int32(wd)] != nil {
-		// Two keys for one inode: never, since a dead watch's descriptor
-		// is removed as it dies.
+		// Never: every live watch of h is registered under its inode's
+		// key, which Acquire looked up under regMu, and a watch leaves
+		// h.wds (under regMu too, on Release) as it dies.
 		return nil, errWDInUse
 	}
 	w := &Watch{key: k, path: dir, refs: 1, hub: h, wd: int32(wd), done: make(chan struct{})}
 	h.wds[w.wd] = w
+	if !w.namesKey() {
+		h.killLocked(w)
+		return nil, errRenamed
+	}
+	if !w.roleFilesLocal() {
+		// A role file mounted from another file system changes unseen:
+		// its users read the files at every write (fail closed), where
+		// an error would leave them to the directory's mtime, which an
+		// in-place rewrite does not move.
+		h.killLocked(w)
+	}
 	return w, nil
 }
 
@@ -134,6 +191,10 @@ func (w *Watch) Gen() uint64 { return w.gen.Load() }
 // Release gives up one Acquire. The last one removes the watch descriptor
 // and leaves the watch Dead for any check still holding it; the last watch
 // of the process closes the inotify instance and ends its goroutine.
+//
+// The descriptor is removed before regMu is released: an Acquire of the
+// same directory that found no registered watch would otherwise get the
+// dying one's descriptor back from the kernel.
 func (w *Watch) Release() {
 	regMu.Lock()
 	w.refs--
@@ -150,10 +211,10 @@ func (w *Watch) Release() {
 	if last && current == h {
 		current = nil
 	}
-	regMu.Unlock()
 	h.mu.Lock()
 	h.killLocked(w)
 	h.mu.Unlock()
+	regMu.Unlock()
 	if last {
 		h.stop()
 	}

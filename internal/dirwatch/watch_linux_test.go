@@ -247,3 +247,62 @@ func TestLastReleaseEndsTheWatch(t *testing.T) {
 	}
 	Sync(dir) // no watch: nothing to do, no panic
 }
+
+// TestAcquireRacingAnUnmountKeepsNoStaleWatch: Acquire opens dir while
+// another directory is bind-mounted over it, and the unmount is applied
+// by the hub before the watch exists. Key and watch name the mounted
+// directory (they follow one open descriptor), but dir names the one
+// beneath by then, and no later mount-table change will kill the watch:
+// add must find this as it registers the watch, not hand it out live.
+func TestAcquireRacingAnUnmountKeepsNoStaleWatch(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	dir, other := t.TempDir(), t.TempDir()
+	_ = acquire(t, t.TempDir()) // a hub that follows the mount table meanwhile
+	require.NoError(t, syscall.Mount(other, dir, "", syscall.MS_BIND, ""))
+	mounted := true
+	t.Cleanup(func() {
+		if mounted {
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	Sync(dir)
+
+	w, err := acquireOnce(dir, func() {
+		require.NoError(t, syscall.Unmount(dir, syscall.MNT_DETACH))
+		mounted = false
+		Sync(dir) // the unmount is applied before the watch exists
+	})
+	if err == nil {
+		defer w.Release()
+	}
+	assert.ErrorIs(t, err, errRenamed, "a live watch of the directory that was mounted over %s", dir)
+
+	fresh := acquire(t, dir)
+	k, err := keyOf(dir)
+	require.NoError(t, err)
+	assert.Equal(t, k, fresh.key, "Acquire after the unmount watches the directory beneath")
+	assert.NotEqual(t, Dead, fresh.Gen())
+}
+
+// TestAcquireUnderAMountedRoleFileIsDead: a role file that is already a
+// mount of another file system's file when the directory is first watched
+// changes unseen by the watch, and no later mount-table change comes to
+// kill it: Acquire hands out a Dead watch, whose users read the files.
+func TestAcquireUnderAMountedRoleFileIsDead(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	dir, vol := t.TempDir(), t.TempDir()
+	require.NoError(t, syscall.Mount("dirwatch-test", vol, "tmpfs", 0, "size=1m"))
+	t.Cleanup(func() { syscall.Unmount(vol, syscall.MNT_DETACH) })
+	src, primary := filepath.Join(vol, "primary"), filepath.Join(dir, ".primary")
+	require.NoError(t, os.WriteFile(src, []byte("a\n"), 0o644))
+	require.NoError(t, os.WriteFile(primary, nil, 0o644))
+	require.NoError(t, syscall.Mount(src, primary, "", syscall.MS_BIND, ""))
+	t.Cleanup(func() { syscall.Unmount(primary, syscall.MNT_DETACH) })
+
+	w := acquire(t, dir)
+	assert.Equal(t, Dead, w.Gen(), "a live watch of %s, whose .primary is another file system's", dir)
+}
