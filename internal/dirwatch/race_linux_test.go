@@ -8,15 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReleaseRacingAcquireOfTheSameDirectory: Release of a directory's last
-// reference drops regMu before it removes the watch descriptor under
-// hub.mu. An Acquire of the same directory in that window finds no
-// registered watch and asks the kernel for one: inotify_add_watch on an
-// inode the instance already watches returns the existing descriptor,
-// still in h.wds, and Acquire fails with errWDInUse (the "never" of add's
-// comment). The driver then falls back to the mtime check (a stat per
-// write) for that connection's life, though the directory is watchable.
-// Another directory's watch keeps the hub alive, so both use one instance.
+// TestReleaseRacingAcquireOfTheSameDirectory: an Acquire of a directory
+// racing the Release of its last reference must get a watch: inotify_add_watch
+// on an inode the instance still watches returns the existing descriptor,
+// which must be free by then, or the driver would fall back to the mtime
+// check (a stat per write) for that connection's life. Another directory's
+// watch keeps the hub alive, so both use one instance.
 func TestReleaseRacingAcquireOfTheSameDirectory(t *testing.T) {
 	keep := acquire(t, t.TempDir())
 	_ = keep

@@ -12,17 +12,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestOverflowLosingTheWatchsEnd: IN_Q_OVERFLOW only raises every
-// generation. But the kernel drops events once the queue is full, and
-// IN_IGNORED is one of them: a directory removed (or unmounted) while the
-// reader lags (a starved goroutine; here it waits on hub.mu) loses its
-// IN_DELETE_SELF and IN_IGNORED. The kernel has dropped the watch; the
-// Watch stays live, and after the one raise for the overflow its
-// generation never moves again: the role a user read after the overflow
-// is remembered for good, whatever the directory (recreated at the path)
-// shows. An overflow is "uncertain": every watch should be checked with
-// the kernel (inotify_add_watch returns its descriptor if it still exists)
-// or die.
+// TestOverflowLosingTheWatchsEnd: the kernel drops events once the queue
+// is full, IN_IGNORED among them: a directory removed (or unmounted) while
+// the reader lags (a starved goroutine; here it waits on hub.mu) loses its
+// IN_DELETE_SELF and IN_IGNORED, and the kernel drops the watch. After an
+// overflow, a watch the kernel no longer has must die rather than keep a
+// generation that never moves again, whatever the directory (recreated at
+// the path) shows.
 func TestOverflowLosingTheWatchsEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount")
@@ -32,7 +28,7 @@ func TestOverflowLosingTheWatchsEnd(t *testing.T) {
 	limit, err := strconv.Atoi(string(queued[:len(queued)-1]))
 	require.NoError(t, err)
 	vol := t.TempDir()
-	require.NoError(t, syscall.Mount("review4", vol, "tmpfs", 0, "size=64m,nr_inodes=0"))
+	require.NoError(t, syscall.Mount("overflow", vol, "tmpfs", 0, "size=64m,nr_inodes=0"))
 	t.Cleanup(func() { syscall.Unmount(vol, syscall.MNT_DETACH) })
 	dir := filepath.Join(vol, "db")
 	require.NoError(t, os.Mkdir(dir, 0o755))
