@@ -50,3 +50,44 @@ func TestReview5AncestorSwapRefusesWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestReview5SymlinkSwapRefusesWrites: the mount directory is named through
+// a symbolic link (WithMountDir("/srv/current"), current -> releases/v1)
+// and a deploy repoints the link (ln -sfn releases/v2 current, a rename
+// over the link). The watched directory (v1) sees no event and no mount
+// changed: under inotify, writes keep going into v1's file, which the path
+// no longer names. Without inotify, the stat of the path sees v2 and
+// refuses. Same root cause as TestReview5AncestorSwapRefusesWrites.
+func TestReview5SymlinkSwapRefusesWrites(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		inotify bool
+	}{
+		{name: "inotify", inotify: true},
+		{name: "mtime, without inotify"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			root := t.TempDir()
+			for _, v := range []string{"v1", "v2"} {
+				require.NoError(t, os.Mkdir(filepath.Join(root, v), 0o755))
+				old := time.Now().Add(-time.Hour)
+				require.NoError(t, os.Chtimes(filepath.Join(root, v), old, old))
+			}
+			current := filepath.Join(root, "current")
+			require.NoError(t, os.Symlink("v1", current))
+			p := rememberingProber(t, current, tc.inotify)
+			require.NoError(t, p.check(), "precondition: a plain directory is primary")
+			require.NoError(t, p.check())
+
+			require.NoError(t, os.Symlink("v2", current+".tmp"))
+			require.NoError(t, os.Rename(current+".tmp", current))
+			dirwatch.Sync(current)
+			for i := range 2 {
+				assert.ErrorIs(t, p.check(), ErrNoPrimary,
+					"check %d: a write admitted into v1, which %s no longer names", i, current)
+			}
+		})
+	}
+}
