@@ -75,6 +75,7 @@ var (
 	_ driver.QueryerContext     = (*Conn)(nil)
 	_ driver.Pinger             = (*Conn)(nil)
 	_ driver.Validator          = (*Conn)(nil)
+	_ driver.SessionResetter    = (*Conn)(nil)
 )
 
 func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
@@ -150,7 +151,16 @@ func (c *Conn) hookCommits() {
 // IsValid reports whether database/sql may keep the connection in its pool:
 // not once its directory was mounted over or unmounted from under it
 // (a fresh connection opens the file the path shows now).
-func (c *Conn) IsValid() bool { return c.probe == nil || !c.probe.remounted() }
+func (c *Conn) IsValid() bool { return !c.probe.movedNow() }
+
+// ResetSession refuses to reuse such a connection (driver.ErrBadConn makes
+// database/sql open another), before any statement runs on it.
+func (c *Conn) ResetSession(context.Context) error {
+	if !c.IsValid() {
+		return driver.ErrBadConn
+	}
+	return nil
+}
 
 // SQLite returns the go-sqlite3 connection beneath. Statements run on it
 // directly bypass the driver's checks: on a replica, write only through c.

@@ -98,7 +98,11 @@
 // what another host changes on a network or shared file system (NFS, CIFS,
 // 9p, virtiofs): on a file system not known by statfs to be local (ext2-4,
 // xfs, btrfs, tmpfs, ramfs, overlayfs, f2fs, zfs, bcachefs) every write
-// reads the files, with nothing remembered.
+// reads the files, with nothing remembered. A change above the directory (a
+// parent renamed, a symbolic link on its path repointed) makes no event on
+// it: the process looks at each watched path every 250 ms, so such a change
+// reaches writes within that time (at once for litefstest's setters), and
+// a transaction's commit looks again before it commits.
 //
 // Once a connection of a [Connector] has found its database on a LiteFS
 // (FUSE) mount, a connection that finds a plain directory there instead

@@ -105,11 +105,11 @@ func newProber(dir string, log *slog.Logger, sawLiteFS *atomic.Bool) *prober {
 		sawLiteFS:   sawLiteFS,
 	}
 	p.dirfd.Store(-1)
+	p.ident, p.identOK = statDir(dir)
 	if p.liteFS {
 		sawLiteFS.Store(true)
 	} else {
 		p.mountSeen.Store(dirwatch.MountGen())
-		p.ident, p.identOK = statDir(dir)
 	}
 	return p
 }
@@ -311,7 +311,13 @@ func (p *prober) checkByMtime() error {
 		}
 	}
 	if fd >= 0 {
-		if st, ok := statDir(p.dir); ok {
+		st, ok := statDir(p.dir)
+		if !ok && p.identOK {
+			// Moved away or removed: the open file is not at the path.
+			p.sawMoved()
+			return p.checkMoved()
+		}
+		if ok {
 			if !st.same(p.ident) && p.identOK {
 				p.sawMoved()
 				return p.checkMoved()
@@ -340,11 +346,11 @@ func (p *prober) checkByMtime() error {
 // mount table changed (dirwatch.MountGen); otherwise it costs two atomic
 // loads. A LiteFS mount's prober is left to LiteFS's own rules.
 func (p *prober) remounted() bool {
+	if p.moved.Load() {
+		return true // also on a LiteFS mount: set by openedIn
+	}
 	if p.liteFS {
 		return false
-	}
-	if p.moved.Load() {
-		return true
 	}
 	if g := dirwatch.MountGen(); g != p.mountSeen.Load() {
 		p.mountSeen.Store(g) // before the look: a later change raises it again
@@ -356,11 +362,28 @@ func (p *prober) remounted() bool {
 // openedIn records that dir, as stat'ed before the connection's database
 // was opened, was before: if p's directory is dir and differs from it now,
 // the directory changed while SQLite opened the file, which may be in
-// either, and the connection refuses its writes.
+// either (LiteFS mounting over a plain directory, say), and the connection
+// refuses its writes, whatever the directory is now.
 func (p *prober) openedIn(dir string, before dirState, ok bool) {
-	if p != nil && !p.liteFS && ok && p.identOK && p.dir == dir && !before.same(p.ident) {
+	if p != nil && ok && p.identOK && p.dir == dir && !before.same(p.ident) {
 		p.sawMoved()
 	}
+}
+
+// movedNow is remounted, and for a dead watch (its directory removed or
+// renamed) a look at the path: for a commit or the pool, where a write's
+// own check may not have run since.
+func (p *prober) movedNow() bool {
+	if p == nil {
+		return false
+	}
+	if p.remounted() {
+		return true
+	}
+	if w := p.dirw.Load(); w != nil && w.Gen() == dirwatch.Dead {
+		p.lookAgain()
+	}
+	return p.moved.Load()
 }
 
 // lookAgain sets moved if dir names another directory than ident.

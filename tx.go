@@ -41,6 +41,14 @@ func (tx *Tx) Commit() error {
 		tx.tracker.ReportRefusal(err)
 		return err
 	}
+	if tx.c.probe.movedNow() {
+		// The directory moved since the transaction wrote: its commit
+		// would land in a file the path no longer shows.
+		tx.parent.Rollback()
+		err := tx.c.probe.checkMoved()
+		tx.tracker.ReportRefusal(err)
+		return err
+	}
 	// The Tracker of the transaction's context gets the commit, or the
 	// refusal when LiteFS refuses or fails to forward it.
 	ctx := context.Background()

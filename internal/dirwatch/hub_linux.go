@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -48,7 +49,14 @@ type hub struct {
 	users  int         // guarded by regMu: watches not yet fully released
 	failed atomic.Bool // reading failed: every watch is dead, the goroutine gone
 	done   chan struct{}
+	paths  sync.WaitGroup // pathLoop
 }
+
+// pathEvery is how often the hub looks at each watched path: a change above
+// the directory (a parent renamed, a symbolic link on the path repointed)
+// makes no event on it and moves no mount, yet the path then names another
+// directory.
+const pathEvery = 250 * time.Millisecond
 
 func startHub() (*hub, error) {
 	h := &hub{wds: map[int32]*Watch{}, ino: -1, mounts: -1, wake: -1, stopR: -1, stopW: -1, done: make(chan struct{})}
@@ -72,7 +80,35 @@ func startHub() (*hub, error) {
 	}
 	h.stopR, h.stopW = p[0], p[1]
 	go h.loop()
+	h.paths.Go(h.pathLoop)
 	return h, nil
+}
+
+// pathLoop looks at every watched path each pathEvery until the hub stops.
+func (h *hub) pathLoop() {
+	t := time.NewTicker(pathEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		if !h.closed {
+			h.pathsLocked()
+		}
+		h.mu.Unlock()
+	}
+}
+
+// pathsLocked ends each watch whose path names another directory now.
+func (h *hub) pathsLocked() {
+	for _, w := range h.wds {
+		if !w.namesKey() {
+			h.killLocked(w)
+		}
+	}
 }
 
 // loop waits in ppoll (holding a thread, not a P) for events, a mount-table
@@ -107,6 +143,7 @@ func (h *hub) loop() {
 func (h *hub) stop() {
 	_, _ = syscall.Write(h.stopW, []byte{0})
 	<-h.done
+	h.paths.Wait()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, w := range h.wds {

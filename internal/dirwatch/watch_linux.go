@@ -237,6 +237,7 @@ func Sync(dir string) {
 	if !h.closed && !h.failed.Load() {
 		h.drainLocked()
 		h.mountsLocked()
+		h.pathsLocked()
 	}
 }
 

@@ -12,12 +12,12 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// TestReview5FreshConnectionsOnLiteFS: on a healthy LiteFS primary, every
+// TestFreshConnectionsOnLiteFS: on a healthy LiteFS primary, every
 // write through a new connection (no idle ones kept: each statement opens
 // one, so Connect's stat before the open and IsValid at its return run
 // each time) is admitted, through the mount's path and through a symbolic
 // link to it; on the replica every one is refused and none lands.
-func TestReview5FreshConnectionsOnLiteFS(t *testing.T) {
+func TestFreshConnectionsOnLiteFS(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 2)
 	p, r := cluster.Primary(), cluster.Replicas()[0]
 	link := filepath.Join(t.TempDir(), "link")

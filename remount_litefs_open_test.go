@@ -14,18 +14,14 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// TestReview5LiteFSMountedDuringTheOpen: LiteFS mounts over the plain
-// directory while a connection opens its existing WAL database (here, as
-// in TestMountDuringTheOpenOfAConnection, from the ConnectHook, after
-// SQLite opened the file and its WAL beneath). newProber then finds a FUSE
-// mount and makes a LiteFS prober, and openedIn skips LiteFS probers
-// (!p.liteFS): the stat taken before the open is never compared. The
-// LiteFS primary's files say "write", and the INSERT commits into the
-// plain file under the mount, which the path no longer shows: an
-// acknowledged write LiteFS never sees, and a connection kept in the pool.
-// openedIn should compare a stat of dir after the open with the one
-// before whatever the prober's kind (and a LiteFS prober honour moved).
-func TestReview5LiteFSMountedDuringTheOpen(t *testing.T) {
+// TestLiteFSMountedDuringTheOpen: LiteFS mounts over the plain directory
+// while a connection opens its existing WAL database (here, as in
+// TestMountDuringTheOpenOfAConnection, from the ConnectHook, after SQLite
+// opened the file and its WAL beneath). The connection then finds a FUSE
+// mount whose files say "write"; its INSERT must not commit into the plain
+// file under the mount, an acknowledged write LiteFS never sees, and the
+// connection must leave the pool.
+func TestLiteFSMountedDuringTheOpen(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to bind-mount")
 	}

@@ -12,14 +12,13 @@ import (
 	"github.com/litefs-sql/litefs/internal/dirwatch"
 )
 
-// TestReview5AncestorSwapRefusesWrites: a deploy swaps a parent of the
-// database's directory (mv /srv/app /srv/app.old; mv /srv/app.new
-// /srv/app). The watched directory itself is neither moved nor changed,
-// so inotify reports nothing (IN_MOVE_SELF is for the watched inode only),
-// and no mount changed: the remembered role admits writes into the file
-// under /srv/app.old, which the path no longer shows. Without inotify,
-// the mtime check stats the path and refuses.
-func TestReview5AncestorSwapRefusesWrites(t *testing.T) {
+// TestAncestorSwapRefusesWrites: a deploy swaps a parent of the database's
+// directory (mv /srv/app /srv/app.old; mv /srv/app.new /srv/app). The
+// watched directory itself is neither moved nor changed, so inotify reports
+// nothing on it (IN_MOVE_SELF is for the watched inode only), and no mount
+// changed: the look at the path (dirwatch) must still refuse writes into
+// the file under /srv/app.old, which the path no longer shows.
+func TestAncestorSwapRefusesWrites(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
@@ -51,14 +50,13 @@ func TestReview5AncestorSwapRefusesWrites(t *testing.T) {
 	}
 }
 
-// TestReview5SymlinkSwapRefusesWrites: the mount directory is named through
-// a symbolic link (WithMountDir("/srv/current"), current -> releases/v1)
-// and a deploy repoints the link (ln -sfn releases/v2 current, a rename
-// over the link). The watched directory (v1) sees no event and no mount
-// changed: under inotify, writes keep going into v1's file, which the path
-// no longer names. Without inotify, the stat of the path sees v2 and
-// refuses. Same root cause as TestReview5AncestorSwapRefusesWrites.
-func TestReview5SymlinkSwapRefusesWrites(t *testing.T) {
+// TestSymlinkSwapRefusesWrites: the mount directory is named through a
+// symbolic link (WithMountDir("/srv/current"), current -> releases/v1) and
+// a deploy repoints the link (ln -sfn releases/v2 current, a rename over
+// the link). The watched directory (v1) sees no event and no mount
+// changed; writes must not keep going into v1's file, which the path no
+// longer names.
+func TestSymlinkSwapRefusesWrites(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string

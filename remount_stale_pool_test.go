@@ -13,15 +13,11 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// TestReview5ReplacedDirectoryLeavesThePoolOnReads: a deploy swaps the
-// database's directory for another holding its own database (no mount).
-// The pooled connection's watch dies (IN_MOVE_SELF), but IsValid asks only
-// remounted(), which looks again only after a mount-table change, and
-// moved is set only by a write's check: a read-only workload keeps reading
-// the moved-away file through its pooled connection for good; the pool
-// never recovers. IsValid (or a ResetSession returning ErrBadConn) should
-// look again once the watch is Dead: one atomic load in steady state.
-func TestReview5ReplacedDirectoryLeavesThePoolOnReads(t *testing.T) {
+// TestReplacedDirectoryLeavesThePoolOnReads: a deploy swaps the database's
+// directory for another holding its own database (no mount). A read-only
+// workload must not keep reading the moved-away file through its pooled
+// connection: once the watch is dead, the pool must drop the connection.
+func TestReplacedDirectoryLeavesThePoolOnReads(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	path := filepath.Join(dir, "app.db")

@@ -12,15 +12,13 @@ import (
 	"github.com/litefs-sql/litefs/litefstest"
 )
 
-// TestReview5CommitAfterTheDirectoryMoved: a transaction wrote while its
+// TestCommitAfterTheDirectoryMoved: a transaction wrote while its
 // directory was the one the path showed; then the path came to name
 // another directory (LiteFS mounting late over it, a deploy swapping it).
-// Tx.Commit checks no role, so the COMMIT makes the rows durable in the
-// file the path no longer shows and acknowledges them: the application
-// believes in a write that a fresh connection (and LiteFS, mounted over
-// it) never sees. A commit is the write that counts; it should be
-// refused (and the transaction rolled back) once the directory moved.
-func TestReview5CommitAfterTheDirectoryMoved(t *testing.T) {
+// The COMMIT must be refused and the transaction rolled back, not make the
+// rows durable in the file the path no longer shows, a write a fresh
+// connection (and LiteFS, mounted over it) never sees.
+func TestCommitAfterTheDirectoryMoved(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		move  func(t *testing.T, dir string)
@@ -31,7 +29,7 @@ func TestReview5CommitAfterTheDirectoryMoved(t *testing.T) {
 			require.NoError(t, os.Mkdir(dir, 0o755))
 		}},
 		{name: "mounted over", mount: true, move: func(t *testing.T, dir string) {
-			require.NoError(t, syscall.Mount("review5", dir, "tmpfs", 0, "size=4m"))
+			require.NoError(t, syscall.Mount("remount", dir, "tmpfs", 0, "size=4m"))
 			t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 		}},
 	} {

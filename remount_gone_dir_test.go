@@ -12,15 +12,12 @@ import (
 	"github.com/litefs-sql/litefs/internal/dirwatch"
 )
 
-// TestReview5DirectoryGoneFromItsPathRefusesWrites: the directory a
-// connection opened its database in is moved away (or removed) and
-// nothing takes its path. The path names no directory, so the open file is
-// one the path no longer shows. Without inotify, checkByMtime stats the
-// path, the stat fails, and it falls through to reading the files, whose
-// absence (ENOENT from a missing parent) reads as a plain directory:
-// primary, the write admitted into the moved file. lookAgain treats a
-// failed stat as moved; checkByMtime does not.
-func TestReview5DirectoryGoneFromItsPathRefusesWrites(t *testing.T) {
+// TestDirectoryGoneFromItsPathRefusesWrites: the directory a connection
+// opened its database in is moved away (or removed) and nothing takes its
+// path, so the open file is one the path no longer shows. Without inotify
+// the stat of the path fails, and the files' absence (ENOENT from a
+// missing parent) must not read as a plain directory, primary.
+func TestDirectoryGoneFromItsPathRefusesWrites(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
