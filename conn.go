@@ -75,7 +75,6 @@ var (
 	_ driver.QueryerContext     = (*Conn)(nil)
 	_ driver.Pinger             = (*Conn)(nil)
 	_ driver.Validator          = (*Conn)(nil)
-	_ driver.SessionResetter    = (*Conn)(nil)
 )
 
 func newConn(sc *sqlite3.SQLiteConn, ctr *Connector) *Conn {
@@ -153,14 +152,6 @@ func (c *Conn) hookCommits() {
 // (a fresh connection opens the file the path shows now).
 func (c *Conn) IsValid() bool { return !c.probe.movedNow() }
 
-// ResetSession refuses to reuse such a connection (driver.ErrBadConn makes
-// database/sql open another), before any statement runs on it.
-func (c *Conn) ResetSession(context.Context) error {
-	if !c.IsValid() {
-		return driver.ErrBadConn
-	}
-	return nil
-}
 
 // SQLite returns the go-sqlite3 connection beneath. Statements run on it
 // directly bypass the driver's checks: on a replica, write only through c.

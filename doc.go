@@ -82,8 +82,9 @@
 // another directory, while a connection's database file is still the one
 // beneath the mount, or detached. Such a connection refuses every write
 // (with the [*NotPrimaryError] the new directory's .primary names, or
-// [ErrNoPrimary]), and database/sql drops it from the pool (it reports
-// itself invalid); a new connection opens the file the path shows. A
+// [ErrNoPrimary]), and database/sql drops it from the pool when it is next
+// returned there (it reports itself invalid); a new connection opens the
+// file the path shows. A
 // directory that changes while SQLite opens the file is caught too, by
 // comparing it before the open and after, but for a mount and its unmount
 // both within one open. Without inotify the directory is looked at through
