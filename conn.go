@@ -152,7 +152,6 @@ func (c *Conn) hookCommits() {
 // (a fresh connection opens the file the path shows now).
 func (c *Conn) IsValid() bool { return !c.probe.movedNow() }
 
-
 // SQLite returns the go-sqlite3 connection beneath. Statements run on it
 // directly bypass the driver's checks: on a replica, write only through c.
 func (c *Conn) SQLite() *sqlite3.SQLiteConn { return c.sc }
