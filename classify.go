@@ -88,6 +88,15 @@ func textClass(query, mountDir string) (cl class, ok bool) {
 	return 0, false
 }
 
+// mayCommit reports whether query's first statement may commit a
+// transaction: COMMIT, END, or a RELEASE (of the outermost savepoint). A
+// string of several statements is no read, and is checked as a write.
+func mayCommit(query string) bool {
+	sc := scanner{s: query}
+	w := sc.word()
+	return strings.EqualFold(w, "COMMIT") || strings.EqualFold(w, "END") || strings.EqualFold(w, "RELEASE")
+}
+
 // vacuums reports whether a statement of query is a VACUUM that rebuilds a
 // database (not VACUUM INTO, which writes a copy).
 func vacuums(query string) bool {

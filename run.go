@@ -136,6 +136,13 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		c.tx.tracker = TrackerFrom(ctx)
 	}
 	if cl == classRead {
+		if c.probe.movedNow() && mayCommit(query) {
+			// SQLite takes COMMIT for a read, yet it would make durable,
+			// in a file the path no longer shows, what the transaction
+			// wrote before its directory moved: as Tx.Commit does.
+			c.sc.ExecContext(context.Background(), "ROLLBACK", nil)
+			return r, refusal(ctx, c.probe.checkMoved(), nil)
+		}
 		return r, nil
 	}
 	adm, err := c.admit(ctx, cl, nil)

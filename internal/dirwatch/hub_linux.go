@@ -234,10 +234,18 @@ func (h *hub) mountsLocked() {
 // system (roleFilesLocal).
 func (w *Watch) stillNamed() bool { return w.namesKey() && w.roleFilesLocal() }
 
-// namesKey reports whether w's path names the directory watched.
+// namesKey reports whether w's path, and each of its aliases, names the
+// directory watched; h.mu is held.
 func (w *Watch) namesKey() bool {
-	k, err := keyOf(w.path)
-	return err == nil && k == w.key
+	if k, err := keyOf(w.path); err != nil || k != w.key {
+		return false
+	}
+	for _, a := range w.aliases {
+		if k, err := keyOf(a); err != nil || k != w.key {
+			return false
+		}
+	}
+	return true
 }
 
 // roleFilesLocal reports whether each of w's role files that exists is on

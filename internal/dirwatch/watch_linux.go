@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,10 @@ type Watch struct {
 	key  dirKey
 	path string // as first acquired, to see what it names after a mount change
 	refs int    // guarded by regMu
+	// aliases are the other spellings it was acquired by (a symbolic
+	// link, a parent's): each must keep naming the directory, or the
+	// watch ends. Guarded by hub.mu; at most maxAliases.
+	aliases []string
 
 	gen  atomic.Uint64
 	hub  *hub
@@ -121,6 +126,9 @@ func acquireOnce(dir string, opened func()) (*Watch, error) {
 	regMu.Lock()
 	defer regMu.Unlock()
 	if w := watches[k]; w != nil && w.gen.Load() != Dead {
+		if !w.alias(dir) {
+			return nil, errTooManyAliases
+		}
 		w.refs++
 		return w, nil
 	}
@@ -143,6 +151,27 @@ func acquireOnce(dir string, opened func()) (*Watch, error) {
 	h.users++
 	watches[k] = w // a dead one stays with its holders until they release it
 	return w, nil
+}
+
+// maxAliases bounds the spellings of one watched directory that the hub
+// looks at; an acquirer past it gets no watch (and checks the path itself).
+const maxAliases = 8
+
+var errTooManyAliases = errors.New("dirwatch: too many spellings of one directory")
+
+// alias records dir as a spelling w was acquired by, unless it is w's own
+// path or one already recorded; it reports false when there is no room.
+func (w *Watch) alias(dir string) bool {
+	w.hub.mu.Lock()
+	defer w.hub.mu.Unlock()
+	if dir == w.path || slices.Contains(w.aliases, dir) {
+		return true
+	}
+	if len(w.aliases) >= maxAliases {
+		return false
+	}
+	w.aliases = append(w.aliases, dir)
+	return true
 }
 
 var errWDInUse = errors.New("dirwatch: inotify returned a watch descriptor already in use")

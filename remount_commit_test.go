@@ -26,15 +26,13 @@ func rowsIn(t *testing.T, dir string) int {
 	return n
 }
 
-// TestReview6CommitRefusedAfterTheMove: a commit refused because the
-// directory moved leaves nothing in the old file, the pool usable (the next
-// statement opens the file the path shows) and database/sql consistent; a
-// COMMIT run as a statement on a sql.Conn (BEGIN ... COMMIT, as migration
-// tools do) is refused the same way as Tx.Commit: today it is not (its
-// subtest fails), and the row lands in the file the path no longer shows.
-// Fix: classify COMMIT/END (and RELEASE of the outermost savepoint) as a
-// commit and run the same movedNow check, rolling back, before it runs.
-func TestReview6CommitRefusedAfterTheMove(t *testing.T) {
+// TestCommitRefusedAfterTheMove: a commit refused because the directory
+// moved leaves nothing in the old file, the pool usable (the next statement
+// opens the file the path shows) and database/sql consistent; a COMMIT run
+// as a statement on a sql.Conn (BEGIN ... COMMIT, as migration tools do)
+// is refused the same way as Tx.Commit, its row not left in the file the
+// path no longer shows.
+func TestCommitRefusedAfterTheMove(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		commit func(t *testing.T, db *sql.DB, move func()) error

@@ -26,12 +26,12 @@ func (c *countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	return c.Connector.Connect(ctx)
 }
 
-// TestReview6HealthyClusterKeepsConnections: on a healthy 3-node cluster
+// TestHealthyClusterKeepsConnections: on a healthy 3-node cluster
 // (_litefs_api set), concurrent transactions on the primary through fresh
 // connections (no idle kept) and through a pool commit every one, while a
 // replica is stopped midway; a pooled primary and a pooled replica reader
 // keep their connections (IsValid drops none).
-func TestReview6HealthyClusterKeepsConnections(t *testing.T) {
+func TestHealthyClusterKeepsConnections(t *testing.T) {
 	cluster := litefstest.StartCluster(t, 3)
 	p, r := cluster.Primary(), cluster.Replicas()[0]
 	open := func(n *litefstest.Node, idle int) (*sql.DB, *countingConnector) {

@@ -12,18 +12,13 @@ import (
 	"github.com/litefs-sql/litefs/internal/dirwatch"
 )
 
-// TestReview6SharedWatchSymlinkSwapRefusesWrites: dirwatch shares one Watch
-// per directory inode and keeps the path of its first Acquire. When the
-// directory is first watched through its real path (releases/v1: another
-// Connector, a status look, a migration tool) and then through a symbolic
-// link (current -> v1), repointing the link (ln -sfn v2 current) is never
-// seen: pathLoop and Sync look at v1's path, which still names v1. The
-// link's prober keeps admitting writes into v1's file, which its path no
-// longer names. TestReview5SymlinkSwapRefusesWrites passes only because
-// the link's prober is the first to watch v1.
-// Fix: keep every acquirer's path (a path set per Watch, or a Watch per
-// (inode, path)) and end the watch, or that acquirer's, when any differs.
-func TestReview6SharedWatchSymlinkSwapRefusesWrites(t *testing.T) {
+// TestSharedWatchSymlinkSwapRefusesWrites: dirwatch shares one Watch per
+// directory inode. When the directory is first watched through its real
+// path (releases/v1: another Connector, a status look, a migration tool)
+// and then through a symbolic link (current -> v1), repointing the link
+// (ln -sfn v2 current) must still be seen: the link's prober must not keep
+// admitting writes into v1's file, which its path no longer names.
+func TestSharedWatchSymlinkSwapRefusesWrites(t *testing.T) {
 	root := t.TempDir()
 	for _, v := range []string{"v1", "v2"} {
 		require.NoError(t, os.Mkdir(filepath.Join(root, v), 0o755))

@@ -33,3 +33,23 @@ func TestVacuums(t *testing.T) {
 		assert.Equal(t, tt.want, vacuums(tt.query), "vacuums(%q)", tt.query)
 	}
 }
+
+func TestMayCommit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		query string
+		want  bool
+	}{
+		{"COMMIT", true},
+		{"commit transaction", true},
+		{"END", true},
+		{"/* c */ RELEASE sp", true},
+		{"ROLLBACK", false},
+		{"SELECT 1", false},
+		{"SELECT 'COMMIT'", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, mayCommit(tt.query), "mayCommit(%q)", tt.query)
+	}
+}
