@@ -102,8 +102,8 @@
 // reads the files, with nothing remembered. A change above the directory (a
 // parent renamed, a symbolic link on its path repointed) makes no event on
 // it: the process looks at each watched path every 250 ms, so such a change
-// reaches writes within that time (at once for litefstest's setters), and
-// a transaction's commit looks again before it commits.
+// reaches writes and commits within that time (at once for litefstest's
+// setters).
 //
 // Once a connection of a [Connector] has found its database on a LiteFS
 // (FUSE) mount, a connection that finds a plain directory there instead
