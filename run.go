@@ -125,7 +125,13 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		c.seenEpoch = g
 		c.setQueryOnly(true)
 	}
-	if !c.hooked && TrackerFrom(ctx) != nil {
+	// The context's Tracker, looked up once, and for a read only when it
+	// matters: a read's context chain is not walked in steady state.
+	var t *Tracker
+	if cl != classRead || !c.hooked || c.tx != nil && c.tx.tracker == nil {
+		t = TrackerFrom(ctx)
+	}
+	if t != nil && !c.hooked {
 		// Even for a read: SQLite takes COMMIT, END and RELEASE for
 		// reads, and they commit what the transaction wrote before.
 		c.hookCommits()
@@ -133,7 +139,7 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 	if c.tx != nil && c.tx.tracker == nil {
 		// A transaction begun without a context (db.Begin) reports its
 		// commit to the Tracker its statements ran for.
-		c.tx.tracker = TrackerFrom(ctx)
+		c.tx.tracker = t
 	}
 	if cl == classRead {
 		if c.probe.movedNow() && mayCommit(query) {
@@ -150,8 +156,8 @@ func (c *Conn) begin(ctx context.Context, cl class, query string) (run, error) {
 		return r, err
 	}
 	r.adm, r.attach = adm, mentionsAttach(query)
-	c.prefetch = c.prefetchFor(TrackerFrom(ctx))
-	r.vacuum = c.hooked && vacuums(query)
+	c.prefetch = c.prefetchFor(t)
+	r.vacuum = t != nil && vacuums(query)
 	if cl == classMaybe {
 		// Only a string of several statements can be stopped inside a
 		// transaction it began; asking SQLite is a cgo call per write.
