@@ -11,14 +11,8 @@ import (
 // literal ending the statement. An expression or a parameter gives false:
 // the driver cannot tell where it points.
 func vacuumInto(sc *scanner) (string, bool) {
-	w := sc.word()
-	if !strings.EqualFold(w, "INTO") {
-		if w == "" && sc.name() == "" {
-			return "", false
-		}
-		if !strings.EqualFold(sc.word(), "INTO") {
-			return "", false
-		}
+	if !vacuumsInto(sc) {
+		return "", false
 	}
 	if sc.next() != tokOther || len(sc.tok) < 2 || sc.tok[0] != '\'' || sc.tok[len(sc.tok)-1] != '\'' {
 		return "", false
