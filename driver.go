@@ -177,6 +177,8 @@ type Connector struct {
 
 	holdKeyOnce sync.Once
 	holdKeyPath string // see holdKey
+	realOnce    sync.Once
+	real        string // see realPath
 }
 
 // holdKey returns the identity of the database whose position file is pos
@@ -296,10 +298,19 @@ func (c *Connector) mountDir() string {
 // realPath returns the database file's absolute path with symbolic links
 // resolved, as SQLite opens it ("" when it cannot be made absolute): a DSN
 // naming a link to a file in the mount must watch the mount, not the link's
-// directory. A file that does not exist yet is resolved through its
-// directory.
+// directory. It is resolved once, as the event stream's source is made
+// once: each resolution is several look-ups of the mount, and Connect asks
+// for every connection it opens.
 func (c *Connector) realPath() string {
-	abs, err := filepath.Abs(c.info.path)
+	c.realOnce.Do(func() { c.real = resolvePath(c.info.path) })
+	return c.real
+}
+
+// resolvePath returns path made absolute, with symbolic links resolved
+// (through its directory when it does not exist); "" when it cannot be
+// made absolute.
+func resolvePath(path string) string {
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return ""
 	}
