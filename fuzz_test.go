@@ -204,7 +204,7 @@ func FuzzStatementScans(f *testing.F) {
 		f.Add(s)
 	}
 	for _, s := range []string{
-		"VACUUM INTO 'a''b.db'", "VACUUM main INTO '/x'", `VACUUM "main" INTO '/x';;`, "VACUUM INTO ?",
+		"VACUUM INTO 'a''b.db'", "VACUUM main INTO '/x'", "SELECT 1; VACUUM", "/* c */ COMMIT", "RELEASE sp", `VACUUM "main" INTO '/x';;`, "VACUUM INTO ?",
 		"PRAGMA foreign_keys = OFF; ALTER TABLE t ADD x", "ATTACH 'a' AS b; DETACH b", "WITH x AS (DELETE) SELECT 1",
 	} {
 		f.Add(s)
@@ -228,6 +228,14 @@ func FuzzStatementScans(f *testing.F) {
 		cl, ok := textClass(q, "/litefs")
 		if ok {
 			require.Contains(t, []class{classRead, classWrite, classForbidden, classBackup}, cl)
+		}
+		if vacuums(q) {
+			require.Contains(t, strings.ToUpper(q), "VACUUM", "vacuums found a VACUUM the text does not have")
+		}
+		if mayCommit(q) {
+			u := strings.ToUpper(q)
+			require.True(t, strings.Contains(u, "COMMIT") || strings.Contains(u, "END") || strings.Contains(u, "RELEASE"),
+				"mayCommit found a commit the text does not have")
 		}
 	})
 }
